@@ -1,0 +1,193 @@
+"""The ``giflab-dask`` command line: a thin layer over the library.
+
+Heavy modules (dask.array, zarr, Pillow) are imported inside the commands so ``--help`` is fast.
+Exit codes: 0 ok, 1 some validation failed, 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INPUT_ERROR = 2
+
+
+@contextmanager
+def _input_errors() -> Iterator[None]:
+    """Turn the package's errors into a one-line message and exit code 2 (no traceback)."""
+    from giflab_dask.errors import GiflabError
+
+    try:
+        yield
+    except GiflabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INPUT_ERROR)
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines.append("  ".join("-" * widths[c] for c in columns))
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="giflab-dask")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="GIFLAB_CACHE_DIR",
+    help="Root of the caches (default: giflab.cache-dir, else the user cache directory).",
+)
+def cli(cache_dir: Path | None) -> None:
+    """Validate GIF compression at scale: decode once, measure per frame, judge per pair."""
+    if cache_dir is not None:
+        import dask.config
+
+        dask.config.set({"giflab.cache-dir": str(cache_dir)})
+
+
+@cli.command()
+@click.argument("gifs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
+def decode(gifs: tuple[Path, ...], as_json: bool) -> None:
+    """Decode GIFs into the frame store and show what was stored."""
+    from giflab_dask.framestore import FrameStore
+
+    store = FrameStore()
+    rows = []
+    with _input_errors():
+        for gif in gifs:
+            stored = store.ensure(gif)
+            rows.append(
+                {
+                    "file": str(gif),
+                    "key": stored.key,
+                    "frames": stored.n_frames,
+                    "size": f"{stored.width}x{stored.height}",
+                    "chunks": f"{stored.chunk_frames} frames",
+                    "alpha": "yes" if stored.has_alpha else "no",
+                    "duration_ms": int(stored.durations_ms.sum()),
+                    "loop": "none" if stored.loop is None else stored.loop,
+                }
+            )
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+    else:
+        click.echo(_table(rows, list(rows[0])))
+        click.echo(f"\nframe store: {store.root}")
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect and trim the caches."""
+
+
+@cache.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_info(as_json: bool) -> None:
+    """Entries, bytes and hits of the frame store."""
+    from giflab_dask.framestore import FrameStore, _configured_max_bytes
+
+    with _input_errors():
+        store = FrameStore()
+        entries = store.entries()
+        info = {
+            "framestore": str(store.root),
+            "entries": len(entries),
+            "bytes": sum(e.nbytes for e in entries),
+            "hits": sum(e.hits for e in entries),
+            "max_bytes": _configured_max_bytes(),
+        }
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    limit = "unbounded" if info["max_bytes"] is None else _human_bytes(info["max_bytes"])
+    click.echo(f"frame store  {info['framestore']}")
+    click.echo(f"entries      {info['entries']}")
+    click.echo(f"size         {_human_bytes(info['bytes'])} (limit {limit})")
+    click.echo(f"hits         {info['hits']}")
+
+
+def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    from dask.utils import parse_bytes
+
+    try:
+        return int(parse_bytes(value))
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a size like 2GB or 500MiB") from exc
+
+
+@cache.command("prune")
+@click.option(
+    "--max-bytes",
+    callback=_parse_size,
+    help="Evict least recently used entries down to this size "
+    "(default: giflab.framestore.max-bytes).",
+)
+def cache_prune(max_bytes: int | None) -> None:
+    """Evict least recently used entries and leftovers of interrupted writes."""
+    from giflab_dask.framestore import FrameStore
+
+    with _input_errors():
+        store = FrameStore()
+        evicted = store.prune(max_bytes)
+        click.echo(
+            f"evicted {len(evicted)} entries; frame store now {_human_bytes(store.nbytes())}"
+        )
+
+
+@cache.command("clear")
+@click.confirmation_option(prompt="Remove every cached entry?")
+def cache_clear() -> None:
+    """Remove every entry of the caches."""
+    from giflab_dask.framestore import FrameStore
+
+    with _input_errors():
+        removed = FrameStore().clear()
+    click.echo(f"removed {removed} entries")
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Show configuration (dask.config namespace ``giflab``)."""
+
+
+@config_group.command("show")
+def config_show() -> None:
+    """Print the effective ``giflab`` configuration as YAML."""
+    import dask.config
+    import yaml
+
+    from giflab_dask import config
+
+    effective = dask.config.get("giflab")
+    click.echo(yaml.safe_dump({"giflab": effective}, sort_keys=False).rstrip())
+    click.echo(f"# cache-dir resolves to {config.cache_dir()}")
+    click.echo(f"# frame store resolves to {config.framestore_root()}")
+
+
+main: Callable[..., Any] = cli
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""giflab-dask's ``dask.config`` namespace: shipped YAML defaults, read at call time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dask.config
+import yaml
+from dask.utils import parse_bytes as _parse_bytes
+
+from giflab_dask.errors import ConfigError
+
+_DEFAULTS_FILE = Path(__file__).with_name("giflab.yaml")
+
+with _DEFAULTS_FILE.open(encoding="utf-8") as _f:
+    DEFAULTS: dict[str, Any] = yaml.safe_load(_f)
+
+dask.config.update_defaults(DEFAULTS)
+
+
+def get(key: str, default: Any = None) -> Any:
+    """Read ``giflab.<key>`` from dask.config now (never cached, so ``dask.config.set`` applies)."""
+    return dask.config.get(f"giflab.{key}", default=default)
+
+
+def cache_dir() -> Path:
+    """The root of all giflab caches (``giflab.cache-dir``, else the user's cache directory)."""
+    configured = get("cache-dir")
+    if configured:
+        return Path(str(configured)).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("giflab-dask", appauthor=False))
+
+
+def framestore_root() -> Path:
+    """The frame store's root (``giflab.framestore.root``, else ``<cache-dir>/frames``)."""
+    configured = get("framestore.root")
+    if configured:
+        return Path(str(configured)).expanduser()
+    return cache_dir() / "frames"
+
+
+def parse_bytes(value: Any, *, key: str) -> int | None:
+    """A byte count: int, float or a string like ``"20 GB"``; ``None`` means unbounded."""
+    if value is None:
+        return None
+    try:
+        return int(_parse_bytes(value)) if isinstance(value, str) else int(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"giflab.{key} must be a byte count such as 20000000000 or '20 GB', got {value!r}"
+        ) from exc
+
+
+def choice(key: str, allowed: tuple[str, ...]) -> str:
+    """Read a string setting that must be one of ``allowed``."""
+    value = str(get(key))
+    if value not in allowed:
+        raise ConfigError(f"giflab.{key} must be one of {', '.join(allowed)}; got {value!r}")
+    return value

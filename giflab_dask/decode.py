@@ -1,0 +1,355 @@
+"""Streaming GIF decode: the file's blocks are parsed here, Pillow decodes each frame's LZW data,
+and frames are composited onto the logical screen the way browsers show them (GIF89a rules).
+
+Why not ``PIL.Image.seek``? Pillow's own compositing differs from what viewers show:
+
+* its disposal method is sticky: a frame whose Graphic Control Extension says "unspecified" (0)
+  inherits the previous disposal, so disposal 0 after a disposal 2/3 frame is disposed again;
+* "restore to background" (2) paints the background colour (or, when the first frame declared
+  transparency, that index's colour) where browsers and ImageMagick clear the area to transparent;
+* once the first frame is opaque it composites in RGB, so later transparency is lost;
+* a partial first frame is laid on palette index 0 instead of a transparent canvas;
+* frames reaching past the logical screen grow the canvas instead of being clipped.
+
+So this module reads the block structure itself (``scan_gif``: header, colour tables, extensions,
+image descriptors, sub-block offsets) and asks Pillow only to turn one frame's LZW data into palette
+indices, by handing it a minimal single-image GIF that has no colour table. Compositing is numpy.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from giflab_dask.errors import GifDecodeError
+
+__all__ = ["FrameRecord", "GifLayout", "iter_frames", "scan_gif"]
+
+_TRAILER = 0x3B
+_EXTENSION = 0x21
+_IMAGE = 0x2C
+_GCE = 0xF9
+_APPLICATION = 0xFF
+_PLAIN_TEXT = 0x01
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One image of a GIF as its blocks declare it (no pixels decoded)."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+    interlace: bool
+    disposal: int
+    delay_cs: int
+    transparency: int | None
+    palette: np.ndarray | None  # local colour table (n, 3) uint8, or None: use the global one
+    lzw_offset: int  # offset of the LZW minimum-code-size byte
+    lzw_end: int  # offset just past the image data's block terminator
+
+
+@dataclass(frozen=True)
+class GifLayout:
+    """The structure of a GIF file: logical screen, colour table, loop count and its frames."""
+
+    path: Path
+    width: int
+    height: int
+    global_palette: np.ndarray | None
+    background_index: int
+    loop: int | None  # NETSCAPE2.0 loop count (0 = forever); None = no looping extension
+    frames: tuple[FrameRecord, ...] = field(repr=False)
+    has_trailer: bool = True
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def durations_ms(self) -> np.ndarray:
+        """Declared per-frame delays in milliseconds (raw: no browser clamping of tiny delays)."""
+        return np.array([f.delay_cs * 10 for f in self.frames], dtype=np.int32)
+
+    @property
+    def declares_transparency(self) -> bool:
+        return any(f.transparency is not None for f in self.frames)
+
+
+class _Reader:
+    """Buffered byte reader that names the file and the offset when data runs out."""
+
+    def __init__(self, path: Path, f: io.BufferedReader) -> None:
+        self.path = path
+        self.f = f
+
+    def read(self, n: int, what: str) -> bytes:
+        data = self.f.read(n)
+        if len(data) != n:
+            raise GifDecodeError(
+                self.path, f"file is truncated: ended inside the {what} at byte {self.f.tell()}"
+            )
+        return data
+
+    def byte(self, what: str) -> int:
+        return self.read(1, what)[0]
+
+    def skip_sub_blocks(self, what: str) -> None:
+        f = self.f
+        while True:
+            size = f.read(1)
+            if not size:
+                raise GifDecodeError(
+                    self.path, f"file is truncated: ended inside the {what} at byte {f.tell()}"
+                )
+            if size[0] == 0:
+                return
+            f.seek(size[0], os.SEEK_CUR)
+
+    def sub_blocks(self, what: str) -> list[bytes]:
+        blocks = []
+        while True:
+            size = self.byte(what)
+            if size == 0:
+                return blocks
+            blocks.append(self.read(size, what))
+
+
+def _colour_table(reader: _Reader, packed: int, what: str) -> np.ndarray:
+    n = 2 << (packed & 0x07)
+    raw = reader.read(3 * n, what)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(n, 3)
+
+
+def _open(path: Path) -> io.BufferedReader:
+    try:
+        return path.open("rb", buffering=1 << 16)
+    except IsADirectoryError:
+        raise GifDecodeError(path, "is a directory, not a GIF file") from None
+    except FileNotFoundError:
+        reason = "dangling symlink" if path.is_symlink() else "file not found"
+        raise GifDecodeError(path, reason) from None
+    except PermissionError:
+        raise GifDecodeError(path, "permission denied") from None
+    except OSError as exc:
+        raise GifDecodeError(path, f"cannot read file ({exc.strerror or exc})") from None
+
+
+def scan_gif(path: str | os.PathLike[str]) -> GifLayout:
+    """Parse a GIF's block structure without decoding pixels (one pass, constant memory per frame).
+
+    Raises :class:`GifDecodeError` naming the file for an empty file, a file that is not a GIF,
+    a file truncated inside a block, an unknown block, or a GIF with no image.
+    """
+    path = Path(path)
+    with _open(path) as f:
+        reader = _Reader(path, f)
+        head = f.read(6)
+        if not head:
+            raise GifDecodeError(path, "file is empty")
+        if head[:3] != b"GIF":
+            raise GifDecodeError(path, f"not a GIF file (starts with {_describe_magic(head)})")
+        if head[3:6] not in (b"87a", b"89a"):
+            raise GifDecodeError(path, f"unsupported GIF version {head[3:6]!r}")
+        width, height, packed, background, _aspect = struct.unpack(
+            "<HHBBB", reader.read(7, "logical screen descriptor")
+        )
+        global_palette = (
+            _colour_table(reader, packed, "global colour table") if packed & 0x80 else None
+        )
+        frames: list[FrameRecord] = []
+        loop: int | None = None
+        pending_gce: tuple[int, int, int | None] | None = None
+        has_trailer = False
+        while True:
+            marker = f.read(1)
+            if not marker:
+                break  # a missing trailer is common and harmless
+            kind = marker[0]
+            if kind == _TRAILER:
+                has_trailer = True
+                break
+            if kind == _EXTENSION:
+                label = reader.byte("extension label")
+                if label == _GCE:
+                    blocks = reader.sub_blocks("graphic control extension")
+                    if blocks and len(blocks[0]) >= 4:
+                        gce = blocks[0]
+                        flags = gce[0]
+                        pending_gce = (
+                            (flags >> 2) & 0x07,
+                            gce[1] | (gce[2] << 8),
+                            gce[3] if flags & 0x01 else None,
+                        )
+                elif label == _APPLICATION:
+                    blocks = reader.sub_blocks("application extension")
+                    if (
+                        len(blocks) >= 2
+                        and blocks[0][:11] in (b"NETSCAPE2.0", b"ANIMEXTS1.0")
+                        and len(blocks[1]) >= 3
+                        and blocks[1][0] == 1
+                    ):
+                        loop = blocks[1][1] | (blocks[1][2] << 8)
+                else:
+                    if label == _PLAIN_TEXT:
+                        pending_gce = None  # a plain-text block consumes the GCE; viewers skip it
+                    reader.skip_sub_blocks("extension")
+                continue
+            if kind == _IMAGE:
+                left, top, w, h, ipacked = struct.unpack(
+                    "<HHHHB", reader.read(9, f"image descriptor of frame {len(frames)}")
+                )
+                local = (
+                    _colour_table(reader, ipacked, f"local colour table of frame {len(frames)}")
+                    if ipacked & 0x80
+                    else None
+                )
+                lzw_offset = f.tell()
+                reader.byte(f"image data of frame {len(frames)}")
+                reader.skip_sub_blocks(f"image data of frame {len(frames)}")
+                disposal, delay, transparency = pending_gce or (0, 0, None)
+                frames.append(
+                    FrameRecord(
+                        left=left,
+                        top=top,
+                        width=w,
+                        height=h,
+                        interlace=bool(ipacked & 0x40),
+                        disposal=disposal,
+                        delay_cs=delay,
+                        transparency=transparency,
+                        palette=local,
+                        lzw_offset=lzw_offset,
+                        lzw_end=f.tell(),
+                    )
+                )
+                pending_gce = None
+                continue
+            if frames:
+                # Bytes that are no block after complete frames: viewers stop here; so do we.
+                break
+            raise GifDecodeError(
+                path, f"corrupt GIF: unexpected byte 0x{kind:02x} at offset {f.tell() - 1}"
+            )
+    if not frames:
+        raise GifDecodeError(path, "GIF holds no image (zero frames)")
+    if width == 0 or height == 0:
+        # Some encoders write a 0x0 logical screen; viewers then size it from the first frame.
+        first = frames[0]
+        width, height = max(width, first.left + first.width), max(height, first.top + first.height)
+    return GifLayout(
+        path=path,
+        width=width,
+        height=height,
+        global_palette=global_palette,
+        background_index=background,
+        loop=loop,
+        frames=tuple(frames),
+        has_trailer=has_trailer,
+    )
+
+
+def _describe_magic(head: bytes) -> str:
+    known = {
+        b"\x89PNG": "a PNG signature",
+        b"\xff\xd8\xff": "a JPEG signature",
+        b"RIFF": "a RIFF/WebP signature",
+        b"BM": "a BMP signature",
+    }
+    for magic, name in known.items():
+        if head.startswith(magic):
+            return name
+    return f"bytes {head!r}"
+
+
+_GREY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+
+
+def _full_palette(palette: np.ndarray | None) -> np.ndarray:
+    """A 256-entry lookup table; indices past the file's table read as opaque black."""
+    if palette is None:
+        return _GREY  # no colour table at all: indices as grey levels, as Pillow does
+    table = np.zeros((256, 3), dtype=np.uint8)
+    table[: len(palette)] = palette
+    return table
+
+
+def _decode_indices(path: Path, frame_no: int, record: FrameRecord, data: bytes) -> np.ndarray:
+    """Palette indices (h, w) of one frame: Pillow decodes a one-image GIF with no colour table."""
+    from PIL import Image
+
+    mini = (
+        b"GIF89a"
+        + struct.pack("<HHBBB", record.width, record.height, 0, 0, 0)
+        + b","
+        + struct.pack("<HHHHB", 0, 0, record.width, record.height, 0x40 if record.interlace else 0)
+        + data
+        + b";"
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(mini), formats=["GIF"]) as im:
+                im.load()
+                indices = np.asarray(im)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombWarning) as exc:
+        raise GifDecodeError(
+            path, f"frame {frame_no}: image data cannot be decoded ({exc})"
+        ) from None
+    if indices.shape != (record.height, record.width):
+        raise GifDecodeError(path, f"frame {frame_no}: decoded image has the wrong size")
+    return indices
+
+
+def iter_frames(
+    path: str | os.PathLike[str], layout: GifLayout | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(rgb (H,W,3) uint8, alpha (H,W) uint8)`` per frame, composited as browsers show it.
+
+    The canvas starts transparent; each frame draws its non-transparent pixels (clipped to the
+    logical screen); after display, disposal 2 clears the frame's rectangle to transparent, 3
+    restores what was there before the frame, 0/1 (and the undefined 4-7) leave it. Transparent
+    pixels are stored as (0, 0, 0) with alpha 0. The arrays yielded are reused: copy to keep them.
+    """
+    path = Path(path)
+    layout = layout if layout is not None else scan_gif(path)
+    height, width = layout.height, layout.width
+    rgb = np.zeros((height, width, 3), dtype=np.uint8)
+    alpha = np.zeros((height, width), dtype=np.uint8)
+    global_table = _full_palette(layout.global_palette)
+    with _open(path) as f:
+        for frame_no, record in enumerate(layout.frames):
+            # Clip the frame's rectangle to the logical screen.
+            x0, y0 = min(record.left, width), min(record.top, height)
+            x1, y1 = min(record.left + record.width, width), min(record.top + record.height, height)
+            saved = None
+            if record.disposal == 3:
+                saved = (rgb[y0:y1, x0:x1].copy(), alpha[y0:y1, x0:x1].copy())
+            if record.width and record.height:
+                f.seek(record.lzw_offset)
+                data = f.read(record.lzw_end - record.lzw_offset)
+                indices = _decode_indices(path, frame_no, record, data)[: y1 - y0, : x1 - x0]
+                table = (
+                    _full_palette(record.palette) if record.palette is not None else global_table
+                )
+                if record.transparency is None:
+                    rgb[y0:y1, x0:x1] = table[indices]
+                    alpha[y0:y1, x0:x1] = 255
+                else:
+                    opaque = indices != record.transparency
+                    np.copyto(rgb[y0:y1, x0:x1], table[indices], where=opaque[..., None])
+                    alpha[y0:y1, x0:x1][opaque] = 255
+            yield rgb, alpha
+            if record.disposal == 2:
+                rgb[y0:y1, x0:x1] = 0
+                alpha[y0:y1, x0:x1] = 0
+            elif saved is not None:
+                rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1] = saved

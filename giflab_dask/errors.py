@@ -1,0 +1,65 @@
+"""The exception and warning tree of giflab-dask.
+
+Every error the package raises on purpose derives from :class:`GiflabError`, which is a
+``ValueError`` so callers that already catch bad-input errors keep working.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "CacheIntegrityWarning",
+    "ConfigError",
+    "FrameStoreCorruptError",
+    "FrameStoreError",
+    "GifDecodeError",
+    "GifLimitError",
+    "GiflabError",
+    "GiflabWarning",
+]
+
+
+class GiflabError(ValueError):
+    """Base class of every error raised by giflab-dask."""
+
+
+class ConfigError(GiflabError):
+    """A ``giflab.*`` configuration value is missing or invalid."""
+
+
+class GifDecodeError(GiflabError):
+    """A file could not be read or decoded as a GIF.
+
+    The message always names the file and the cause, so it can go into a batch's error row
+    or onto the command line as it is.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self) -> tuple[type[GifDecodeError], tuple[str, str]]:
+        # Keep the two-argument constructor working across process boundaries.
+        return (type(self), (self.path, self.reason))
+
+
+class GifLimitError(GifDecodeError):
+    """A GIF exceeds a configured input limit (``giflab.limits``)."""
+
+
+class FrameStoreError(GiflabError):
+    """The frame store cannot be opened, read or written."""
+
+
+class FrameStoreCorruptError(FrameStoreError):
+    """A stored entry failed verification (missing, truncated or altered chunk)."""
+
+
+class GiflabWarning(UserWarning):
+    """Base class of giflab-dask's warnings (errors under the test suite)."""
+
+
+class CacheIntegrityWarning(GiflabWarning):
+    """A cache entry failed verification and is being rebuilt."""

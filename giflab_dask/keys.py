@@ -1,0 +1,142 @@
+"""Content keys: a GIF's identity is a hash of its bytes plus the decoder/layout version.
+
+The bytes are hashed streaming (constant memory). A small SQLite stat index
+``(path, size, mtime_ns, ctime_ns, inode) -> digest`` lets an unchanged file skip re-hashing.
+It never returns a stale digest: any change of size, mtime, ctime or inode misses, and a file
+modified within ``_RACY_SECONDS`` of being indexed is not trusted (the "racy git" rule: a second
+write in the same timestamp tick would otherwise look unchanged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from giflab_dask.errors import GifDecodeError
+
+__all__ = ["DECODER_VERSION", "LAYOUT_VERSION", "GifSource", "content_digest", "gif_key"]
+
+#: Bump when decoded pixels could change for the same bytes (compositing rules, colour handling).
+DECODER_VERSION = 1
+#: Bump when the frame store's on-disk layout changes.
+LAYOUT_VERSION = 1
+
+_READ_SIZE = 1 << 20
+_RACY_SECONDS = 2.0
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=32)
+    try:
+        with path.open("rb") as f:
+            while block := f.read(_READ_SIZE):
+                digest.update(block)
+    except IsADirectoryError:
+        raise GifDecodeError(path, "is a directory, not a GIF file") from None
+    except FileNotFoundError:
+        raise GifDecodeError(path, "file not found") from None
+    except PermissionError:
+        raise GifDecodeError(path, "permission denied") from None
+    except OSError as exc:
+        raise GifDecodeError(path, f"cannot read file ({exc.strerror or exc})") from None
+    return digest.hexdigest()
+
+
+class _StatIndex:
+    """``(path, stat) -> digest`` memo in one SQLite file (safe under concurrent processes)."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+
+    def _connect(self) -> sqlite3.Connection:
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.db_path, timeout=30)
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS stat_index (path TEXT PRIMARY KEY, size INTEGER, "
+            "mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, digest TEXT)"
+        )
+        return conn
+
+    def lookup(self, path: Path, st: os.stat_result) -> str | None:
+        try:
+            with self._connect() as conn:
+                row = conn.execute(
+                    "SELECT size, mtime_ns, ctime_ns, inode, digest FROM stat_index WHERE path=?",
+                    (str(path),),
+                ).fetchone()
+        except sqlite3.Error:
+            return None  # the index is only a shortcut; hashing is always correct
+        if row is None:
+            return None
+        if tuple(row[:4]) != (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
+            return None
+        return str(row[4])
+
+    def store(self, path: Path, st: os.stat_result, digest: str) -> None:
+        newest_ns = max(st.st_mtime_ns, st.st_ctime_ns)
+        if time.time_ns() - newest_ns < _RACY_SECONDS * 1e9:
+            return  # too fresh to trust a stat match later
+        try:
+            with self._connect() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO stat_index VALUES (?, ?, ?, ?, ?, ?)",
+                    (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest),
+                )
+        except sqlite3.Error:
+            pass
+
+
+def _stat_index() -> _StatIndex:
+    from giflab_dask.config import cache_dir
+
+    return _StatIndex(cache_dir() / "stat-index.sqlite")
+
+
+def content_digest(path: str | os.PathLike[str], *, use_index: bool = True) -> str:
+    """BLAKE2b-256 hex digest of the file's bytes (stat index consulted when ``use_index``)."""
+    path = Path(path).absolute()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        reason = "dangling symlink" if path.is_symlink() else "file not found"
+        raise GifDecodeError(path, reason) from None
+    except OSError as exc:
+        raise GifDecodeError(path, f"cannot stat file ({exc.strerror or exc})") from None
+    index = _stat_index() if use_index else None
+    if index is not None and (hit := index.lookup(path, st)) is not None:
+        return hit
+    digest = _hash_file(path)
+    if index is not None:
+        index.store(path, st, digest)
+    return digest
+
+
+def key_from_digest(digest: str) -> str:
+    """The frame-store key for content ``digest`` under this decoder and layout version."""
+    tagged = f"giflab-gif|{digest}|decoder={DECODER_VERSION}|layout={LAYOUT_VERSION}"
+    return hashlib.blake2b(tagged.encode(), digest_size=16).hexdigest()
+
+
+def gif_key(path: str | os.PathLike[str], *, use_index: bool = True) -> str:
+    """The content key of a GIF file: same bytes at any path give the same key."""
+    return key_from_digest(content_digest(path, use_index=use_index))
+
+
+@dataclass(frozen=True)
+class GifSource:
+    """A GIF file identified by its content key (the path only says where to read it)."""
+
+    path: Path
+    key: str
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], *, use_index: bool = True) -> GifSource:
+        return cls(Path(path), gif_key(path, use_index=use_index))
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        # Identity is content: two paths holding the same bytes tokenize alike.
+        return ("giflab-gif-source", self.key)
