@@ -1,0 +1,94 @@
+"""Shared fixtures: an isolated cache per test, deterministic tokenize, reference tools."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+from PIL import Image
+
+# CI sets this so a test that needs ImageMagick or gifsicle fails instead of skipping.
+REQUIRE_TOOLS = os.environ.get("GIFLAB_REQUIRE_TOOLS") == "1"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path: Path) -> Iterator[Path]:
+    """Every test gets its own cache root and deterministic tokenization (DESIGN decision 1)."""
+    root = tmp_path / "cache"
+    with dask.config.set({"giflab.cache-dir": str(root), "tokenize.ensure-deterministic": True}):
+        yield root
+
+
+def _find_tool(candidates: list[str], probe: list[str], expect: str) -> str | None:
+    for name in candidates:
+        exe = shutil.which(name)
+        if exe is None:
+            continue
+        try:
+            out = subprocess.run([exe, *probe], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if expect in out.stdout + out.stderr:
+            return exe
+    return None
+
+
+def _need(tool: str | None, what: str) -> str:
+    if tool is None:
+        message = f"{what} is not installed (Debian: apt-get install {what.lower()})"
+        if REQUIRE_TOOLS:
+            pytest.fail(message + "; GIFLAB_REQUIRE_TOOLS=1 forbids skipping")
+        pytest.skip(message)
+    return tool
+
+
+@pytest.fixture(scope="session")
+def imagemagick() -> str:
+    """Path of ImageMagick's convert (the real binary, not a wrapper), or skip."""
+    exe = _find_tool(
+        ["magick", "convert-im6.q16", "convert-im7", "convert"], ["-version"], "ImageMagick"
+    )
+    return _need(exe, "ImageMagick")
+
+
+@pytest.fixture(scope="session")
+def gifsicle() -> str:
+    return _need(_find_tool(["gifsicle"], ["--version"], "Gifsicle"), "Gifsicle")
+
+
+def write_pillow_gif(
+    path: Path,
+    n_frames: int = 6,
+    size: tuple[int, int] = (48, 32),
+    *,
+    seed: int = 0,
+    durations: list[int] | int = 50,
+    noise: bool = False,
+) -> Path:
+    """An opaque animation written by Pillow (a moving box over a gradient, or noise)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    frames = []
+    for i in range(n_frames):
+        if noise:
+            arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        else:
+            yy, xx = np.mgrid[0:h, 0:w]
+            arr = np.stack([xx * 255 // max(w - 1, 1), yy * 255 // max(h - 1, 1), 0 * xx + 80], -1)
+            arr = arr.astype(np.uint8)
+            x0 = (i * 5 + seed * 3) % max(w - 8, 1)
+            arr[4:12, x0 : x0 + 8] = (255, 255 - 20 * i % 256, 0)
+        frames.append(Image.fromarray(arr))
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return path
+
+
+@pytest.fixture
+def anim_gif(tmp_path: Path) -> Path:
+    return write_pillow_gif(tmp_path / "anim.gif")

@@ -1,0 +1,271 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+
+from giflab_dask.decode import iter_frames
+from giflab_dask.errors import CacheIntegrityWarning, FrameStoreCorruptError
+from giflab_dask.framestore import MANIFEST, FrameStore, chunk_frames_for, decode_gif, open_frames
+from giflab_dask.keys import gif_key
+
+from .conftest import write_pillow_gif
+
+
+def reference_frames(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [(rgb.copy(), a.copy()) for rgb, a in iter_frames(path)]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def test_lazy_frames_have_name_shape_chunks_and_dtype(tmp_path: Path) -> None:
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=11, size=(40, 30))
+    with dask.config.set({"giflab.framestore.chunk-mib": 4 * 40 * 30 * 3 / 2**20}):
+        stored = decode_gif(gif)
+    frames = stored.frames()
+    assert isinstance(frames, da.Array)
+    assert frames.name == f"gif-frames-{gif_key(gif)}"
+    assert frames.shape == (11, 30, 40, 3)
+    assert frames.dtype == np.uint8
+    assert frames.chunks == ((4, 4, 3), (30,), (40,), (3,))
+    np.testing.assert_array_equal(frames.compute(), reference_frames(gif)[0])
+    assert stored.alpha() is None  # opaque GIF: no alpha array stored
+    np.testing.assert_array_equal(stored.durations_ms, [50] * 11)
+
+
+def test_chunking_targets_configured_mib() -> None:
+    assert chunk_frames_for(360, 640, 4) == 6  # 640x360 RGB frames are 675 KiB
+    assert chunk_frames_for(4000, 4000, 4) == 1  # never less than one frame
+    with dask.config.set({"giflab.framestore.chunk-mib": 1}):
+        assert chunk_frames_for(100, 100) == 34
+
+
+def test_decode_once_then_lookup(anim_gif: Path, tmp_path: Path) -> None:
+    store = FrameStore()
+    first = store.ensure(anim_gif)
+    copy = tmp_path / "copy.gif"
+    copy.write_bytes(anim_gif.read_bytes())
+    second = store.ensure(copy)
+    assert second.key == first.key
+    assert second.attrs["created"] == first.attrs["created"]  # not decoded again
+    assert [e.key for e in store.entries()] == [first.key]
+    assert store.entries()[0].hits >= 1
+
+
+def test_store_root_comes_from_config(anim_gif: Path, tmp_path: Path) -> None:
+    root = tmp_path / "custom-frames"
+    with dask.config.set({"giflab.framestore.root": str(root)}):
+        stored = decode_gif(anim_gif)
+    assert stored.path.parent == root
+
+
+def test_store_root_from_environment(anim_gif: Path, tmp_path: Path) -> None:
+    root = tmp_path / "env-frames"
+    code = (
+        "import sys; from giflab_dask.framestore import decode_gif; "
+        "print(decode_gif(sys.argv[1]).path.parent)"
+    )
+    env = {**os.environ, "DASK_GIFLAB__FRAMESTORE__ROOT": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(anim_gif)], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()) == root
+
+
+def test_transparent_gif_stores_alpha(tmp_path: Path) -> None:
+    from PIL import Image
+
+    frames = []
+    for i in range(3):
+        im = Image.new("RGBA", (20, 10), (0, 0, 0, 0))
+        im.paste((255, 0, 0, 255), (i * 3, 2, i * 3 + 5, 7))
+        frames.append(im)
+    gif = tmp_path / "t.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=40, disposal=2)
+    stored = decode_gif(gif)
+    assert stored.has_alpha
+    alpha = stored.alpha()
+    assert alpha is not None and alpha.name == f"gif-alpha-{stored.key}"
+    np.testing.assert_array_equal(alpha.compute(), reference_frames(gif)[1])
+    assert (alpha[0].compute() == 0).any()
+
+
+def _chunk_files(stored_path: Path) -> list[Path]:
+    return sorted(p for p in (stored_path / "frames" / "c").rglob("*") if p.is_file())
+
+
+def test_flipped_byte_is_detected_and_rebuilt(anim_gif: Path) -> None:
+    store = FrameStore()
+    stored = store.ensure(anim_gif)
+    expected = stored.frames().compute()
+    chunk = _chunk_files(stored.path)[0]
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    chunk.write_bytes(bytes(data))
+    with pytest.warns(CacheIntegrityWarning, match="checksum"):
+        rebuilt = store.ensure(anim_gif)
+    assert rebuilt.attrs["created"] > stored.attrs["created"]
+    np.testing.assert_array_equal(rebuilt.frames().compute(), expected)
+
+
+def test_flipped_byte_fails_the_read_when_not_verified_on_open(anim_gif: Path) -> None:
+    store = FrameStore()
+    stored = store.ensure(anim_gif)
+    chunk = _chunk_files(stored.path)[0]
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    chunk.write_bytes(bytes(data))
+    reopened = store.open(stored.key, verify="none")
+    assert reopened is not None
+    # zstd's content checksum catches what the manifest check was told to skip
+    with pytest.raises(Exception):  # noqa: B017 - numcodecs raises RuntimeError
+        reopened.frames().compute()
+
+
+def test_missing_chunk_is_detected(anim_gif: Path) -> None:
+    store = FrameStore()
+    stored = store.ensure(anim_gif)
+    _chunk_files(stored.path)[0].unlink()
+    reopened = store.open(stored.key, verify="none")
+    assert reopened is not None
+    with pytest.raises(FrameStoreCorruptError, match="missing"):
+        reopened.frames().compute()  # never silently zeros
+    with pytest.warns(CacheIntegrityWarning, match="missing"):
+        assert store.open(stored.key, verify="size") is None
+    assert store.ensure(anim_gif).frames().shape[0] == 6
+
+
+def test_layout_version_mismatch_is_rebuilt(anim_gif: Path) -> None:
+    store = FrameStore()
+    stored = store.ensure(anim_gif)
+    manifest = json.loads((stored.path / MANIFEST).read_text())
+    manifest["layout_version"] = -1
+    (stored.path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.warns(CacheIntegrityWarning, match="layout version"):
+        assert store.ensure(anim_gif).attrs["layout_version"] != -1
+
+
+def test_entry_without_manifest_is_never_read(anim_gif: Path) -> None:
+    store = FrameStore()
+    stored = store.ensure(anim_gif)
+    (stored.path / MANIFEST).unlink()
+    assert store.open(stored.key) is None
+    assert store.entries() == []
+
+
+def test_lru_eviction_keeps_store_under_max_bytes(tmp_path: Path) -> None:
+    store = FrameStore()
+    gifs = [
+        write_pillow_gif(tmp_path / f"g{i}.gif", n_frames=4, size=(64, 48), seed=i, noise=True)
+        for i in range(4)
+    ]
+    sizes = {}
+    with dask.config.set({"giflab.framestore.max-bytes": None}):
+        for gif in gifs[:3]:
+            sizes[gif.name] = store.ensure(gif)
+            time.sleep(0.02)
+        store.ensure(gifs[0])  # g0 is now the most recently used; g1 the least
+        time.sleep(0.02)
+    per_entry = max(e.nbytes for e in store.entries())
+    limit = 3 * per_entry + per_entry // 2
+    with dask.config.set({"giflab.framestore.max-bytes": limit}):
+        store.ensure(gifs[3])
+    remaining = {e.key for e in store.entries()}
+    assert sizes["g1.gif"].key not in remaining
+    assert {sizes["g0.gif"].key, sizes["g2.gif"].key, gif_key(gifs[3])} <= remaining
+    assert store.nbytes() <= limit
+    # explicit prune to a smaller bound evicts in LRU order
+    evicted = store.prune(2 * per_entry)
+    assert evicted[0] == sizes["g2.gif"].key  # g2 is now the least recently used
+    assert store.nbytes() <= 2 * per_entry
+    n_left = len(store.entries())
+    assert store.clear() == n_left
+    assert store.entries() == []
+
+
+_KILLABLE = """
+import sys, dask
+dask.config.set({"giflab.cache-dir": sys.argv[2], "giflab.framestore.chunk-mib": 0.05})
+from giflab_dask.framestore import decode_gif
+stored = decode_gif(sys.argv[1])
+import hashlib
+print(stored.attrs["created"], hashlib.sha256(stored.frames().compute().tobytes()).hexdigest())
+"""
+
+
+@pytest.fixture
+def big_gif(tmp_path: Path) -> Path:
+    return write_pillow_gif(tmp_path / "big.gif", n_frames=120, size=(160, 120), noise=True)
+
+
+def test_decode_killed_mid_write_leaves_no_entry(
+    big_gif: Path, isolated_cache: Path, tmp_path: Path
+) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(big_gif), str(isolated_cache)])
+    frames_root = isolated_cache / "frames"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        temps = list(frames_root.glob(".tmp-*/frames/c/*")) if frames_root.exists() else []
+        if len(temps) >= 2:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert temps, "the decode never started writing chunks"
+    store = FrameStore()
+    key = gif_key(big_gif)
+    assert store.open(key) is None
+    assert store.entries() == []
+    assert list(frames_root.glob(".tmp-*"))  # the wreck is there ...
+    stored = store.ensure(big_gif)  # ... and the next run rebuilds and cleans it up
+    assert not list(frames_root.glob(".tmp-*"))
+    np.testing.assert_array_equal(stored.frames().compute(), reference_frames(big_gif)[0])
+
+
+def test_prune_removes_leftovers_of_dead_writers(big_gif: Path, isolated_cache: Path) -> None:
+    wreck = isolated_cache / "frames" / f".tmp-{gif_key(big_gif)}-dead"
+    (wreck / "frames").mkdir(parents=True)
+    FrameStore().prune()
+    assert not wreck.exists()
+
+
+def test_two_processes_decoding_the_same_gif(big_gif: Path, isolated_cache: Path) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _KILLABLE, str(big_gif), str(isolated_cache)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    import hashlib
+
+    expected = hashlib.sha256(reference_frames(big_gif)[0].tobytes()).hexdigest()
+    assert outs[0][1] == outs[1][1] == expected
+    assert outs[0][0] == outs[1][0]  # both read the one entry that was written
+    assert [e.key for e in FrameStore().entries()] == [gif_key(big_gif)]
+    assert not list((isolated_cache / "frames").glob(".tmp-*"))
+
+
+def test_open_frames_shortcut(anim_gif: Path) -> None:
+    frames = open_frames(anim_gif)
+    assert frames.shape == (6, 32, 48, 3)
+
+
+def test_cache_files_hold_no_pickles(anim_gif: Path) -> None:
+    stored = decode_gif(anim_gif)
+    for file in stored.path.rglob("*"):
+        if file.is_file():
+            head = file.read_bytes()[:2]
+            assert head != b"\x80\x04" and head != b"\x80\x05", f"{file} looks like a pickle"
