@@ -8,7 +8,8 @@ Why not ``PIL.Image.seek``? Pillow's own compositing differs from what viewers s
 * "restore to background" (2) paints the background colour (or, when the first frame declared
   transparency, that index's colour) where browsers and ImageMagick clear the area to transparent;
 * once the first frame is opaque it composites in RGB, so later transparency is lost;
-* a partial first frame is laid on palette index 0 instead of a transparent canvas;
+* a partial first frame is laid on palette index 0, where ImageMagick and ffmpeg show the
+  logical screen's background colour (or transparency, when the first frame declares it);
 * frames reaching past the logical screen grow the canvas instead of being clipped.
 
 So this module reads the block structure itself (``scan_gif``: header, colour tables, extensions,
@@ -273,13 +274,19 @@ def _describe_magic(head: bytes) -> str:
 _GREY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
 
 
-def _full_palette(palette: np.ndarray | None) -> np.ndarray:
-    """A 256-entry lookup table; indices past the file's table read as opaque black."""
-    if palette is None:
-        return _GREY  # no colour table at all: indices as grey levels, as Pillow does
+def _rgb_table(palette: np.ndarray | None) -> np.ndarray:
+    """256 colours as 3-byte void scalars, so one gather moves a whole RGB pixel.
+
+    Indices past the file's colour table read as black; with no colour table at all the
+    indices are grey levels, as Pillow shows them.
+    """
     table = np.zeros((256, 3), dtype=np.uint8)
-    table[: len(palette)] = palette
-    return table
+    source = _GREY if palette is None else palette
+    table[: len(source)] = source[:256]
+    return table.view(_PIXEL).ravel()
+
+
+_PIXEL = np.dtype("V3")
 
 
 def _decode_indices(path: Path, frame_no: int, record: FrameRecord, data: bytes) -> np.ndarray:
@@ -312,44 +319,55 @@ def _decode_indices(path: Path, frame_no: int, record: FrameRecord, data: bytes)
 def iter_frames(
     path: str | os.PathLike[str], layout: GifLayout | None = None
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(rgb (H,W,3) uint8, alpha (H,W) uint8)`` per frame, composited as browsers show it.
+    """Yield ``(rgb (H,W,3) uint8, alpha (H,W) uint8)`` per frame, composited as viewers show it.
 
-    The canvas starts transparent; each frame draws its non-transparent pixels (clipped to the
-    logical screen); after display, disposal 2 clears the frame's rectangle to transparent, 3
-    restores what was there before the frame, 0/1 (and the undefined 4-7) leave it. Transparent
-    pixels are stored as (0, 0, 0) with alpha 0. The arrays yielded are reused: copy to keep them.
+    The canvas starts as the background colour (opaque) when the GIF has a global colour table
+    and its first frame declares no transparency, else transparent; each frame draws its
+    non-transparent pixels (clipped to the logical screen); after display, disposal 2 clears
+    the frame's rectangle to transparent, 3 restores what was there before the frame, 0/1 (and
+    the undefined 4-7) leave it. Transparent pixels are (0, 0, 0) with alpha 0. The arrays
+    yielded are the canvas the next frame draws on: copy them to keep them.
     """
     path = Path(path)
     layout = layout if layout is not None else scan_gif(path)
     height, width = layout.height, layout.width
     rgb = np.zeros((height, width, 3), dtype=np.uint8)
     alpha = np.zeros((height, width), dtype=np.uint8)
-    global_table = _full_palette(layout.global_palette)
+    first = layout.frames[0]
+    if layout.global_palette is not None and first.transparency is None:
+        # What a partial first frame does not cover: ImageMagick and ffmpeg show the background
+        # colour there, opaque, unless the first frame declares transparency (then transparent).
+        # Re-encoders (ffmpeg, ImageMagick) bake exactly that into full frames, so decoding it
+        # the same way keeps a faithful re-encode from scoring as a loss.
+        if layout.background_index < len(layout.global_palette):
+            rgb[...] = layout.global_palette[layout.background_index]
+        alpha[...] = 255
+    pixels = rgb.view(_PIXEL)[..., 0]  # (H, W) of 3-byte pixels: draw a pixel in one move
+    global_table = _rgb_table(layout.global_palette)
     with _open(path) as f:
         for frame_no, record in enumerate(layout.frames):
             # Clip the frame's rectangle to the logical screen.
             x0, y0 = min(record.left, width), min(record.top, height)
             x1, y1 = min(record.left + record.width, width), min(record.top + record.height, height)
+            region, region_alpha = pixels[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
             saved = None
             if record.disposal == 3:
-                saved = (rgb[y0:y1, x0:x1].copy(), alpha[y0:y1, x0:x1].copy())
+                saved = (region.copy(), region_alpha.copy())
             if record.width and record.height:
                 f.seek(record.lzw_offset)
                 data = f.read(record.lzw_end - record.lzw_offset)
                 indices = _decode_indices(path, frame_no, record, data)[: y1 - y0, : x1 - x0]
-                table = (
-                    _full_palette(record.palette) if record.palette is not None else global_table
-                )
+                table = global_table if record.palette is None else _rgb_table(record.palette)
                 if record.transparency is None:
-                    rgb[y0:y1, x0:x1] = table[indices]
-                    alpha[y0:y1, x0:x1] = 255
+                    np.take(table, indices, out=region)
+                    region_alpha[...] = 255
                 else:
                     opaque = indices != record.transparency
-                    np.copyto(rgb[y0:y1, x0:x1], table[indices], where=opaque[..., None])
-                    alpha[y0:y1, x0:x1][opaque] = 255
+                    np.copyto(region, np.take(table, indices), where=opaque)
+                    region_alpha[opaque] = 255
             yield rgb, alpha
             if record.disposal == 2:
-                rgb[y0:y1, x0:x1] = 0
-                alpha[y0:y1, x0:x1] = 0
+                region[...] = b"\0\0\0"
+                region_alpha[...] = 0
             elif saved is not None:
-                rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1] = saved
+                region[...], region_alpha[...] = saved

@@ -30,6 +30,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -312,22 +313,39 @@ class FrameStore:
         group.create_array(
             "durations_ms", data=layout.durations_ms, chunks=(max(n, 1),), compressors=codec
         )
-        rgb_buf = np.empty((chunk, h, w, 3), dtype=np.uint8)
-        alpha_buf = np.empty((chunk, h, w), dtype=np.uint8)
+        # Frames are copied into one of two chunk buffers; a full buffer is compressed and
+        # written by a writer thread (zstd releases the GIL) while the decoder fills the other.
+        # Memory: two chunks, whatever the frame count.
+        buffers = [
+            (np.empty((chunk, h, w, 3), dtype=np.uint8), np.empty((chunk, h, w), dtype=np.uint8))
+            for _ in range(2)
+        ]
+        pending: list[Future[bool]] = [Future(), Future()]
+        for fut in pending:
+            fut.set_result(False)
+
+        def flush(which: int, start: int, n: int) -> bool:
+            rgb, a = buffers[which]
+            frames[start : start + n] = rgb[:n]
+            alpha[start : start + n] = a[:n]
+            return bool(a[:n].min() < 255)
+
         has_alpha = False
-        start = filled = 0
-        for rgb, a in iter_frames(source.path, layout):
-            rgb_buf[filled] = rgb
-            alpha_buf[filled] = a
-            has_alpha = has_alpha or bool(a.min() < 255)
-            filled += 1
-            if filled == chunk:
-                frames[start : start + filled] = rgb_buf
-                alpha[start : start + filled] = alpha_buf
-                start, filled = start + filled, 0
-        if filled:
-            frames[start : start + filled] = rgb_buf[:filled]
-            alpha[start : start + filled] = alpha_buf[:filled]
+        start = filled = which = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gif-write") as writer:
+            for rgb, a in iter_frames(source.path, layout):
+                if filled == 0:
+                    has_alpha |= pending[which].result()  # buffer free again; errors surface
+                buffers[which][0][filled] = rgb
+                buffers[which][1][filled] = a
+                filled += 1
+                if filled == chunk:
+                    pending[which] = writer.submit(flush, which, start, filled)
+                    start, filled, which = start + filled, 0, 1 - which
+            if filled:
+                pending[which] = writer.submit(flush, which, start, filled)
+            for fut in pending:
+                has_alpha |= fut.result()
         if not has_alpha:
             del group["alpha"]
         group.attrs["giflab"] = {
