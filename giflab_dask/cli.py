@@ -96,6 +96,18 @@ def decode(gifs: tuple[Path, ...], as_json: bool) -> None:
         click.echo(f"\nframe store: {store.root}")
 
 
+@cli.command("demo-data")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--originals", "n_originals", default=3, show_default=True, help="How many GIFs.")
+@click.option("--frames", "n_frames", default=24, show_default=True, help="Frames per GIF.")
+def demo_data(directory: Path, n_originals: int, n_frames: int) -> None:
+    """Write demo GIFs (originals and compressed variants made with Pillow) into DIRECTORY."""
+    from giflab_dask.demo import write_demo_data
+
+    written = write_demo_data(directory, n_originals=n_originals, n_frames=n_frames)
+    click.echo(f"wrote {len(written)} GIFs under {directory} (originals/ and variants/*/)")
+
+
 @cli.group()
 def cache() -> None:
     """Inspect and trim the caches."""
