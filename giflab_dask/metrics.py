@@ -1,0 +1,299 @@
+"""Metric specs, the registry, and the thin dask wrappers that apply kernels to aligned pairs.
+
+A metric is a :class:`MetricSpec`: a name, a kernel (a plain numpy function following the
+contract in :mod:`giflab_dask.kernels`), its parameters, its named outputs, whether it needs the
+previous frame (temporal overlap), which direction is better, and a code version. Wrappers apply
+kernels with ``map_blocks`` (pair kernels) or ``overlap`` + ``map_blocks`` (temporal kernels),
+always with ``dtype=`` and ``meta=``, in layers named ``<metric>-frame-<token>``.
+
+Users register their own metric with :func:`register_metric` (any function following the kernel
+contract) and pick metrics by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from giflab_dask.errors import GiflabError
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+    from giflab_dask.align import AlignedPair
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "MetricSpec",
+    "UnknownMetricError",
+    "available_metrics",
+    "get_metric",
+    "per_frame",
+    "register_metric",
+    "resolve_metrics",
+]
+
+Kernel = Callable[..., np.ndarray]
+
+
+class UnknownMetricError(GiflabError):
+    """A metric name that is not registered."""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric computes and how to apply it (everything here is part of its cache key)."""
+
+    name: str
+    kernel: Kernel | str  # a function, or "module:function" imported on first use
+    outputs: tuple[str, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    temporal: bool = False
+    higher_is_better: bool | Mapping[str, bool] = True
+    version: str = "1"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name.replace("_", "").isalnum():
+            raise GiflabError(f"metric name {self.name!r} must be letters, digits and underscores")
+        if not self.outputs:
+            object.__setattr__(self, "outputs", (self.name,))
+
+    def resolve_kernel(self) -> Kernel:
+        if callable(self.kernel):
+            return self.kernel
+        module, _, attr = self.kernel.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def with_params(self, **params: Any) -> MetricSpec:
+        """A copy with some parameters changed (unknown names are an error)."""
+        unknown = set(params) - set(self.params)
+        if unknown:
+            raise GiflabError(
+                f"metric {self.name!r} has no parameter(s) {sorted(unknown)}; "
+                f"it takes {sorted(self.params) or 'none'}"
+            )
+        return MetricSpec(**{**self.__dict__, "params": {**self.params, **params}})
+
+    def better_high(self, output: str) -> bool:
+        if isinstance(self.higher_is_better, Mapping):
+            return bool(self.higher_is_better.get(output, True))
+        return bool(self.higher_is_better)
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        kernel = self.kernel if isinstance(self.kernel, str) else _callable_name(self.kernel)
+        return (
+            "giflab-metric",
+            self.name,
+            kernel,
+            self.outputs,
+            sorted(self.params.items()),
+            self.temporal,
+            self.version,
+        )
+
+
+def _callable_name(func: Callable[..., Any]) -> str:
+    return f"{getattr(func, '__module__', '?')}:{getattr(func, '__qualname__', repr(func))}"
+
+
+_REGISTRY: dict[str, MetricSpec] = {}
+
+_K = "giflab_dask.kernels"
+_BUILTIN = [
+    MetricSpec("mse", f"{_K}.fidelity:mse", higher_is_better=False,
+               description="mean squared error over RGB"),
+    MetricSpec("rmse", f"{_K}.fidelity:rmse", higher_is_better=False,
+               description="root mean squared error over RGB"),
+    MetricSpec("psnr", f"{_K}.fidelity:psnr",
+               description="PSNR over RGB in dB, 100 dB for identical frames (GifLab's cap)"),
+    MetricSpec("ssim", f"{_K}.structural:ssim", params={"gaussian": False},
+               description="SSIM on OpenCV luma, scikit-image defaults (GifLab's definition)"),
+    MetricSpec("ms_ssim", f"{_K}.structural:ms_ssim",
+               description="MS-SSIM (Wang, Simoncelli & Bovik 2003), 5 scales"),
+    MetricSpec("fsim", f"{_K}.perceptual:fsim", description="FSIM (Zhang et al. 2011)"),
+    MetricSpec("gmsd", f"{_K}.perceptual:gmsd", higher_is_better=False,
+               description="GMSD (Xue et al. 2014)"),
+    MetricSpec("chist", f"{_K}.texture:chist",
+               description="32-bin colour histogram correlation"),
+    MetricSpec("edge_similarity", f"{_K}.texture:edge_similarity",
+               description="Canny 50/150 edge maps, Jaccard"),
+    MetricSpec("texture_similarity", f"{_K}.texture:texture_similarity",
+               description="LBP histogram similarity"),
+    MetricSpec("sharpness_similarity", f"{_K}.texture:sharpness_similarity",
+               description="Laplacian variance ratio"),
+]  # fmt: skip
+
+
+def register_metric(
+    name: str | MetricSpec,
+    kernel: Kernel | str | None = None,
+    *,
+    outputs: Iterable[str] = (),
+    params: Mapping[str, Any] | None = None,
+    temporal: bool = False,
+    higher_is_better: bool | Mapping[str, bool] = True,
+    version: str = "1",
+    description: str = "",
+    replace: bool = False,
+) -> MetricSpec:
+    """Register a metric by name; ``kernel`` follows the contract in :mod:`giflab_dask.kernels`.
+
+    Bump ``version`` when the kernel's code changes: it is part of every stored result's key.
+    """
+    if isinstance(name, MetricSpec):
+        spec = name
+    else:
+        if kernel is None:
+            raise GiflabError(f"register_metric({name!r}) needs a kernel function")
+        spec = MetricSpec(
+            name,
+            kernel,
+            outputs=tuple(outputs),
+            params=dict(params or {}),
+            temporal=temporal,
+            higher_is_better=higher_is_better,
+            version=version,
+            description=description or (getattr(kernel, "__doc__", "") or "").strip()[:200],
+        )
+    if spec.name in _REGISTRY and not replace:
+        raise GiflabError(f"metric {spec.name!r} is already registered; pass replace=True")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def available_metrics() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_metric(name: str) -> MetricSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownMetricError(
+            f"unknown metric {name!r}; available: {', '.join(available_metrics())}"
+        ) from None
+
+
+def resolve_metrics(metrics: Iterable[str | MetricSpec] | str | None) -> list[MetricSpec]:
+    """Specs for names (or a comma-separated string); None means :data:`DEFAULT_METRICS`."""
+    if metrics is None:
+        metrics = DEFAULT_METRICS
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    specs = [m if isinstance(m, MetricSpec) else get_metric(m) for m in metrics]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise GiflabError(f"metric listed twice: {names}")
+    return specs
+
+
+# -- wrappers ---------------------------------------------------------------------------------
+
+
+def _as_2d(values: np.ndarray, t: int, k: int, name: str) -> np.ndarray:
+    out = np.asarray(values, dtype=np.float64)
+    if out.shape == (t,) and k == 1:
+        return out[:, None]
+    if out.shape != (t, k):
+        raise GiflabError(
+            f"metric {name!r} returned shape {out.shape} for {t} frames; "
+            f"expected ({t},) or ({t}, {k})"
+        )
+    return out
+
+
+def _pair_block(
+    original: np.ndarray,
+    compressed: np.ndarray,
+    *,
+    spec: MetricSpec,
+    kernel: Kernel,
+    single: bool,
+) -> np.ndarray:
+    t = original.shape[0]
+    out = _as_2d(kernel(original, compressed, **spec.params), t, len(spec.outputs), spec.name)
+    return out[:, 0] if single else out
+
+
+def _temporal_block(
+    original: np.ndarray,
+    compressed: np.ndarray,
+    *,
+    spec: MetricSpec,
+    kernel: Kernel,
+    n_blocks: int,
+    single: bool,
+    block_id: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    out = _temporal_values(original, compressed, spec, kernel, n_blocks, block_id)
+    return out[:, 0] if single else out
+
+
+def _temporal_values(
+    original: np.ndarray,
+    compressed: np.ndarray,
+    spec: MetricSpec,
+    kernel: Kernel,
+    n_blocks: int,
+    block_id: tuple[int, ...] | None,
+) -> np.ndarray:
+    # Blocks arrive overlapped by one frame on each inner side; keep the leading frame only.
+    k = block_id[0] if block_id is not None else 0
+    if k < n_blocks - 1:
+        original, compressed = original[:-1], compressed[:-1]
+    outputs = len(spec.outputs)
+    if k > 0:
+        t = original.shape[0] - 1
+        return _as_2d(kernel(original, compressed, **spec.params), t, outputs, spec.name)
+    # The first frame of the GIF has no predecessor: NaN (missing), never a made-up value.
+    t = original.shape[0]
+    out = np.full((t, outputs), np.nan)
+    if t > 1:
+        out[1:] = _as_2d(kernel(original, compressed, **spec.params), t - 1, outputs, spec.name)
+    return out
+
+
+def per_frame(spec: MetricSpec, pair: AlignedPair) -> dict[str, da.Array]:
+    """Lazy per-frame vectors ``(T,)`` float64, one per output of ``spec``."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    kernel = spec.resolve_kernel()
+    o, c = pair.original, pair.compressed
+    time_chunks = o.chunks[0]
+    k = len(spec.outputs)
+    token = tokenize(spec, o.name, c.name)
+    single = k == 1
+    common: dict[str, Any] = {
+        "dtype": np.float64,
+        "meta": np.empty((0,) if single else (0, 0), dtype=np.float64),
+        # one value per frame, or one row of k outputs per frame
+        "chunks": (time_chunks,) if single else (time_chunks, (k,)),
+        "drop_axis": [1, 2, 3] if single else [2, 3],
+        "name": f"{spec.name}-frame-{token}",
+        "spec": spec,
+        "kernel": kernel,
+        "single": single,
+    }
+    if spec.temporal:
+        depth = {0: 1, 1: 0, 2: 0, 3: 0}
+        o_ov = da.overlap.overlap(o, depth=depth, boundary="none")
+        c_ov = da.overlap.overlap(c, depth=depth, boundary="none")
+        values = da.map_blocks(_temporal_block, o_ov, c_ov, n_blocks=len(time_chunks), **common)
+    else:
+        values = da.map_blocks(_pair_block, o, c, **common)
+    if single:
+        return {spec.outputs[0]: values}
+    return {name: values[:, j] for j, name in enumerate(spec.outputs)}
+
+
+for _spec in _BUILTIN:
+    register_metric(_spec)
+
+#: The metric set computed when none is named: GifLab's frame-level set.
+DEFAULT_METRICS: tuple[str, ...] = tuple(s.name for s in _BUILTIN)

@@ -1,0 +1,150 @@
+"""Reductions: per-frame vectors -> per-pair summaries, chunk/combine/aggregate style.
+
+The chunk step keeps each block's finite values (NaN frames are counted as missing), combine
+concatenates, and aggregate sorts and sums exactly (``math.fsum``), so a summary is the same to
+the last bit whatever the chunking. Positional samples (first/middle/last frame, GifLab's
+positional sampling) come from the frame index, not from a sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import dask.array as da
+
+__all__ = [
+    "COMPOSITE_WEIGHTS",
+    "STATS",
+    "composite_quality",
+    "psnr_from_mse",
+    "summarize",
+    "summary_array",
+]
+
+#: Summary statistics per metric output, in the order of :func:`summary_array`'s result.
+STATS = ("mean", "std", "min", "max", "p5", "p50", "p95", "first", "middle", "last",
+         "n_frames", "n_missing")  # fmt: skip
+
+
+def _summarize_values(values: np.ndarray) -> np.ndarray:
+    """All statistics of one per-frame vector (NaN = missing frame)."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    n = len(values)
+    finite = np.sort(values[np.isfinite(values)])
+    out = np.full(len(STATS), np.nan)
+    out[STATS.index("n_frames")] = n
+    out[STATS.index("n_missing")] = n - len(finite)
+    if n:
+        out[STATS.index("first")] = values[0]
+        out[STATS.index("middle")] = values[n // 2]
+        out[STATS.index("last")] = values[-1]
+    if len(finite):
+        mean = math.fsum(finite) / len(finite)
+        out[STATS.index("mean")] = mean
+        out[STATS.index("std")] = math.sqrt(math.fsum((finite - mean) ** 2) / len(finite))
+        out[STATS.index("min")] = finite[0]
+        out[STATS.index("max")] = finite[-1]
+        for name, q in (("p5", 5), ("p50", 50), ("p95", 95)):
+            out[STATS.index(name)] = np.percentile(finite, q)
+    return out
+
+
+def _chunk(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    return x  # keep the values: percentiles and positions need them, and vectors are small
+
+
+def _combine(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    return x  # with concatenate=True dask hands over the blocks already joined in order
+
+
+def _aggregate(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    return _summarize_values(x)
+
+
+def summary_array(values: da.Array, name: str) -> da.Array:
+    """Lazy ``(len(STATS),)`` float64 summary of a ``(T,)`` vector, in a layer ``name``."""
+    import dask.array as da
+
+    return da.reduction(
+        values,
+        chunk=_chunk,
+        combine=_combine,
+        aggregate=_aggregate,
+        axis=0,
+        keepdims=False,
+        dtype=np.float64,
+        concatenate=True,
+        output_size=len(STATS),
+        name=name,
+        meta=np.empty((0,), dtype=np.float64),
+    )
+
+
+def summarize(output: str, stats: np.ndarray) -> dict[str, float]:
+    """Name a computed summary array: ``{f"{output}_{stat}": value}``."""
+    return {f"{output}_{stat}": float(v) for stat, v in zip(STATS, stats, strict=True)}
+
+
+def psnr_from_mse(mse: float, data_range: float = 255.0, cap: float = 100.0) -> float:
+    """PSNR in dB of an (aggregated) MSE; ``cap`` for zero MSE, as GifLab caps identical frames."""
+    if not np.isfinite(mse):
+        return float("nan")
+    if mse <= 0:
+        return cap
+    return float(min(cap, 10.0 * math.log10(data_range**2 / mse)))
+
+
+#: GifLab's 11-metric composite weights (its MetricsConfig ENHANCED_*_WEIGHT values).
+COMPOSITE_WEIGHTS: Mapping[str, float] = {
+    "ssim_mean": 0.18,
+    "ms_ssim_mean": 0.22,
+    "psnr_mean": 0.15,
+    "mse_mean": 0.10,
+    "fsim_mean": 0.08,
+    "edge_similarity_mean": 0.07,
+    "gmsd_mean": 0.05,
+    "chist_mean": 0.04,
+    "sharpness_similarity_mean": 0.03,
+    "texture_similarity_mean": 0.03,
+    "temporal_consistency_delta_mean": 0.05,
+}
+
+
+def _normalize(key: str, value: float) -> float:
+    """GifLab's per-metric normalisation to [0, 1], higher is better."""
+    if key == "psnr_mean":
+        return min(1.0, max(0.0, value / 50.0))
+    if key == "mse_mean":
+        return 1.0 if value <= 0 else min(1.0, max(0.0, 1.0 / (1.0 + math.log10(max(value, 1.0)))))
+    if key == "gmsd_mean":
+        return 1.0 - min(value, 0.5) / 0.5
+    if key == "temporal_consistency_delta_mean":
+        return 1.0 - min(1.0, max(0.0, value))
+    return min(1.0, max(0.0, value))
+
+
+def composite_quality(
+    summaries: Mapping[str, float], weights: Mapping[str, float] | None = None
+) -> tuple[float, str | None]:
+    """GifLab's composite quality from the summaries it names, and why it is missing if it is.
+
+    Metrics not computed do not contribute; metrics computed but unmeasurable (NaN) keep their
+    weight as missing; the weight of the measured ones is renormalised. When half or more of the
+    present weight is missing the composite is NaN (GifLab's majority-missing rule).
+    """
+    weights = COMPOSITE_WEIGHTS if weights is None else weights
+    present = {k: w for k, w in weights.items() if k in summaries}
+    if not present:
+        return float("nan"), "none of the metrics the composite weighs was computed"
+    measured = {k: w for k, w in present.items() if np.isfinite(summaries[k])}
+    total, kept = sum(present.values()), sum(measured.values())
+    if total <= 0 or (total - kept) / total >= 0.5:
+        missing = sorted(set(present) - set(measured))
+        return float("nan"), f"half or more of the composite's weight is missing ({missing})"
+    score = math.fsum(_normalize(k, summaries[k]) * w for k, w in measured.items()) / kept
+    return min(1.0, max(0.0, score)), None
