@@ -5,8 +5,9 @@
   compared with what a viewer sees.
 * ``index`` pairs frame ``i`` with frame ``i`` (frame counts must agree).
 * ``content`` starts from the time mapping and picks, within ``content-window`` frames either
-  side, the compressed frame closest in content (mean squared error of 16x downsampled luma
-  thumbnails). It reads thumbnails (one small compute) and never searches all pairs.
+  side, the compressed frame closest in content (mean squared error of block-mean
+  luma thumbnails about 32 pixels on the short side). It reads thumbnails (one small compute)
+  and never searches all pairs.
 * ``auto`` is ``index`` when counts and durations agree (it then equals ``time``), else ``time``.
 
 Alpha is composited on ``giflab.align.background``; a size mismatch resizes both sides to the
@@ -188,11 +189,11 @@ def _content_mapping(
     import dask
 
     def thumbs(frames: da.Array) -> da.Array:
+        # Block-mean luma thumbnails about 32 pixels on the short side: cheap to compare.
         luma = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        h, w = luma.shape[1] // 16 * 16 or luma.shape[1], luma.shape[2] // 16 * 16 or luma.shape[2]
-        f = 16 if luma.shape[1] >= 16 and luma.shape[2] >= 16 else 1
-        luma = luma[:, :h, :w]
-        return luma.reshape(luma.shape[0], h // f, f, w // f, f).mean(axis=(2, 4))
+        f = max(1, min(luma.shape[1], luma.shape[2]) // 32)
+        h, w = luma.shape[1] // f * f, luma.shape[2] // f * f
+        return luma[:, :h, :w].reshape(luma.shape[0], h // f, f, w // f, f).mean(axis=(2, 4))
 
     o, c = dask.compute(thumbs(original), thumbs(compressed))
     mapping = start.copy()
