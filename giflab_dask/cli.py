@@ -96,6 +96,77 @@ def decode(gifs: tuple[Path, ...], as_json: bool) -> None:
         click.echo(f"\nframe store: {store.root}")
 
 
+def _fmt(value: float | None) -> str:
+    if value is None or value != value:  # NaN
+        return "missing"
+    return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+
+
+@cli.command()
+@click.argument("original", type=click.Path(path_type=Path))
+@click.argument("compressed", type=click.Path(path_type=Path))
+@click.option("--metrics", help="Comma-separated metric names (default: GifLab's frame-level set).")
+@click.option("--profile", help="Verdict profile (giflab.verdicts.profiles; default: 'default').")
+@click.option(
+    "--align",
+    "align_mode",
+    type=click.Choice(["auto", "time", "index", "content"]),
+    help="Frame alignment (default: giflab.align.mode).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def validate(
+    original: Path,
+    compressed: Path,
+    metrics: str | None,
+    profile: str | None,
+    align_mode: str | None,
+    as_json: bool,
+) -> None:
+    """Validate one pair: per-metric summaries and a verdict (exit 0 pass/warn, 1 fail)."""
+    from giflab_dask.align import AlignOptions
+    from giflab_dask.pipeline import validate_pair
+
+    with _input_errors():
+        result = validate_pair(
+            original,
+            compressed,
+            metrics=metrics,
+            profile=profile,
+            align_options=AlignOptions.from_config(mode=align_mode),
+        )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        from giflab_dask.metrics import resolve_metrics
+
+        rows = []
+        for spec in resolve_metrics(metrics):
+            for output in spec.outputs:
+                s = result.summaries
+                rows.append(
+                    {
+                        "metric": output,
+                        "mean": _fmt(s.get(f"{output}_mean")),
+                        "min": _fmt(s.get(f"{output}_min")),
+                        "p5": _fmt(s.get(f"{output}_p5")),
+                        "max": _fmt(s.get(f"{output}_max")),
+                        "note": result.missing.get(spec.name, ""),
+                    }
+                )
+        click.echo(_table(rows, ["metric", "mean", "min", "p5", "max", "note"]))
+        a = result.alignment
+        click.echo(
+            f"\nframes: {int(result.summaries['original_frames'])} original, "
+            f"{int(result.summaries['compressed_frames'])} compressed, aligned by {a['mode']}"
+            + (f"; {'; '.join(a['notes'])}" if a["notes"] else "")
+        )
+        click.echo(f"composite quality: {_fmt(result.summaries.get('composite_quality'))}")
+        click.echo(f"verdict: {result.status.upper()}")
+        for reason in result.verdict.reasons:
+            click.echo(f"  - {reason}")
+    sys.exit(EXIT_FAILED if result.status == "fail" else EXIT_OK)
+
+
 @cli.command("demo-data")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--originals", "n_originals", default=3, show_default=True, help="How many GIFs.")

@@ -83,6 +83,10 @@ class LazyPairResult:
         """Compute in one ``dask.compute``; a metric whose kernel fails is reported missing."""
         import dask
 
+        # No graph optimization: fusion would rename the layers (the dashboard shows
+        # "ssim-frame", not "getitem-ssim-frame-ssim-summary") and optimize the verdict's copy
+        # of the arrays separately, computing every kernel twice.
+        compute_kwargs.setdefault("optimize_graph", False)
         missing: dict[str, str] = {}
         try:
             vectors, stats, (summaries, verdict) = dask.compute(
@@ -167,8 +171,11 @@ def validate_pair_lazy(
             )
     facts = pair_facts(pair, o, c)
     token = tokenize(o.key, c.key, pair.options, specs, profile)
+    # Reference the summaries by key (to_delayed without optimization): wrapping the arrays
+    # themselves would give the verdict a separately optimized copy of their graph.
+    summary_refs = {k: v.to_delayed(optimize_graph=False).ravel()[0] for k, v in summaries.items()}
     verdict = dask.delayed(_finish, pure=True)(
-        summaries, facts, profile, dask_key_name=f"verdict-{token}"
+        summary_refs, facts, profile, dask_key_name=f"verdict-{token}"
     )
     return LazyPairResult(
         o, c, o_path, c_path, pair, specs, vectors, summaries, verdict, facts, profile

@@ -1,0 +1,175 @@
+"""validate_pair end to end: identities, chunk invariance, laziness, names, failures, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from dask.utils import key_split
+
+from giflab_dask.cli import cli
+from giflab_dask.metrics import available_metrics, register_metric
+from giflab_dask.pipeline import validate_pair, validate_pair_lazy
+from giflab_dask.testing import make_animation
+
+from .conftest import write_pillow_gif
+
+H, W, T = 40, 56, 15
+
+
+@pytest.fixture(scope="module")
+def gifs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An original and a lossy variant (palette cut to 16 colours, every 3rd frame dropped)."""
+    from PIL import Image, ImageSequence
+
+    root = tmp_path_factory.mktemp("pair")
+    original = root / "original.gif"
+    original.write_bytes(make_animation(T, W, H, seed=11, delay_cs=4))
+    with Image.open(original) as im:
+        frames = [f.convert("RGB") for f in ImageSequence.Iterator(im)]
+    kept = [f.quantize(16, method=Image.Quantize.FASTOCTREE) for i, f in enumerate(frames) if i % 3]
+    durations = [80 if i % 3 == 2 else 40 for i in range(T) if i % 3]
+    compressed = root / "compressed.gif"
+    kept[0].save(compressed, save_all=True, append_images=kept[1:], duration=durations, loop=0)
+    return original, compressed
+
+
+def with_chunk_frames(n: int) -> dict[str, float]:
+    return {"giflab.framestore.chunk-mib": n * H * W * 3 / 2**20}
+
+
+def test_identity_gives_perfect_scores(gifs: tuple[Path, Path]) -> None:
+    original, _ = gifs
+    result = validate_pair(original, original, metrics="ssim,psnr,mse,gmsd,chist")
+    s = result.summaries
+    assert s["ssim_min"] == pytest.approx(1.0)
+    assert s["gmsd_max"] == pytest.approx(0.0) and s["chist_min"] == pytest.approx(1.0)
+    assert s["mse_max"] == 0.0
+    assert s["psnr_min"] == 100.0 and s["psnr_of_mean_mse"] == 100.0
+    assert result.status == "pass"
+    np.testing.assert_array_equal(result.mapping, np.arange(T))
+
+
+@pytest.mark.parametrize("metrics", [None])
+def test_results_do_not_depend_on_chunking(
+    gifs: tuple[Path, Path], tmp_path: Path, metrics
+) -> None:
+    original, compressed = gifs
+    results = []
+    for n in (1, 7, T):
+        with dask.config.set({**with_chunk_frames(n), "giflab.cache-dir": str(tmp_path / str(n))}):
+            result = validate_pair(original, compressed, metrics=metrics)
+        assert result.per_frame  # computed something
+        results.append(result)
+    chunks = [r for r in results]
+    reference = chunks[-1]
+    for other in chunks[:-1]:
+        assert other.missing == reference.missing
+        for name, values in reference.per_frame.items():
+            np.testing.assert_allclose(other.per_frame[name], values, rtol=1e-9, atol=1e-12,
+                                       equal_nan=True, err_msg=name)  # fmt: skip
+        for key, value in reference.summaries.items():
+            assert math.isclose(other.summaries[key], value, rel_tol=1e-9, abs_tol=1e-12) or (
+                math.isnan(value) and math.isnan(other.summaries[key])
+            ), key
+
+
+def test_building_the_graph_computes_nothing(gifs: tuple[Path, Path]) -> None:
+    calls: list[int] = []
+
+    def spy(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
+        calls.append(len(original))
+        return np.zeros(len(original))
+
+    register_metric("spy_metric", spy, replace=True)
+    original, compressed = gifs
+    lazy = validate_pair_lazy(original, compressed, metrics=["spy_metric", "ssim"])
+    assert calls == []
+    prefixes = {key_split(k) for k in dict(lazy.verdict.__dask_graph__())}
+    assert "verdict" in prefixes
+    layers = set()
+    for array in [*lazy.summaries.values(), *lazy.per_frame.values()]:
+        layers |= {name.rsplit("-", 1)[0] for name in array.dask.layers}
+    for expected in ("spy_metric-frame", "ssim-frame", "align-frames-original",
+                     "align-frames-compressed", "gif-frames"):  # fmt: skip
+        assert expected in layers, (expected, layers)
+    assert any(name.startswith("ssim-summary") for name in lazy.summaries["ssim"].dask.layers)
+    result = lazy.compute()
+    assert sum(calls) == T
+    assert result.summaries["spy_metric_mean"] == 0.0
+
+
+def test_a_failing_metric_is_missing_with_its_reason(gifs: tuple[Path, Path]) -> None:
+    def broken(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
+        raise FloatingPointError("kernel exploded")
+
+    register_metric("broken_metric", broken, replace=True)
+    original, compressed = gifs
+    result = validate_pair(original, compressed, metrics=["broken_metric", "psnr"])
+    assert result.missing == {"broken_metric": "FloatingPointError: kernel exploded"}
+    assert "broken_metric_mean" not in result.summaries
+    assert np.isfinite(result.summaries["psnr_mean"])
+
+
+def test_user_metric_registered_and_picked_by_name(gifs: tuple[Path, Path]) -> None:
+    def mean_abs(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
+        """Mean absolute RGB difference per frame."""
+        diff = np.abs(original.astype(np.int16) - compressed.astype(np.int16))
+        return diff.mean(axis=(1, 2, 3))
+
+    register_metric("mean_abs", mean_abs, higher_is_better=False, replace=True)
+    assert "mean_abs" in available_metrics()
+    original, compressed = gifs
+    result = validate_pair(original, compressed, metrics="mean_abs")
+    frame = result.per_frame_frame()
+    assert list(frame.columns) == ["compressed_frame", "mean_abs"]
+    assert len(frame) == T and frame["mean_abs"].iloc[0] > 0
+
+
+def test_dropped_frames_are_in_the_mapping_and_timing(gifs: tuple[Path, Path]) -> None:
+    original, compressed = gifs
+    result = validate_pair(original, compressed, metrics="psnr")
+    # frames 0,1,2 -> kept 1,2 (frame 0 dropped) ... the mapping is monotonic and covers all
+    assert (np.diff(result.mapping) >= 0).all() and result.mapping.max() == 9
+    assert result.summaries["frame_count_change"] == pytest.approx(5 / 15)
+    assert result.alignment["mode"] == "time"
+
+
+def test_cli_validate_table_json_and_exit_codes(gifs: tuple[Path, Path], tmp_path: Path) -> None:
+    original, compressed = gifs
+    runner = CliRunner()
+    same = runner.invoke(cli, ["validate", str(original), str(original), "--metrics", "ssim,psnr"])
+    assert same.exit_code == 0, same.output
+    assert "verdict: PASS" in same.output and "ssim" in same.output
+    as_json = runner.invoke(
+        cli, ["validate", str(original), str(compressed), "--metrics", "ssim,mse", "--json"]
+    )
+    payload = json.loads(as_json.output)
+    assert payload["verdict"]["status"] in ("pass", "warn", "fail")
+    assert "ssim_mean" in payload["summaries"]
+    strict = {"giflab.verdicts.profiles.harsh": {"ssim_mean": {"fail-below": 0.9999}}}
+    with dask.config.set(strict):
+        failed = runner.invoke(
+            cli,
+            ["validate", str(original), str(compressed), "--metrics", "ssim", "--profile", "harsh"],
+        )
+    assert failed.exit_code == 1 and "ssim_mean" in failed.output
+    bad = tmp_path / "bad.gif"
+    bad.write_bytes(b"GIF89a\x01")
+    broken = runner.invoke(cli, ["validate", str(bad), str(original)])
+    assert broken.exit_code == 2 and "bad.gif" in broken.output
+    unknown = runner.invoke(cli, ["validate", str(original), str(original), "--metrics", "nope"])
+    assert unknown.exit_code == 2 and "unknown metric 'nope'" in unknown.output
+
+
+def test_missing_metric_never_passes_silently(tmp_path: Path) -> None:
+    # 8x8 frames are too small for MS-SSIM's five scales: reported missing, never invented.
+    small = write_pillow_gif(tmp_path / "small.gif", n_frames=3, size=(8, 8), noise=True)
+    result = validate_pair(small, small, metrics="ms_ssim,ssim")
+    assert "ms_ssim" in result.missing
+    assert math.isnan(result.summaries["ms_ssim_mean"])
