@@ -60,3 +60,11 @@ def choice(key: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"giflab.{key} must be one of {', '.join(allowed)}; got {value!r}")
     return value
+
+
+def results_root() -> Path:
+    """The result store's root (``giflab.results.root``, else ``<cache-dir>/results``)."""
+    configured = get("results.root")
+    if configured:
+        return Path(str(configured)).expanduser()
+    return cache_dir() / "results"
