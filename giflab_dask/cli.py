@@ -167,6 +167,115 @@ def validate(
     sys.exit(EXIT_FAILED if result.status == "fail" else EXIT_OK)
 
 
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option(
+    "--variants",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A directory of compressed GIFs matched to SOURCE's originals by relative path "
+    "(repeat for each compression variant).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the table here: .parquet, .csv, .tsv or .jsonl (by extension).",
+)
+@click.option("--metrics", help="Comma-separated metric names (default: GifLab's frame-level set).")
+@click.option("--profile", help="Verdict profile (giflab.verdicts.profiles).")
+@click.option(
+    "--align",
+    "align_mode",
+    type=click.Choice(["auto", "time", "index", "content"]),
+    help="Frame alignment (default: giflab.align.mode).",
+)
+@click.option(
+    "--scheduler",
+    type=click.Choice(["threads", "processes", "sync"]),
+    default="threads",
+    show_default=True,
+    help="Dask scheduler.",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Number of threads or processes.")
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write stored results.")
+@click.option("--refresh", is_flag=True, help="Recompute every node and overwrite stored ones.")
+def batch(
+    source: Path,
+    variants: tuple[Path, ...],
+    out: Path | None,
+    metrics: str | None,
+    profile: str | None,
+    align_mode: str | None,
+    scheduler: str,
+    workers: int | None,
+    no_progress: bool,
+    no_cache: bool,
+    refresh: bool,
+) -> None:
+    """Validate a batch of pairs from a manifest (CSV/TSV/JSONL) or directories.
+
+    SOURCE is a manifest with original,compressed columns; a directory holding originals/
+    and variants/*/ (as demo-data writes); or a directory of originals with --variants.
+    Exit code 0 when every pair passes (or warns), 1 when any fails or errors, 2 on bad usage.
+    """
+    from giflab_dask.align import AlignOptions
+    from giflab_dask.inputs import collect_pairs
+    from giflab_dask.pipeline import plan_batch
+    from giflab_dask.results import batch_table, write_table
+
+    with _input_errors():
+        pairs = collect_pairs(source, variants)
+        if not pairs:
+            raise click.UsageError(f"{source}: no GIF pairs found")
+        plan = plan_batch(
+            pairs,
+            metrics=metrics,
+            profile=profile,
+            align_options=AlignOptions.from_config(mode=align_mode),
+            use_cache=not no_cache,
+            refresh=refresh,
+        )
+        compute_kwargs: dict[str, Any] = {"scheduler": scheduler}
+        if workers:
+            compute_kwargs["num_workers"] = workers
+        if no_progress or not plan.writes:
+            result = plan.compute(**compute_kwargs)
+        else:
+            from dask.diagnostics import ProgressBar
+
+            with ProgressBar(out=sys.stderr):
+                result = plan.compute(**compute_kwargs)
+        table = batch_table(result.outcomes)
+        if out is not None:
+            write_table(table, out)
+    counts = result.counts()
+    stats = result.stats
+    click.echo(
+        f"{stats['pairs']} pairs: {counts['pass']} pass, {counts['warn']} warn, "
+        f"{counts['fail']} fail, {counts['error']} error  "
+        f"({stats['seconds']:.1f} s; {stats['node_hits']} stored results reused, "
+        f"{stats['node_misses']} computed, {stats['decode_tasks']} GIFs decoded)"
+    )
+    valid = table[table["verdict"] != "error"]
+    if len(valid) and "composite_quality" in valid:
+        worst = valid.sort_values("composite_quality").head(5)
+        click.echo("\nworst pairs (composite quality):")
+        for _, row in worst.iterrows():
+            click.echo(
+                f"  {_fmt(row['composite_quality'])}  {row['verdict']:<5} {row['compressed']}"
+            )
+    errors = table[table["verdict"] == "error"]
+    if len(errors):
+        click.echo("\nerrors:")
+        for _, row in errors.iterrows():
+            click.echo(f"  row {row['row']}: {row['error']}")
+    if out is not None:
+        click.echo(f"\ntable: {out}")
+    failed = counts["fail"] + counts["error"]
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
 @cli.command("demo-data")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--originals", "n_originals", default=3, show_default=True, help="How many GIFs.")
@@ -187,18 +296,23 @@ def cache() -> None:
 @cache.command("info")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cache_info(as_json: bool) -> None:
-    """Entries, bytes and hits of the frame store."""
+    """Entries, bytes and hits of the frame store and the result store."""
     from giflab_dask.framestore import FrameStore, _configured_max_bytes
+    from giflab_dask.resultstore import ResultStore
 
     with _input_errors():
         store = FrameStore()
         entries = store.entries()
+        results = ResultStore()
         info = {
             "framestore": str(store.root),
             "entries": len(entries),
             "bytes": sum(e.nbytes for e in entries),
             "hits": sum(e.hits for e in entries),
             "max_bytes": _configured_max_bytes(),
+            "results": str(results.root),
+            "result_nodes": len(results.entries()),
+            "result_bytes": results.nbytes(),
         }
     if as_json:
         click.echo(json.dumps(info))
@@ -208,6 +322,8 @@ def cache_info(as_json: bool) -> None:
     click.echo(f"entries      {info['entries']}")
     click.echo(f"size         {_human_bytes(info['bytes'])} (limit {limit})")
     click.echo(f"hits         {info['hits']}")
+    click.echo(f"result store {info['results']}")
+    click.echo(f"nodes        {info['result_nodes']} ({_human_bytes(info['result_bytes'])})")
 
 
 def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
@@ -233,8 +349,11 @@ def cache_prune(max_bytes: int | None) -> None:
     from giflab_dask.framestore import FrameStore
 
     with _input_errors():
+        from giflab_dask.resultstore import ResultStore
+
         store = FrameStore()
         evicted = store.prune(max_bytes)
+        ResultStore().prune_temporaries()
         click.echo(
             f"evicted {len(evicted)} entries; frame store now {_human_bytes(store.nbytes())}"
         )
@@ -245,10 +364,12 @@ def cache_prune(max_bytes: int | None) -> None:
 def cache_clear() -> None:
     """Remove every entry of the caches."""
     from giflab_dask.framestore import FrameStore
+    from giflab_dask.resultstore import ResultStore
 
     with _input_errors():
         removed = FrameStore().clear()
-    click.echo(f"removed {removed} entries")
+        nodes = ResultStore().clear()
+    click.echo(f"removed {removed} entries and {nodes} stored results")
 
 
 @cli.group("config")

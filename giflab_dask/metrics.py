@@ -56,6 +56,9 @@ class MetricSpec:
     higher_is_better: bool | Mapping[str, bool] = True
     version: str = "1"
     description: str = ""
+    # Pair-level values from the whole (T, k) per-frame matrix, for metrics whose summary is
+    # not a statistic of one vector (GifLab's temporal consistency, ΔE over all pixels).
+    pair_summary: Callable[[np.ndarray], dict[str, float]] | str | None = None
 
     def __post_init__(self) -> None:
         if not self.name.replace("_", "").isalnum():
@@ -67,6 +70,12 @@ class MetricSpec:
         if callable(self.kernel):
             return self.kernel
         module, _, attr = self.kernel.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def resolve_pair_summary(self) -> Callable[[np.ndarray], dict[str, float]] | None:
+        if self.pair_summary is None or callable(self.pair_summary):
+            return self.pair_summary
+        module, _, attr = self.pair_summary.partition(":")
         return getattr(importlib.import_module(module), attr)
 
     def with_params(self, **params: Any) -> MetricSpec:
@@ -94,6 +103,9 @@ class MetricSpec:
             sorted(self.params.items()),
             self.temporal,
             self.version,
+            self.pair_summary
+            if self.pair_summary is None or isinstance(self.pair_summary, str)
+            else _callable_name(self.pair_summary),
         )
 
 
@@ -126,6 +138,27 @@ _BUILTIN = [
                description="LBP histogram similarity"),
     MetricSpec("sharpness_similarity", f"{_K}.texture:sharpness_similarity",
                description="Laplacian variance ratio"),
+    MetricSpec("temporal_consistency", f"{_K}.temporal:temporal_consistency",
+               outputs=("temporal_consistency_original", "temporal_consistency_compressed"),
+               temporal=True, higher_is_better=False,
+               pair_summary=f"{_K}.temporal:temporal_consistency_summary",
+               description="inter-frame change of each stream; GifLab's consistency and delta"),
+    MetricSpec("deltae", f"{_K}.colour:deltae",
+               outputs=("deltae_mean", "deltae_p95", "deltae_max", "deltae_pct_gt1",
+                        "deltae_pct_gt2", "deltae_pct_gt3", "deltae_pct_gt5",
+                        "color_patch_count"),
+               higher_is_better=False, pair_summary=f"{_K}.colour:deltae_summary",
+               description="CIEDE2000 colour difference per pixel"),
+    MetricSpec("banding", f"{_K}.colour:banding",
+               outputs=("banding_score_mean", "banding_score_p95", "banding_patch_count",
+                        "gradient_region_count"),
+               higher_is_better=False, pair_summary=f"{_K}.colour:banding_summary",
+               description="GifLab's gradient banding score"),
+]  # fmt: skip
+
+_EXTRA = [
+    MetricSpec("psnr_normalized", f"{_K}.fidelity:psnr_normalized",
+               description="GifLab's normalised PSNR, dB/50 clamped to [0, 1] (GifLab's 'psnr')"),
 ]  # fmt: skip
 
 
@@ -292,7 +325,7 @@ def per_frame(spec: MetricSpec, pair: AlignedPair) -> dict[str, da.Array]:
     return {name: values[:, j] for j, name in enumerate(spec.outputs)}
 
 
-for _spec in _BUILTIN:
+for _spec in (*_BUILTIN, *_EXTRA):
     register_metric(_spec)
 
 #: The metric set computed when none is named: GifLab's frame-level set.

@@ -185,7 +185,7 @@ def _concat(chunks: Sequence[np.ndarray]) -> np.ndarray:
 def _write_metric_node(
     root: str,
     key: str,
-    metric: str,
+    spec: MetricSpec,
     decoded: Sequence[dict[str, Any]],
     vector_chunks: Mapping[str, Sequence[np.ndarray]],
     stats: Mapping[str, np.ndarray],
@@ -194,18 +194,29 @@ def _write_metric_node(
     failed = [d["error"] for d in decoded if not d["ok"]]
     if failed:
         return {"ok": False, "error": "; ".join(failed)}
+    vectors = {name: _concat(vector_chunks[name]) for name in spec.outputs}
+    pair_summary = spec.resolve_pair_summary()
+    extra = {}
+    if pair_summary is not None:
+        matrix = np.stack([vectors[name] for name in spec.outputs], axis=-1)
+        extra = {k: float(v) for k, v in pair_summary(matrix).items()}
     data = {
-        "metric": metric,
+        "metric": spec.name,
         "outputs": {
             name: {
-                "per_frame": _concat(vector_chunks[name]).tolist(),
+                "per_frame": vectors[name].tolist(),
                 "summary": np.asarray(stats[name], dtype=np.float64).tolist(),
             }
-            for name in vector_chunks
+            for name in spec.outputs
         },
+        "pair_summary": extra,
     }
     ResultStore(root).put(key, "metric", data)
-    return {"ok": True, "summary": {n: o["summary"] for n, o in data["outputs"].items()}}
+    return {"ok": True, "summary": _node_summaries(data), "extra": extra}
+
+
+def _node_summaries(data: Mapping[str, Any]) -> dict[str, list[float]]:
+    return {name: output["summary"] for name, output in data["outputs"].items()}
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -222,6 +233,7 @@ class PairOutcome:
     alignment: dict[str, Any] | None = None
     metric_keys: dict[str, str] = field(default_factory=dict)
     summaries: dict[str, list[float]] = field(default_factory=dict)  # output -> stats
+    extra: dict[str, float] = field(default_factory=dict)  # pair-level summaries of metrics
     missing: dict[str, str] = field(default_factory=dict)
     hits: int = 0
     computed: int = 0
@@ -272,6 +284,7 @@ class BatchPlan:
             outcome = self.outcomes[index]
             if value.get("ok"):
                 outcome.summaries.update(value["summary"])
+                outcome.extra.update(value["extra"])
                 outcome.computed += 1
             elif "metric_error" in value:
                 outcome.missing[metric] = value["metric_error"]
@@ -292,6 +305,7 @@ def _pair_result(
     summaries: dict[str, float] = {}
     for output, stats in outcome.summaries.items():
         summaries.update(summarize(output, np.asarray(stats, dtype=np.float64)))
+    summaries.update(outcome.extra)
     summaries.update(outcome.alignment["facts"])  # type: ignore[index]
     for spec in specs:
         if spec.name in outcome.missing:
@@ -498,8 +512,8 @@ def plan_batch(
         missing_specs = [s for s in specs if s.name not in stored_nodes]
         for data in stored_nodes.values():
             outcome.hits += 1
-            for name, output in data["outputs"].items():
-                outcome.summaries[name] = output["summary"]
+            outcome.summaries.update(_node_summaries(data))
+            outcome.extra.update(data.get("pair_summary", {}))
         if outcome.alignment is not None and not missing_specs:
             continue  # a pure lookup: no frame is read, no task is built
         try:
@@ -551,7 +565,7 @@ def plan_batch(
             }
             target = str(results.root) if use_cache else _scratch_root()
             writes[(index, spec.name)] = dask.delayed(_write_metric_node, pure=True)(
-                target, key, spec.name, decoded, chunks, stats,
+                target, key, spec, decoded, chunks, stats,
                 dask_key_name=f"result-write-{key}",
             )  # fmt: skip
     return BatchPlan(outcomes, specs, options, profile, results, writes, decode_keys)

@@ -111,7 +111,7 @@ COMPOSITE_WEIGHTS: Mapping[str, float] = {
     "chist_mean": 0.04,
     "sharpness_similarity_mean": 0.03,
     "texture_similarity_mean": 0.03,
-    "temporal_consistency_delta_mean": 0.05,
+    "temporal_consistency_delta": 0.05,
 }
 
 
@@ -123,7 +123,7 @@ def _normalize(key: str, value: float) -> float:
         return 1.0 if value <= 0 else min(1.0, max(0.0, 1.0 / (1.0 + math.log10(max(value, 1.0)))))
     if key == "gmsd_mean":
         return 1.0 - min(value, 0.5) / 0.5
-    if key == "temporal_consistency_delta_mean":
+    if key == "temporal_consistency_delta":
         return 1.0 - min(1.0, max(0.0, value))
     return min(1.0, max(0.0, value))
 

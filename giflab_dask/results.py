@@ -1,19 +1,32 @@
-"""Result objects of a validated pair (the result store arrives with batch validation)."""
+"""Results: the object of one validated pair, and the tidy table of a batch."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from giflab_dask.errors import GiflabError
 from giflab_dask.verdicts import Verdict
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PairResult"]
+__all__ = [
+    "BASE_COLUMNS",
+    "PairResult",
+    "batch_table",
+    "load_per_frame",
+    "load_results",
+    "write_table",
+]
 
 
 @dataclass
@@ -72,3 +85,143 @@ class PairResult:
             "missing": self.missing,
             "alignment": self.alignment,
         }
+
+
+# -- the batch table --------------------------------------------------------------------------
+
+#: Columns every batch table starts with (then extra input columns, then metric summaries).
+BASE_COLUMNS = (
+    "row", "original", "compressed", "original_key", "compressed_key",
+    "original_frames", "compressed_frames", "original_size", "compressed_size",
+    "original_bytes", "compressed_bytes", "compression_ratio", "alignment",
+    "composite_quality", "psnr_of_mean_mse", "timing_drift", "frame_count_change",
+    "verdict", "failed_checks", "missing_metrics", "error",
+)  # fmt: skip
+
+
+def _file_size(path: str) -> float:
+    try:
+        return float(Path(path).stat().st_size)
+    except OSError:
+        return math.nan
+
+
+def batch_rows(outcomes: list[Any]) -> list[dict[str, Any]]:
+    """One tidy row per pair (see :data:`BASE_COLUMNS`), in input order."""
+    rows = []
+    for outcome in outcomes:
+        pair = outcome.input
+        o_bytes, c_bytes = _file_size(pair.original), _file_size(pair.compressed)
+        row: dict[str, Any] = {
+            "row": pair.row,
+            "original": pair.original,
+            "compressed": pair.compressed,
+            **pair.extra,
+            "original_key": outcome.original_key,
+            "compressed_key": outcome.compressed_key,
+            "original_bytes": o_bytes,
+            "compressed_bytes": c_bytes,
+            "compression_ratio": o_bytes / c_bytes if c_bytes else math.nan,
+            "error": outcome.error,
+        }
+        result = outcome.result
+        if result is None:
+            row["verdict"] = "error"
+        else:
+            s = result.summaries
+            a = result.alignment
+            row.update(
+                {
+                    "original_frames": int(s["original_frames"]),
+                    "compressed_frames": int(s["compressed_frames"]),
+                    "original_size": "{1}x{0}".format(*a["original_size"]),
+                    "compressed_size": "{1}x{0}".format(*a["compressed_size"]),
+                    "alignment": a["mode"],
+                    "verdict": result.status,
+                    "failed_checks": "; ".join(result.verdict.reasons),
+                    "missing_metrics": json.dumps(result.missing) if result.missing else "",
+                }
+            )
+            row.update({k: v for k, v in s.items() if k not in row})
+        rows.append(row)
+    return rows
+
+
+def batch_table(outcomes: list[Any]) -> pd.DataFrame:
+    """The batch as a pandas DataFrame with :data:`BASE_COLUMNS` first."""
+    import pandas as pd
+
+    frame = pd.DataFrame(batch_rows(outcomes))
+    first = [c for c in BASE_COLUMNS if c in frame.columns]
+    extra = [c for c in frame.columns if c not in BASE_COLUMNS]
+    return frame[first + extra]
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write atomically as Parquet, CSV or JSON lines, chosen by the file extension."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif suffix in (".csv", ".tsv"):
+            frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
+        elif suffix in (".jsonl", ".ndjson", ".json"):
+            frame.to_json(tmp, orient="records", lines=True)
+        else:
+            raise GiflabError(f"{path}: output must end in .parquet, .csv, .tsv or .jsonl")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a batch table written by ``giflab-dask batch`` (Parquet, CSV or JSON lines)."""
+    import pandas as pd
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix in (".csv", ".tsv"):
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return pd.read_json(path, orient="records", lines=True)
+    raise GiflabError(f"{path}: cannot tell the format (use .parquet, .csv, .tsv or .jsonl)")
+
+
+def load_per_frame(
+    row: Mapping[str, Any],
+    *,
+    metrics: Any = None,
+    align_options: Any = None,
+    results: Any = None,
+) -> pd.DataFrame:
+    """Per-frame vectors of one batch row (a dict or a DataFrame row) from the result store.
+
+    ``metrics`` and ``align_options`` must be those of the run (defaults: the defaults).
+    Nothing is recomputed: a vector missing from the store is simply absent.
+    """
+    import pandas as pd
+
+    from giflab_dask.align import AlignOptions
+    from giflab_dask.metrics import resolve_metrics
+    from giflab_dask.resultstore import ResultStore, node_key
+
+    results = results or ResultStore()
+    options = align_options or AlignOptions.from_config()
+    o_key, c_key = row["original_key"], row["compressed_key"]
+    columns: dict[str, np.ndarray] = {}
+    alignment = results.get(node_key("alignment", o_key, c_key, options))
+    if alignment is not None:
+        columns["compressed_frame"] = np.asarray(alignment["mapping"])
+    for spec in resolve_metrics(metrics):
+        data = results.get(node_key("metric", o_key, c_key, options, spec))
+        for name, output in (data or {}).get("outputs", {}).items():
+            columns[name] = np.asarray(output["per_frame"], dtype=np.float64)
+    frame = pd.DataFrame(columns)
+    frame.index.name = "original_frame"
+    return frame

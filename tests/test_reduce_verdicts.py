@@ -105,7 +105,7 @@ def test_composite_perfect_and_normalisation() -> None:
         "chist_mean": 1.0,
         "sharpness_similarity_mean": 1.0,
         "texture_similarity_mean": 1.0,
-        "temporal_consistency_delta_mean": 0.0,
+        "temporal_consistency_delta": 0.0,
     }
     score, reason = composite_quality(perfect)
     assert math.isclose(score, 1.0) and reason is None
@@ -148,7 +148,7 @@ def test_unmeasured_values_warn_and_uncomputed_are_skipped() -> None:
     verdict = evaluate({"composite_quality": float("nan"), "ssim_mean": 0.99})
     assert verdict.status == "warn"
     skipped = [c.name for c in verdict.checks if c.status == "skipped"]
-    assert "deltae_p95_mean" in skipped
+    assert "deltae_p95" in skipped
 
 
 def test_profiles_from_config_and_mappings() -> None:

@@ -1,0 +1,235 @@
+"""Batch validation: one graph, shared decodes, the result store as cache, error rows, outputs."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from giflab_dask.cli import cli
+from giflab_dask.demo import write_demo_data
+from giflab_dask.errors import CacheIntegrityWarning
+from giflab_dask.inputs import PairInput, collect_pairs, read_manifest
+from giflab_dask.metrics import get_metric
+from giflab_dask.pipeline import plan_batch, validate_batch
+from giflab_dask.results import BASE_COLUMNS, batch_table, load_per_frame, load_results, write_table
+from giflab_dask.resultstore import ResultStore
+
+METRICS = "ssim,psnr,mse,chist"
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    write_demo_data(tmp_path / "demo", n_originals=2, n_frames=8, size=(64, 48))
+    return tmp_path / "demo"
+
+
+def test_one_original_many_variants_decodes_the_original_once(demo: Path) -> None:
+    pairs = collect_pairs(demo)
+    assert len(pairs) == 6 and {p.extra["variant"] for p in pairs} == {
+        "colors-32", "colors-8", "frames-50"
+    }  # fmt: skip
+    plan = plan_batch(pairs, metrics=METRICS)
+    assert plan.n_decode_tasks == 2 + 6  # each distinct GIF once, not once per pair
+    graph: dict = {}
+    for obj in plan.dask_objects():
+        graph.update(dict(obj.__dask_graph__()))
+    decodes = [k for k in graph if isinstance(k, str) and k.startswith("gif-decode-")]
+    assert len(decodes) == 8
+    result = plan.compute()
+    assert result.counts()["error"] == 0
+    assert all(o.result is not None for o in result.outcomes)
+
+
+def test_second_run_builds_no_tasks_and_gives_identical_results(demo: Path) -> None:
+    pairs = collect_pairs(demo)
+    first = validate_batch(pairs, metrics=METRICS)
+    again = plan_batch(pairs, metrics=METRICS)
+    assert again.n_decode_tasks == 0 and again.n_metric_tasks == 0
+    second = again.compute()
+    assert second.stats["node_hits"] == 6 * 4 and second.stats["node_misses"] == 0
+    t1, t2 = batch_table(first.outcomes), batch_table(second.outcomes)
+    pd.testing.assert_frame_equal(t1, t2)
+
+
+def test_changing_one_metric_parameter_recomputes_only_that_metric(demo: Path) -> None:
+    pairs = collect_pairs(demo)
+    first = validate_batch(pairs, metrics=METRICS)
+    gaussian_ssim = get_metric("ssim").with_params(gaussian=True)
+    specs = [gaussian_ssim, "psnr", "mse", "chist"]
+    plan = plan_batch(pairs, metrics=specs)
+    assert plan.n_decode_tasks == 0  # frames come from the frame store
+    assert plan.n_metric_tasks == len(pairs)  # one ssim node per pair, nothing else
+    assert {metric for _, metric in plan.writes} == {"ssim"}
+    second = plan.compute()
+    for a, b in zip(first.outcomes, second.outcomes, strict=True):
+        for key in ("psnr_mean", "mse_mean", "chist_mean"):
+            assert a.result.summaries[key] == b.result.summaries[key]
+        assert a.result.summaries["ssim_mean"] != b.result.summaries["ssim_mean"]
+
+
+def test_adding_pairs_computes_only_the_new_ones(demo: Path) -> None:
+    pairs = collect_pairs(demo)
+    validate_batch(pairs[:3], metrics=METRICS)
+    plan = plan_batch(pairs, metrics=METRICS)
+    assert {i for i, _ in plan.writes} == {3, 4, 5}
+
+
+def _bad_inputs(demo: Path, tmp_path: Path) -> list[PairInput]:
+    original = demo / "originals" / "demo-01.gif"
+    good = demo / "variants" / "colors-32" / "demo-01.gif"
+    empty = tmp_path / "empty.gif"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.gif"
+    text.write_text("definitely not a gif")
+    truncated = tmp_path / "truncated.gif"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    manifest = tmp_path / "manifest.csv"
+    rows = [
+        ("original", "compressed", "label"),
+        (original, good, "good"),
+        (original, tmp_path / "missing.gif", "missing"),
+        (original, empty, "empty"),
+        (original, text, "text"),
+        (original, truncated, "truncated"),
+        (original, good, "duplicate"),
+        (original, demo / "variants" / "colors-8" / "demo-01.gif", "good too"),
+    ]
+    manifest.write_text("\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    return read_manifest(manifest)
+
+
+def test_bad_inputs_become_error_rows_and_good_pairs_finish(demo: Path, tmp_path: Path) -> None:
+    pairs = _bad_inputs(demo, tmp_path)
+    result = validate_batch(pairs, metrics=METRICS)
+    table = batch_table(result.outcomes).set_index("label")
+    assert table.loc["good", "verdict"] in ("pass", "warn", "fail")
+    assert table.loc["good too", "verdict"] in ("pass", "warn", "fail")
+    assert "missing.gif: file not found" in table.loc["missing", "error"]
+    assert "empty.gif: file is empty" in table.loc["empty", "error"]
+    assert "text.gif: not a GIF file" in table.loc["text", "error"]
+    assert "truncated.gif" in table.loc["truncated", "error"]
+    assert table.loc["duplicate", "error"] == "duplicate of row 1"
+    # the good pairs were saved: a rerun reuses them
+    again = plan_batch(pairs, metrics=METRICS)
+    assert again.n_metric_tasks == 0
+
+
+def test_cli_batch_exit_codes_and_outputs(demo: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "out" / "results.parquet"
+    result = runner.invoke(cli, ["batch", str(demo), "--out", str(out), "--metrics", METRICS,
+                                 "--no-progress", "--profile", "lenient"])  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    assert "6 pairs:" in result.output
+    table = load_results(out)
+    assert list(table.columns[: len(BASE_COLUMNS)]) == [
+        c for c in BASE_COLUMNS if c in table.columns
+    ]
+    for column in ("variant", "ssim_mean", "psnr_p5", "chist_min", "verdict", "compression_ratio"):
+        assert column in table.columns
+    # bad inputs -> exit code 1 with error rows
+    pairs_manifest = tmp_path / "bad.csv"
+    pairs_manifest.write_text(
+        f"original,compressed\n{demo}/originals/demo-01.gif,{tmp_path}/nope.gif\n"
+    )
+    bad = runner.invoke(cli, ["batch", str(pairs_manifest), "--no-progress", "--metrics", "psnr"])
+    assert bad.exit_code == 1 and "nope.gif: file not found" in bad.output
+    usage = runner.invoke(cli, ["batch", str(tmp_path / "nothing-here")])
+    assert usage.exit_code == 2
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_outputs_round_trip(demo: Path, tmp_path: Path, suffix: str) -> None:
+    result = validate_batch(collect_pairs(demo), metrics="psnr,mse")
+    table = batch_table(result.outcomes)
+    path = write_table(table, tmp_path / f"t{suffix}")
+    back = load_results(path)
+    assert list(back.columns) == list(table.columns)
+    np.testing.assert_allclose(back["psnr_mean"], table["psnr_mean"])
+    assert back["verdict"].tolist() == table["verdict"].tolist()
+    assert back["variant"].tolist() == table["variant"].tolist()
+
+
+def test_per_frame_vectors_come_back_from_the_store(demo: Path) -> None:
+    result = validate_batch(collect_pairs(demo), metrics="psnr,ssim")
+    row = batch_table(result.outcomes).iloc[0]
+    frame = load_per_frame(row.to_dict(), metrics="psnr,ssim")
+    assert list(frame.columns) == ["compressed_frame", "psnr", "ssim"]
+    assert len(frame) == int(row["original_frames"])
+    np.testing.assert_allclose(frame["psnr"].mean(), row["psnr_mean"])
+
+
+def test_corrupted_result_is_detected_and_recomputed(demo: Path) -> None:
+    pairs = collect_pairs(demo)[:1]
+    first = validate_batch(pairs, metrics="psnr")
+    store = ResultStore()
+    node = store.path_for(first.outcomes[0].metric_keys["psnr"])
+    text = node.read_text().replace('"per_frame": [', '"per_frame": [1e9, ', 1)
+    node.write_text(text)
+    with pytest.warns(CacheIntegrityWarning, match="checksum"):
+        plan = plan_batch(pairs, metrics="psnr")
+    assert plan.n_metric_tasks == 1
+    again = plan.compute()
+    assert (
+        again.outcomes[0].result.summaries["psnr_mean"]
+        == first.outcomes[0].result.summaries["psnr_mean"]
+    )
+
+
+def test_no_cache_and_refresh(demo: Path) -> None:
+    pairs = collect_pairs(demo)[:2]
+    validate_batch(pairs, metrics="psnr", use_cache=False)
+    assert ResultStore().entries() == []
+    validate_batch(pairs, metrics="psnr")
+    assert plan_batch(pairs, metrics="psnr").n_metric_tasks == 0
+    assert plan_batch(pairs, metrics="psnr", refresh=True).n_metric_tasks == 2
+
+
+_INTERRUPTED = """
+import sys, time, dask, numpy as np
+dask.config.set({"giflab.cache-dir": sys.argv[2]})
+from giflab_dask.metrics import register_metric
+from giflab_dask.inputs import collect_pairs
+from giflab_dask.pipeline import validate_batch
+def slow_psnr(a, b):
+    time.sleep(0.15)
+    from giflab_dask.kernels.fidelity import psnr
+    return psnr(a, b)
+register_metric("slow_psnr", slow_psnr)
+pairs = collect_pairs(sys.argv[1])
+r = validate_batch(pairs, metrics="slow_psnr", scheduler="threads", num_workers=2)
+print("done", r.stats["node_misses"])
+"""
+
+
+def test_interrupted_batch_keeps_finished_pairs(demo: Path, isolated_cache: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED, str(demo), str(isolated_cache)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    results = isolated_cache / "results"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and len(list(results.glob("*/*.json"))) >= 6 + 2:
+            break  # 6 alignment nodes + at least 2 metric nodes written
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stored = len(list(results.glob("*/*.json"))) - 6
+    assert 0 < stored < 6, "kill the batch between its first and last result"
+    # The rerun reuses the finished pairs and completes the others.
+    out = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED, str(demo), str(isolated_cache)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["done", str(6 - stored)]
+    assert not [p for p in results.glob("*/.tmp-*")]
