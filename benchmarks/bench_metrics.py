@@ -45,10 +45,11 @@ import time, dask
 dask.config.set({"giflab.cache-dir": sys.argv[3]})
 from giflab_dask.framestore import decode_gif
 from giflab_dask.pipeline import validate_pair
-a, b = decode_gif(sys.argv[1]), decode_gif(sys.argv[2])
+a, b = decode_gif(sys.argv[1]), decode_gif(sys.argv[2])  # frames in the store, like the lists
 base = _rss_mib()
 t0 = time.perf_counter()
-r = validate_pair(a, b, metrics=sys.argv[4] if sys.argv[4] != "all" else None)
+metrics = sys.argv[4] if sys.argv[4] != "all" else None
+r = validate_pair(sys.argv[1], sys.argv[2], metrics=metrics, use_cache=False)
 elapsed = time.perf_counter() - t0
 result = {"frames": a.n_frames, "seconds": elapsed, "base_rss_mib": base,
           "missing": r.missing, "ssim_mean": r.summaries.get("ssim_mean")}

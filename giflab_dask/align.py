@@ -146,13 +146,10 @@ def _resolve_mode(original: StoredGif, compressed: StoredGif, options: AlignOpti
 def _composite_block(
     rgb: np.ndarray, alpha: np.ndarray | None, background: tuple[int, int, int]
 ) -> np.ndarray:
-    if alpha is None:
-        return rgb
-    out = np.empty_like(rgb)
-    out[...] = np.asarray(background, dtype=np.uint8)
-    opaque = alpha >= 128  # GIF alpha is 0 or 255
-    out[opaque] = rgb[opaque]
-    return out
+    if alpha is None or alpha.min() >= 128:
+        return rgb  # opaque block: nothing to composite
+    opaque = (alpha >= 128)[..., None]  # GIF alpha is 0 or 255
+    return np.where(opaque, rgb, np.asarray(background, dtype=np.uint8))
 
 
 def _resize_block(block: np.ndarray, size: tuple[int, int], method: str) -> np.ndarray:

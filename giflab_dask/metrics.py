@@ -302,27 +302,59 @@ def per_frame(spec: MetricSpec, pair: AlignedPair) -> dict[str, da.Array]:
     k = len(spec.outputs)
     token = tokenize(spec, o.name, c.name)
     single = k == 1
-    common: dict[str, Any] = {
-        "dtype": np.float64,
-        "meta": np.empty((0,) if single else (0, 0), dtype=np.float64),
-        # one value per frame, or one row of k outputs per frame
-        "chunks": (time_chunks,) if single else (time_chunks, (k,)),
-        "drop_axis": [1, 2, 3] if single else [2, 3],
-        "name": f"{spec.name}-frame-{token}",
-        "spec": spec,
-        "kernel": kernel,
-        "single": single,
-    }
+    inputs: list[Any] = []
     if spec.temporal:
         depth = {0: 1, 1: 0, 2: 0, 3: 0}
-        o_ov = da.overlap.overlap(o, depth=depth, boundary="none")
-        c_ov = da.overlap.overlap(c, depth=depth, boundary="none")
-        values = da.map_blocks(_temporal_block, o_ov, c_ov, n_blocks=len(time_chunks), **common)
+        o = da.overlap.overlap(o, depth=depth, boundary="none")
+        c = da.overlap.overlap(c, depth=depth, boundary="none")
+        # Each task needs its block's position (first block: no previous frame).
+        positions = da.from_array(np.arange(len(time_chunks)), chunks=1, name=f"block-ids-{token}")
+        inputs = [positions, "t"]
+        func, extra = _temporal_block, {"n_blocks": len(time_chunks)}
     else:
-        values = da.map_blocks(_pair_block, o, c, **common)
+        func, extra = _pair_block, {}
+    # blockwise with the frame axes contracted and concatenate=False: each task gets its one
+    # (t, H, W, 3) block as is; map_blocks(drop_axis=...) would copy every block to "concatenate"
+    # the single block along the dropped axes.
+    values = da.blockwise(
+        _unwrap(func),
+        "t" if single else "tk",
+        o,
+        "tyxc",
+        c,
+        "tyxc",
+        *inputs,
+        dtype=np.float64,
+        meta=np.empty((0,) if single else (0, 0), dtype=np.float64),
+        new_axes=None if single else {"k": k},
+        adjust_chunks={"t": time_chunks},
+        concatenate=False,
+        align_arrays=False,
+        name=f"{spec.name}-frame-{token}",
+        spec=spec,
+        kernel=kernel,
+        single=single,
+        **extra,
+    )
     if single:
         return {spec.outputs[0]: values}
     return {name: values[:, j] for j, name in enumerate(spec.outputs)}
+
+
+def _unwrap(func: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """Adapt a block function to blockwise's nested lists of one block per contracted axis."""
+
+    def unwrapped(original: Any, compressed: Any, *position: Any, **kwargs: Any) -> np.ndarray:
+        while isinstance(original, list):
+            (original,) = original
+        while isinstance(compressed, list):
+            (compressed,) = compressed
+        if position:
+            kwargs["block_id"] = (int(position[0][0]),)
+        return func(original, compressed, **kwargs)
+
+    unwrapped.__name__ = func.__name__
+    return unwrapped
 
 
 for _spec in (*_BUILTIN, *_EXTRA):

@@ -474,7 +474,7 @@ def plan_batch(
         return value
 
     def gif_for(path: str, key: str) -> StoredGif | PendingGif:
-        stored = store.open(key) if use_cache or refresh else None
+        stored = store.open(key)  # the frame store is the decode cache, whatever use_cache says
         if stored is not None:
             return stored
         if key not in layouts:

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LUMA_WEIGHTS_Q15", "LumaConverter", "check_pair", "luma"]
+__all__ = ["LUMA_WEIGHTS_F32", "LUMA_WEIGHTS_Q15", "LumaConverter", "check_pair", "luma"]
 
 #: OpenCV's 15-bit fixed-point BT.601 weights for R, G, B (they sum to 2**15).
 LUMA_WEIGHTS_Q15 = (9798, 19235, 3735)
 
-# Weights scaled by 2**-15. In float32 every product w * v (v <= 255) and every partial sum
-# of the three is an integer multiple of 2**-15 below 2**9, i.e. at most 24 significant bits,
-# so the dot product is exact in float32 whatever the summation order (or FMA) the matmul
-# uses; adding 0.5 and truncating towards zero is then exactly OpenCV's round-half-up shift.
-_WEIGHTS_F32 = np.array(LUMA_WEIGHTS_Q15, dtype=np.float32) / np.float32(2**15)
+#: The same weights scaled by 2**-15, in float32. For 8-bit R, G, B every product and every
+#: partial sum of ``R * wr + G * wg + B * wb`` is a multiple of 2**-15 below 2**8, i.e. has
+#: at most 23 significant bits, so the float32 dot product is exact whatever the summation
+#: order (or FMA) of the matmul; adding 0.5 and truncating towards zero (a cast to an integer
+#: type) is then exactly OpenCV's round-half-up shift.
+LUMA_WEIGHTS_F32 = np.array(LUMA_WEIGHTS_Q15, dtype=np.float32) / np.float32(2**15)
 
 
 class LumaConverter:
@@ -36,7 +37,7 @@ class LumaConverter:
 
     Holds its float32 scratch so that a kernel looping over the frames of a block allocates
     it once (fresh allocations of frame-sized buffers cost page faults on every frame).
-    Calling it with ``out`` writes the uint8 luma there.
+    Calling it with ``out`` (any integer dtype, e.g. uint8 or int32) writes the luma there.
     """
 
     def __init__(self, height: int, width: int) -> None:
@@ -47,7 +48,7 @@ class LumaConverter:
         if out is None:
             out = np.empty(frame.shape[:2], dtype=np.uint8)
         np.copyto(self._rgb, frame)
-        np.matmul(self._rgb, _WEIGHTS_F32, out=self._y)
+        np.matmul(self._rgb, LUMA_WEIGHTS_F32, out=self._y)
         np.add(self._y, np.float32(0.5), out=self._y)
         # Non-negative values: the unsafe cast truncates, i.e. floors.
         np.copyto(out, self._y, casting="unsafe")
@@ -80,7 +81,7 @@ def luma(rgb: np.ndarray) -> np.ndarray:
             f"{rgb.dtype} and shape {rgb.shape}. Decode frames as 8-bit RGB (composite any "
             "alpha first) before computing luma."
         )
-    y = np.matmul(rgb.astype(np.float32), _WEIGHTS_F32)
+    y = np.matmul(rgb.astype(np.float32), LUMA_WEIGHTS_F32)
     y += np.float32(0.5)
     return y.astype(np.uint8)
 
