@@ -236,11 +236,17 @@ def align(
         mapping = _content_mapping(o_frames, c_frames, mapping, options.content_window)
 
     time_chunks = o_frames.chunks[0]
-    gathered = c_frames if mode == "index" else c_frames[mapping]
-    gathered = gathered.rechunk({0: time_chunks})
+
+    def on_original_chunks(array: da.Array) -> da.Array:
+        gathered = array if mode == "index" else array[mapping]
+        if gathered.chunks[0] == time_chunks:
+            return gathered  # (rechunk would still import distributed to choose a method)
+        return gathered.rechunk({0: time_chunks})
+
+    gathered = on_original_chunks(c_frames)
     c_alpha = compressed.alpha()
     if c_alpha is not None:
-        c_alpha = (c_alpha if mode == "index" else c_alpha[mapping]).rechunk({0: time_chunks})
+        c_alpha = on_original_chunks(c_alpha)
 
     token = tokenize(original.key, compressed.key, options, mode, mapping)
     out_chunks = (time_chunks, (size[0],), (size[1],), (3,))

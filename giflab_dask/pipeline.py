@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from giflab_dask.align import AlignOptions, align, display_times
+from giflab_dask.align import AlignedPair, AlignOptions, align, display_times
 from giflab_dask.errors import GiflabError
 from giflab_dask.inputs import PairInput
 from giflab_dask.metrics import MetricSpec, per_frame, resolve_metrics
@@ -186,15 +186,21 @@ def _write_metric_node(
     root: str,
     key: str,
     spec: MetricSpec,
-    decoded: Sequence[dict[str, Any]],
-    vector_chunks: Mapping[str, Sequence[np.ndarray]],
-    stats: Mapping[str, np.ndarray],
+    decoded: Sequence[dict[str, Any] | None],
+    vector_chunks: Sequence[Sequence[np.ndarray]],
+    stats: Sequence[np.ndarray],
 ) -> dict[str, Any]:
-    """The ``result-write`` task: persist one metric node of one pair (unless a decode failed)."""
-    failed = [d["error"] for d in decoded if not d["ok"]]
+    """The ``result-write`` task: persist one metric node of one pair (unless a decode failed).
+
+    ``decoded`` holds the ``gif-decode`` results of both GIFs (None: it was in the store);
+    ``vector_chunks`` and ``stats`` follow ``spec.outputs``.
+    """
+    failed = [d["error"] for d in decoded if d is not None and not d["ok"]]
     if failed:
         return {"ok": False, "error": "; ".join(failed)}
-    vectors = {name: _concat(vector_chunks[name]) for name in spec.outputs}
+    vectors = {
+        name: _concat(chunks) for name, chunks in zip(spec.outputs, vector_chunks, strict=True)
+    }
     pair_summary = spec.resolve_pair_summary()
     extra = {}
     if pair_summary is not None:
@@ -205,9 +211,9 @@ def _write_metric_node(
         "outputs": {
             name: {
                 "per_frame": vectors[name].tolist(),
-                "summary": np.asarray(stats[name], dtype=np.float64).tolist(),
+                "summary": np.asarray(summary, dtype=np.float64).tolist(),
             }
-            for name in spec.outputs
+            for name, summary in zip(spec.outputs, stats, strict=True)
         },
         "pair_summary": extra,
     }
@@ -446,8 +452,6 @@ def plan_batch(
     refresh: bool = False,
 ) -> BatchPlan:
     """Look up existing nodes and build the graph of the missing ones (nothing is computed)."""
-    import dask
-    from dask.base import tokenize
 
     from giflab_dask.framestore import FrameStore, chunk_frames_for
     from giflab_dask.keys import gif_key
@@ -543,32 +547,56 @@ def plan_batch(
             }
             if use_cache:
                 results.put(a_key, "alignment", outcome.alignment)
-        decoded = []
+        decode_refs: list[str | None] = []
         for gif in (o_gif, c_gif):
             if isinstance(gif, PendingGif):
                 decode_keys.add(gif.decode_key)
-                decoded.append(_decode_ref(gif))
+                decode_refs.append(gif.decode_key)
             else:
-                decoded.append({"ok": True})
+                decode_refs.append(None)
+        target = str(results.root) if use_cache else _scratch_root()
         for spec in missing_specs:
-            key = outcome.metric_keys[spec.name]
-            vectors = per_frame(spec, pair)
-            chunks = {
-                name: list(v.to_delayed(optimize_graph=False).ravel())
-                for name, v in vectors.items()
-            }
-            stats = {
-                name: summary_array(v, name=f"{spec.name}-summary-{tokenize(name, v.name)}")
-                .to_delayed(optimize_graph=False)
-                .ravel()[0]
-                for name, v in vectors.items()
-            }
-            target = str(results.root) if use_cache else _scratch_root()
-            writes[(index, spec.name)] = dask.delayed(_write_metric_node, pure=True)(
-                target, key, spec, decoded, chunks, stats,
-                dask_key_name=f"result-write-{key}",
-            )  # fmt: skip
+            writes[(index, spec.name)] = _write_task(
+                target, outcome.metric_keys[spec.name], spec, pair, decode_refs
+            )
     return BatchPlan(outcomes, specs, options, profile, results, writes, decode_keys)
+
+
+def _write_task(
+    root: str,
+    key: str,
+    spec: MetricSpec,
+    pair: AlignedPair,
+    decode_refs: list[str | None],
+) -> Delayed:
+    """The ``result-write-<key>`` task with its per-frame and summary layers beneath it.
+
+    Built as one raw task referencing the arrays' keys (not ``dask.delayed`` over collections,
+    which would finalize and cull every array graph again for every task).
+    """
+    from dask.base import tokenize
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    vectors = per_frame(spec, pair)
+    summaries = [
+        summary_array(v, name=f"{spec.name}-summary-{tokenize(name, v.name)}")
+        for name, v in vectors.items()
+    ]
+    write_key = f"result-write-{key}"
+    task = (
+        _write_metric_node,
+        root,
+        key,
+        spec,
+        list(decode_refs),
+        [list(v.__dask_keys__()) for v in vectors.values()],
+        [s.__dask_keys__()[0] for s in summaries],
+    )
+    graph = HighLevelGraph.from_collections(
+        write_key, {write_key: task}, dependencies=[*vectors.values(), *summaries]
+    )
+    return Delayed(write_key, graph)
 
 
 def _scratch_root() -> str:
@@ -576,14 +604,6 @@ def _scratch_root() -> str:
     import tempfile
 
     return tempfile.mkdtemp(prefix="giflab-nocache-")
-
-
-def _decode_ref(gif: PendingGif) -> Delayed:
-    from dask.delayed import Delayed
-    from dask.highlevelgraph import HighLevelGraph
-
-    dsk = {gif.decode_key: (_decode_task, str(gif.path), gif.key, str(gif.store_root))}
-    return Delayed(gif.decode_key, HighLevelGraph.from_collections(gif.decode_key, dsk, ()))
 
 
 def validate_batch(
