@@ -200,7 +200,7 @@ from giflab_dask.metrics import register_metric
 from giflab_dask.inputs import collect_pairs
 from giflab_dask.pipeline import validate_batch
 def slow_psnr(a, b):
-    time.sleep(0.15)
+    time.sleep(0.6)
     from giflab_dask.kernels.fidelity import psnr
     return psnr(a, b)
 register_metric("slow_psnr", slow_psnr)
