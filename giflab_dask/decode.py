@@ -14,7 +14,7 @@ Why not ``PIL.Image.seek``? Pillow's own compositing differs from what viewers s
 
 So this module reads the block structure itself (``scan_gif``: header, colour tables, extensions,
 image descriptors, sub-block offsets) and asks Pillow only to turn one frame's LZW data into palette
-indices, by handing it a minimal single-image GIF that has no colour table. Compositing is numpy.
+indices (its GIF decoder, driven as ``ImageFile.load`` drives it). Compositing is numpy.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,30 +289,35 @@ _PIXEL = np.dtype("V3")
 
 
 def _decode_indices(path: Path, frame_no: int, record: FrameRecord, data: bytes) -> np.ndarray:
-    """Palette indices (h, w) of one frame: Pillow decodes a one-image GIF with no colour table."""
+    """Palette indices (h, w) of one frame, from Pillow's GIF LZW decoder.
+
+    ``data`` is the frame's LZW minimum code size byte followed by its sub-blocks. The decoder
+    is driven the way ``ImageFile.load`` drives it for a GIF tile, without building a whole
+    image file around each frame (that cost more than the decoding itself).
+    """
     from PIL import Image
 
-    mini = (
-        b"GIF89a"
-        + struct.pack("<HHBBB", record.width, record.height, 0, 0, 0)
-        + b","
-        + struct.pack("<HHHHB", 0, 0, record.width, record.height, 0x40 if record.interlace else 0)
-        + data
-        + b";"
-    )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(mini), formats=["GIF"]) as im:
-                im.load()
-                indices = np.asarray(im)
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombWarning) as exc:
+    bits = data[0]
+    if not 1 <= bits <= 11:
         raise GifDecodeError(
-            path, f"frame {frame_no}: image data cannot be decoded ({exc})"
-        ) from None
-    if indices.shape != (record.height, record.width):
-        raise GifDecodeError(path, f"frame {frame_no}: decoded image has the wrong size")
-    return indices
+            path, f"frame {frame_no}: invalid LZW minimum code size {bits} (must be 2-8)"
+        )
+    target = Image.new("L", (record.width, record.height))
+    decoder = Image._getdecoder("L", "gif", (bits, record.interlace, -1))
+    try:
+        decoder.setimage(target.im, (0, 0, record.width, record.height))
+        consumed, status = decoder.decode(data[1:])
+    finally:
+        decoder.cleanup()
+    if status < 0:
+        raise GifDecodeError(
+            path, f"frame {frame_no}: image data cannot be decoded (corrupt LZW data)"
+        )
+    if consumed >= 0:
+        raise GifDecodeError(
+            path, f"frame {frame_no}: image data is truncated (fewer pixels than the frame holds)"
+        )
+    return np.asarray(target)
 
 
 def iter_frames(

@@ -1,0 +1,567 @@
+"""Pictures of validation results: per-frame curves, batch distributions, size vs quality, and
+the worst frames of a pair side by side.
+
+Everything here reads what a run stored: per-frame vectors and the frame mapping from a
+:class:`~giflab_dask.results.PairResult` or from the result store (for a row of a batch table),
+summaries from the batch table, and frames from the frame store. Plotting computes no metric.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without ``pyplot`` (no global
+figure state, safe in threads and in long report runs); in Jupyter a returned figure displays
+itself. matplotlib is an optional dependency (``pip install 'giflab-dask[notebook]'``) imported
+on first use.
+
+Artists carry ids (``Artist.get_gid()``) so tests and callers can find them:
+``metric:<column>`` for per-frame curves, ``dropped-frames`` for the dropped-frame marks,
+``group:<name>`` for the histograms and scatter points of a group, ``pareto`` for the Pareto
+front, ``threshold:<rule>`` for verdict thresholds, and ``original`` / ``compressed`` /
+``difference`` for the images of the worst-frames view.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from giflab_dask.errors import GiflabError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from giflab_dask.align import AlignOptions
+    from giflab_dask.framestore import FrameStore
+    from giflab_dask.resultstore import ResultStore
+
+__all__ = [
+    "dropped_frames",
+    "pareto_front",
+    "plot_distributions",
+    "plot_per_frame",
+    "plot_size_quality",
+    "plot_worst_frames",
+    "worst_frames",
+]
+
+#: Per-frame columns plotted when none are named (those present, in this order).
+DEFAULT_CURVES = ("ssim", "psnr", "deltae_mean")
+
+_VERDICT_COLOURS = {"pass": "#2e7d32", "warn": "#ef6c00", "fail": "#c62828", "error": "#555555"}
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+
+def _figure(**kwargs: Any) -> Figure:
+    """A pyplot-free Figure (constrained layout) that Jupyter knows how to display."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "giflab_dask.plots needs matplotlib: pip install 'giflab-dask[notebook]'"
+        ) from exc
+    _enable_ipython_display()
+    return Figure(layout="constrained", **kwargs)
+
+
+def _enable_ipython_display() -> None:
+    """Register a PNG formatter for Figures in a running IPython kernel if none is registered.
+
+    Figures made without pyplot are otherwise shown as ``<Figure size ...>`` text until the
+    user imports pyplot or runs ``%matplotlib inline``; a formatter the user chose is kept.
+    """
+    if "IPython" not in sys.modules:
+        return
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+        from matplotlib.figure import Figure
+    except ImportError:  # pragma: no cover - depends on the environment
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatters = shell.display_formatter.formatters
+    for mime in ("image/png", "image/svg+xml", "image/jpeg", "application/pdf"):
+        try:
+            formatters[mime].lookup_by_type(Figure)
+            return
+        except (KeyError, TypeError):
+            continue
+    select_figure_formats(shell, {"png"})
+
+
+# -- where the data comes from ----------------------------------------------------------------
+
+
+@dataclass
+class _PairData:
+    """What the pair plots need: per-frame columns, the mapping, the keys and a label."""
+
+    frame: pd.DataFrame  # index: original frame; metric columns (and maybe compressed_frame)
+    mapping: np.ndarray | None
+    original_key: str | None
+    compressed_key: str | None
+    label: str
+    status: str | None
+
+
+def _short(path: Any) -> str:
+    if path is None or (isinstance(path, float) and math.isnan(path)):
+        return "?"
+    p = Path(str(path))
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+
+def _pair_data(
+    pair: Any,
+    *,
+    metrics: Any = None,
+    align_options: AlignOptions | None = None,
+    results: ResultStore | None = None,
+) -> _PairData:
+    """Accept a PairResult, a per-frame DataFrame, or a batch-table row (a dict or Series)."""
+    import pandas as pd
+
+    from giflab_dask.results import PairResult, load_per_frame
+
+    if isinstance(pair, PairResult):
+        frame = pair.per_frame_frame()
+        return _PairData(
+            frame,
+            np.asarray(pair.mapping, dtype=np.int64),
+            pair.original_key,
+            pair.compressed_key,
+            f"{_short(pair.original)} → {_short(pair.compressed)}",
+            pair.status,
+        )
+    if isinstance(pair, pd.DataFrame):
+        mapping = pair["compressed_frame"].to_numpy() if "compressed_frame" in pair else None
+        return _PairData(pair, mapping, None, None, "", None)
+    if isinstance(pair, Mapping | pd.Series):
+        row = pair
+        if not row.get("original_key") or not row.get("compressed_key"):
+            raise GiflabError(
+                f"row {row.get('row', '?')} has no content keys (error: {row.get('error')}); "
+                "there is nothing stored to plot"
+            )
+        frame = load_per_frame(row, metrics=metrics, align_options=align_options, results=results)
+        mapping = frame["compressed_frame"].to_numpy() if "compressed_frame" in frame else None
+        return _PairData(
+            frame,
+            mapping,
+            str(row["original_key"]),
+            str(row["compressed_key"]),
+            f"{_short(row.get('original'))} → {_short(row.get('compressed'))}",
+            str(row.get("verdict")) if row.get("verdict") is not None else None,
+        )
+    raise GiflabError(
+        f"cannot plot a {type(pair).__name__}: give a PairResult, a per-frame DataFrame "
+        "(PairResult.per_frame_frame() or load_per_frame()) or a row of a batch table"
+    )
+
+
+def _metric_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c != "compressed_frame"]
+
+
+def _resolve_column(frame: pd.DataFrame, name: str) -> str:
+    """A per-frame column by output name, or by metric name (its first output)."""
+    if name in frame.columns and name != "compressed_frame":
+        return name
+    from giflab_dask.metrics import available_metrics, get_metric
+
+    if name in available_metrics():
+        for output in get_metric(name).outputs:
+            if output in frame.columns:
+                return output
+    raise GiflabError(
+        f"no per-frame values for {name!r}; stored: {', '.join(_metric_columns(frame)) or 'none'}"
+        " (was it among the run's metrics, with the same alignment options?)"
+    )
+
+
+def _higher_is_better(column: str) -> bool:
+    from giflab_dask.metrics import available_metrics, get_metric
+
+    for name in available_metrics():
+        spec = get_metric(name)
+        if column in spec.outputs:
+            return spec.better_high(column)
+    return True
+
+
+def dropped_frames(mapping: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Original frames shown with the same compressed frame as the frame before them.
+
+    Those are the frames the compressed GIF dropped (or merged into the previous one): a
+    viewer sees the previous compressed frame held on screen.
+    """
+    m = np.asarray(mapping)
+    if m.size < 2:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(m[1:] == m[:-1]).astype(np.int64) + 1
+
+
+# -- per-frame curves -------------------------------------------------------------------------
+
+
+def plot_per_frame(
+    pair: Any,
+    metrics: str | Sequence[str] | None = None,
+    *,
+    width: float = 9.0,
+    row_height: float = 1.9,
+    title: str | None = None,
+    run_metrics: Any = None,
+    align_options: AlignOptions | None = None,
+    results: ResultStore | None = None,
+) -> Figure:
+    """Per-frame curves of one pair, one panel per metric, dropped frames marked.
+
+    ``pair`` is a PairResult, a per-frame DataFrame, or a row of a batch table (its vectors are
+    read from the result store with ``run_metrics`` / ``align_options``, those of the run).
+    ``metrics`` names per-frame columns (``"ssim"``, ``"deltae_mean"``) or metrics (their first
+    output); default: SSIM, PSNR and mean ΔE, whichever were computed.
+    """
+    data = _pair_data(pair, metrics=run_metrics, align_options=align_options, results=results)
+    frame = data.frame
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    if metrics is None:
+        columns = [c for c in DEFAULT_CURVES if c in frame.columns] or _metric_columns(frame)[:3]
+    else:
+        columns = [_resolve_column(frame, m) for m in metrics]
+    if not columns:
+        raise GiflabError(f"no per-frame values to plot for {data.label or 'this pair'}")
+    dropped = dropped_frames(data.mapping) if data.mapping is not None else np.zeros(0, int)
+
+    fig = _figure(figsize=(width, 0.6 + row_height * len(columns)))
+    axes = fig.subplots(len(columns), 1, sharex=True, squeeze=False)[:, 0]
+    x = frame.index.to_numpy()
+    for ax, column in zip(axes, columns, strict=True):
+        y = frame[column].to_numpy(dtype=np.float64)
+        (line,) = ax.plot(x, y, color="C0", linewidth=1.2, label=column)
+        line.set_gid(f"metric:{column}")
+        if len(x) <= 80:
+            line.set_marker(".")
+        if dropped.size:
+            marks = ax.vlines(
+                dropped,
+                0,
+                1,
+                transform=ax.get_xaxis_transform(),
+                colors="#c62828",
+                alpha=0.25 if dropped.size < 200 else 0.08,
+                linewidth=1.0,
+                label=f"dropped frame ({dropped.size})",
+            )
+            marks.set_gid("dropped-frames")
+        ax.set_ylabel(column)
+        ax.grid(True, alpha=0.3)
+        if np.isnan(y).any():
+            n = int(np.isnan(y).sum())
+            ax.text(0.99, 0.04, f"{n} missing", transform=ax.transAxes, ha="right", fontsize=8)
+    axes[-1].set_xlabel("original frame")
+    if dropped.size:
+        axes[0].legend(loc="lower left", fontsize=8, frameon=False)
+    heading = title if title is not None else data.label
+    if data.status:
+        heading = f"{heading}  [{data.status}]" if heading else f"[{data.status}]"
+    if heading:
+        fig.suptitle(heading, fontsize=10, color=_VERDICT_COLOURS.get(data.status or "", "black"))
+    return fig
+
+
+# -- batch distributions ----------------------------------------------------------------------
+
+
+def _groups(table: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame]]:
+    if by is None or by not in table.columns:
+        return [("all pairs", table)]
+    return [(str(name), part) for name, part in table.groupby(by, sort=True, dropna=False)]
+
+
+def _need_columns(table: pd.DataFrame, *columns: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        summary = [c for c in table.columns if c.endswith("_mean")]
+        raise GiflabError(
+            f"the batch table has no column(s) {missing}; summaries present: "
+            f"{', '.join(summary) or 'none'}"
+        )
+
+
+def _as_table(table: Any) -> pd.DataFrame:
+    import pandas as pd
+
+    if isinstance(table, pd.DataFrame):
+        return table
+    if isinstance(table, str | Path):
+        from giflab_dask.results import load_results
+
+        return load_results(table)
+    if isinstance(table, list):  # PairOutcomes of a batch
+        from giflab_dask.results import batch_table
+
+        return batch_table(table)
+    if hasattr(table, "outcomes"):  # a BatchResult
+        from giflab_dask.results import batch_table
+
+        return batch_table(table.outcomes)
+    raise GiflabError(
+        f"cannot read a batch table from a {type(table).__name__}: give a DataFrame, a results "
+        "file, or a BatchResult"
+    )
+
+
+def _thresholds(column: str, profile: Any) -> dict[str, float]:
+    from giflab_dask.verdicts import load_profile
+
+    try:
+        _, rules = load_profile(profile)
+    except GiflabError:
+        return {}
+    return {k: float(v) for k, v in dict(rules.get(column, {})).items()}
+
+
+def plot_distributions(
+    table: Any,
+    columns: str | Sequence[str] = ("ssim_mean",),
+    *,
+    by: str | None = "variant",
+    bins: int = 20,
+    profile: Any = None,
+    width: float = 9.0,
+    row_height: float = 2.6,
+) -> Figure:
+    """Histograms of summary columns of a batch, one filled outline per group of ``by``.
+
+    ``table`` is a batch table (DataFrame, results file or BatchResult). Groups are the values
+    of ``by`` (the ``variant`` column of a directory batch; one group when it is absent).
+    The verdict profile's thresholds for the column are drawn as dashed lines.
+    """
+    frame = _as_table(table)
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    _need_columns(frame, *columns)
+    groups = _groups(frame, by)
+    fig = _figure(figsize=(width, 0.6 + row_height * len(columns)))
+    axes = fig.subplots(len(columns), 1, squeeze=False)[:, 0]
+    for ax, column in zip(axes, columns, strict=True):
+        values = frame[column].to_numpy(dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            ax.text(0.5, 0.5, f"no {column} values", transform=ax.transAxes, ha="center")
+            continue
+        lo, hi = float(finite.min()), float(finite.max())
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, bins + 1)
+        for i, (name, part) in enumerate(groups):
+            v = part[column].to_numpy(dtype=np.float64)
+            v = v[np.isfinite(v)]
+            if v.size == 0:
+                continue
+            _, _, patches = ax.hist(
+                v,
+                bins=edges,
+                histtype="stepfilled",
+                alpha=0.45,
+                color=f"C{i % 10}",
+                edgecolor=f"C{i % 10}",
+                label=f"{name} ({v.size})",
+            )
+            for patch in patches:
+                patch.set_gid(f"group:{name}")
+        for rule, limit in _thresholds(column, profile).items():
+            line = ax.axvline(
+                limit,
+                color=_VERDICT_COLOURS["fail" if rule.startswith("fail") else "warn"],
+                linestyle="--",
+                linewidth=1,
+                label=f"{rule} {limit:g}",
+            )
+            line.set_gid(f"threshold:{rule}")
+        ax.set_xlabel(column)
+        ax.set_ylabel("pairs")
+        ax.legend(fontsize=8, frameon=False)
+    by_text = f" by {by}" if by is not None and by in frame.columns else ""
+    fig.suptitle(f"{', '.join(columns)}{by_text}  ({len(frame)} pairs)", fontsize=10)
+    return fig
+
+
+# -- size vs quality --------------------------------------------------------------------------
+
+
+def pareto_front(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both ``x`` and ``y`` (higher is better),
+    ordered by increasing ``x``. Points with a NaN coordinate are never on the front."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    # Highest x first (ties: highest y first); keep each point that beats every y seen so far.
+    order = ok[np.lexsort((-y[ok], -x[ok]))]
+    front: list[int] = []
+    best = -np.inf
+    for i in order:
+        if y[i] > best:
+            front.append(int(i))
+            best = y[i]
+    return np.asarray(front[::-1], dtype=np.int64)
+
+
+def plot_size_quality(
+    table: Any,
+    quality: str | Sequence[str] = ("ssim_mean", "composite_quality"),
+    *,
+    size: str = "compression_ratio",
+    by: str | None = "variant",
+    width: float = 9.0,
+    height: float = 3.6,
+) -> Figure:
+    """Size against quality: one panel per quality column, one colour per group of ``by``,
+    and the Pareto front (the best quality reachable at each compression ratio) drawn."""
+    frame = _as_table(table)
+    quality = [quality] if isinstance(quality, str) else list(quality)
+    quality = [q for q in quality if q in frame.columns] or quality
+    _need_columns(frame, size, *quality)
+    groups = _groups(frame, by)
+    fig = _figure(figsize=(width, height))
+    axes = fig.subplots(1, len(quality), squeeze=False)[0]
+    x_all = frame[size].to_numpy(dtype=np.float64)
+    for ax, column in zip(axes, quality, strict=True):
+        for i, (name, part) in enumerate(groups):
+            points = ax.scatter(
+                part[size].to_numpy(dtype=np.float64),
+                part[column].to_numpy(dtype=np.float64),
+                s=28,
+                color=f"C{i % 10}",
+                alpha=0.8,
+                label=name,
+                edgecolors="none",
+            )
+            points.set_gid(f"group:{name}")
+        y_all = frame[column].to_numpy(dtype=np.float64)
+        front = pareto_front(x_all, y_all)
+        if front.size:
+            (line,) = ax.plot(
+                x_all[front],
+                y_all[front],
+                color="black",
+                linewidth=1,
+                drawstyle="steps-pre",
+                label=f"Pareto front ({front.size})",
+            )
+            line.set_gid("pareto")
+        ax.set_xlabel(f"{size} (higher: smaller file)")
+        ax.set_ylabel(column)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8, frameon=False)
+    fig.suptitle(f"size vs quality ({len(frame)} pairs)", fontsize=10)
+    return fig
+
+
+# -- worst frames -----------------------------------------------------------------------------
+
+
+def worst_frames(
+    values: Sequence[float] | np.ndarray, k: int, *, higher_is_better: bool = True
+) -> np.ndarray:
+    """Indices of the ``k`` worst measured frames (NaN frames are skipped), worst first."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.flatnonzero(np.isfinite(v))
+    key = v[ok] if higher_is_better else -v[ok]
+    order = ok[np.argsort(key, kind="stable")]
+    return order[: max(0, int(k))]
+
+
+def _read_frames(
+    store: FrameStore, key: str, index: np.ndarray, what: str
+) -> tuple[Any, np.ndarray, np.ndarray | None]:
+    stored = store.open(key)
+    if stored is None:
+        raise GiflabError(
+            f"the {what} GIF ({key[:16]}…) is not in the frame store {store.root} (evicted or "
+            "another cache dir?): decode it again with `giflab-dask decode FILE`"
+        )
+    rgb = stored.frames()[index].compute()
+    alpha = stored.alpha()
+    return stored, rgb, None if alpha is None else alpha[index].compute()
+
+
+def plot_worst_frames(
+    pair: Any,
+    k: int = 3,
+    metric: str = "ssim",
+    *,
+    store: FrameStore | None = None,
+    align_options: AlignOptions | None = None,
+    run_metrics: Any = None,
+    results: ResultStore | None = None,
+    panel_width: float = 3.0,
+) -> Figure:
+    """The ``k`` worst frames of a pair by ``metric``: one row each with the original frame,
+    the compressed frame shown with it (from the mapping), and a heat map of their absolute
+    difference (mean over RGB, one colour scale for all rows).
+
+    Frames come from the frame store (``store``, default: the configured one), composited and
+    resized as the metrics saw them (``align_options``: those of the run).
+    """
+    from giflab_dask.align import AlignOptions, _prepare_block
+    from giflab_dask.framestore import FrameStore
+
+    options = align_options or AlignOptions.from_config()
+    data = _pair_data(pair, metrics=run_metrics, align_options=options, results=results)
+    if data.original_key is None or data.compressed_key is None or data.mapping is None:
+        raise GiflabError(
+            "the worst-frames view needs the GIFs' keys and the frame mapping: give a "
+            "PairResult or a row of a batch table"
+        )
+    column = _resolve_column(data.frame, metric)
+    values = data.frame[column].to_numpy(dtype=np.float64)
+    index = worst_frames(values, k, higher_is_better=_higher_is_better(column))
+    if index.size == 0:
+        raise GiflabError(f"no frame of {data.label} has a measured {column}")
+    store = store or FrameStore()
+    mapped = data.mapping[index]
+    o_gif, o_rgb, o_alpha = _read_frames(store, data.original_key, index, "original")
+    c_gif, c_rgb, c_alpha = _read_frames(store, data.compressed_key, mapped, "compressed")
+    size = (min(o_gif.height, c_gif.height), min(o_gif.width, c_gif.width))
+    prep = {"background": options.background, "size": size, "method": options.resize}
+    o_img = _prepare_block(o_rgb, o_alpha, **prep)
+    c_img = _prepare_block(c_rgb, c_alpha, **prep)
+    diff = np.abs(o_img.astype(np.int16) - c_img.astype(np.int16)).mean(axis=-1)
+    vmax = max(1.0, float(diff.max()))
+
+    rows = index.size
+    panel_height = panel_width * size[0] / size[1]
+    fig = _figure(figsize=(3 * panel_width + 0.8, rows * (panel_height + 0.45) + 0.5))
+    axes = fig.subplots(rows, 3, squeeze=False)
+    heat = None
+    for r in range(rows):
+        i, j = int(index[r]), int(mapped[r])
+        panels = (
+            ("original", o_img[r], f"original #{i}"),
+            ("compressed", c_img[r], f"compressed #{j}"),
+            ("difference", diff[r], f"|Δ| mean {diff[r].mean():.1f}, max {diff[r].max():.0f}"),
+        )
+        for ax, (gid, image, text) in zip(axes[r], panels, strict=True):
+            if gid == "difference":
+                heat = ax.imshow(image, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+                artist = heat
+            else:
+                artist = ax.imshow(image, interpolation="nearest")
+            artist.set_gid(gid)
+            ax.set_title(text, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(f"{column} {values[i]:.4g}", fontsize=8)
+    if heat is not None:
+        fig.colorbar(heat, ax=axes[:, 2].tolist(), shrink=0.8, label="|original − compressed|")
+    fig.suptitle(f"{rows} worst frames by {column}: {data.label}", fontsize=9)
+    return fig
