@@ -102,6 +102,32 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
 
 
+def _echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _scheduler_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--scheduler, --address and --workers (giflab_dask.cluster resolves them)."""
+    command = click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        help="Threads or processes of a local scheduler, or workers of a local-cluster.",
+    )(command)
+    command = click.option(
+        "--address",
+        metavar="tcp://HOST:PORT",
+        help="Run on the running Dask cluster whose scheduler is at this address "
+        "(default: $DASK_SCHEDULER_ADDRESS when set).",
+    )(command)
+    return click.option(
+        "--scheduler",
+        type=click.Choice(["threads", "processes", "sync", "local-cluster"]),
+        help="Where to run: threads, processes, sync, or local-cluster (a dask.distributed "
+        "LocalCluster on this machine, its dashboard link on stderr; needs the distributed "
+        "extra). Default: giflab.scheduler (threads).",
+    )(command)
+
+
 @cli.command()
 @click.argument("original", type=click.Path(path_type=Path))
 @click.argument("compressed", type=click.Path(path_type=Path))
@@ -114,6 +140,7 @@ def _fmt(value: float | None) -> str:
     help="Frame alignment (default: giflab.align.mode).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_scheduler_options
 def validate(
     original: Path,
     compressed: Path,
@@ -121,18 +148,26 @@ def validate(
     profile: str | None,
     align_mode: str | None,
     as_json: bool,
+    scheduler: str | None,
+    address: str | None,
+    workers: int | None,
 ) -> None:
     """Validate one pair: per-metric summaries and a verdict (exit 0 pass/warn, 1 fail)."""
     from giflab_dask.align import AlignOptions
+    from giflab_dask.cluster import scheduler_context
     from giflab_dask.pipeline import validate_pair
 
-    with _input_errors():
+    with (
+        _input_errors(),
+        scheduler_context(scheduler, workers, address, echo=_echo_err) as session,
+    ):
         result = validate_pair(
             original,
             compressed,
             metrics=metrics,
             profile=profile,
             align_options=AlignOptions.from_config(mode=align_mode),
+            **session.compute_kwargs,
         )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -189,14 +224,7 @@ def validate(
     type=click.Choice(["auto", "time", "index", "content"]),
     help="Frame alignment (default: giflab.align.mode).",
 )
-@click.option(
-    "--scheduler",
-    type=click.Choice(["threads", "processes", "sync"]),
-    default="threads",
-    show_default=True,
-    help="Dask scheduler.",
-)
-@click.option("--workers", type=click.IntRange(min=1), help="Number of threads or processes.")
+@_scheduler_options
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write stored results.")
 @click.option("--refresh", is_flag=True, help="Recompute every node and overwrite stored ones.")
@@ -207,7 +235,8 @@ def batch(
     metrics: str | None,
     profile: str | None,
     align_mode: str | None,
-    scheduler: str,
+    scheduler: str | None,
+    address: str | None,
     workers: int | None,
     no_progress: bool,
     no_cache: bool,
@@ -220,6 +249,7 @@ def batch(
     Exit code 0 when every pair passes (or warns), 1 when any fails or errors, 2 on bad usage.
     """
     from giflab_dask.align import AlignOptions
+    from giflab_dask.cluster import format_summary, run_summary, scheduler_context
     from giflab_dask.inputs import collect_pairs
     from giflab_dask.pipeline import plan_batch
     from giflab_dask.results import batch_table, write_table
@@ -236,16 +266,11 @@ def batch(
             use_cache=not no_cache,
             refresh=refresh,
         )
-        compute_kwargs: dict[str, Any] = {"scheduler": scheduler}
-        if workers:
-            compute_kwargs["num_workers"] = workers
-        if no_progress or not plan.writes:
-            result = plan.compute(**compute_kwargs)
-        else:
-            from dask.diagnostics import ProgressBar
-
-            with ProgressBar(out=sys.stderr):
-                result = plan.compute(**compute_kwargs)
+        if plan.writes:
+            with scheduler_context(scheduler, workers, address, echo=_echo_err) as session:
+                result = plan.compute(progress=not no_progress, **session.compute_kwargs)
+        else:  # every result is stored: no scheduler (and no cluster) is needed
+            result = plan.compute()
         table = batch_table(result.outcomes)
         if out is not None:
             write_table(table, out)
@@ -257,6 +282,7 @@ def batch(
         f"({stats['seconds']:.1f} s; {stats['node_hits']} stored results reused, "
         f"{stats['node_misses']} computed, {stats['decode_tasks']} GIFs decoded)"
     )
+    click.echo(format_summary(run_summary(result)))
     valid = table[table["verdict"] != "error"]
     if len(valid) and "composite_quality" in valid:
         worst = valid.sort_values("composite_quality").head(5)

@@ -25,12 +25,13 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from giflab_dask.errors import GifDecodeError
+from giflab_dask.errors import GifDecodeError, GifLimitError
 
-__all__ = ["FrameRecord", "GifLayout", "iter_frames", "scan_gif"]
+__all__ = ["FrameRecord", "GifLayout", "Limits", "iter_frames", "scan_gif"]
 
 _TRAILER = 0x3B
 _EXTENSION = 0x21
@@ -82,6 +83,41 @@ class GifLayout:
     @property
     def declares_transparency(self) -> bool:
         return any(f.transparency is not None for f in self.frames)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input limits (``giflab.limits``); None disables one."""
+
+    max_frame_pixels: int | None = 89_478_485
+    max_frames: int | None = 100_000
+    max_decoded_bytes: int | None = 64_000_000_000
+    max_decode_seconds: float | None = 3600.0
+
+    @classmethod
+    def from_config(cls) -> Limits:
+        from giflab_dask import config
+
+        def value(name: str) -> Any:
+            raw = config.get(f"limits.{name}")
+            return None if raw is None else config.parse_bytes(raw, key=f"limits.{name}")
+
+        seconds = config.get("limits.max-decode-seconds")
+        return cls(
+            max_frame_pixels=value("max-frame-pixels"),
+            max_frames=value("max-frames"),
+            max_decoded_bytes=value("max-decoded-bytes"),
+            max_decode_seconds=None if seconds is None else float(seconds),
+        )
+
+
+def _limit_error(path: Path, what: str, value: float, name: str, limit: float) -> GifLimitError:
+    env = "DASK_GIFLAB__LIMITS__" + name.upper().replace("-", "_")
+    return GifLimitError(
+        path,
+        f"{what} ({value:,.0f}) exceeds giflab.limits.{name} = {limit:,.0f}; if the file is "
+        f"trusted, raise the limit: dask.config.set({{'giflab.limits.{name}': ...}}) or {env}",
+    )
 
 
 class _Reader:
@@ -143,13 +179,17 @@ def _open(path: Path) -> io.BufferedReader:
         raise GifDecodeError(path, f"cannot read file ({exc.strerror or exc})") from None
 
 
-def scan_gif(path: str | os.PathLike[str]) -> GifLayout:
+def scan_gif(path: str | os.PathLike[str], limits: Limits | None = None) -> GifLayout:
     """Parse a GIF's block structure without decoding pixels (one pass, constant memory per frame).
 
     Raises :class:`GifDecodeError` naming the file for an empty file, a file that is not a GIF,
-    a file truncated inside a block, an unknown block, or a GIF with no image.
+    a file truncated inside a block, an unknown block, or a GIF with no image; and
+    :class:`GifLimitError` as soon as the logical screen, a frame, the frame count or the
+    decoded size passes a limit (``giflab.limits``), before anything is allocated for it.
     """
     path = Path(path)
+    limits = limits if limits is not None else Limits.from_config()
+    max_pixels, max_frames = limits.max_frame_pixels, limits.max_frames
     with _open(path) as f:
         reader = _Reader(path, f)
         head = f.read(6)
@@ -162,6 +202,11 @@ def scan_gif(path: str | os.PathLike[str]) -> GifLayout:
         width, height, packed, background, _aspect = struct.unpack(
             "<HHBBB", reader.read(7, "logical screen descriptor")
         )
+        if max_pixels is not None and width * height > max_pixels:
+            raise _limit_error(
+                path, f"logical screen {width}x{height} pixels", width * height,
+                "max-frame-pixels", max_pixels,
+            )  # fmt: skip
         global_palette = (
             _colour_table(reader, packed, "global colour table") if packed & 0x80 else None
         )
@@ -207,6 +252,15 @@ def scan_gif(path: str | os.PathLike[str]) -> GifLayout:
                 left, top, w, h, ipacked = struct.unpack(
                     "<HHHHB", reader.read(9, f"image descriptor of frame {len(frames)}")
                 )
+                if max_pixels is not None and w * h > max_pixels:
+                    raise _limit_error(
+                        path, f"frame {len(frames)} of {w}x{h} pixels", w * h,
+                        "max-frame-pixels", max_pixels,
+                    )  # fmt: skip
+                if max_frames is not None and len(frames) >= max_frames:
+                    raise _limit_error(
+                        path, "number of frames", len(frames) + 1, "max-frames", max_frames
+                    )
                 local = (
                     _colour_table(reader, ipacked, f"local colour table of frame {len(frames)}")
                     if ipacked & 0x80
@@ -245,6 +299,16 @@ def scan_gif(path: str | os.PathLike[str]) -> GifLayout:
         # Some encoders write a 0x0 logical screen; viewers then size it from the first frame.
         first = frames[0]
         width, height = max(width, first.left + first.width), max(height, first.top + first.height)
+        if max_pixels is not None and width * height > max_pixels:
+            raise _limit_error(
+                path, f"canvas {width}x{height} pixels", width * height,
+                "max-frame-pixels", max_pixels,
+            )  # fmt: skip
+    decoded = len(frames) * width * height * 3
+    if limits.max_decoded_bytes is not None and decoded > limits.max_decoded_bytes:
+        raise _limit_error(
+            path, "decoded size in bytes", decoded, "max-decoded-bytes", limits.max_decoded_bytes
+        )
     return GifLayout(
         path=path,
         width=width,
@@ -332,8 +396,12 @@ def iter_frames(
     the undefined 4-7) leave it. Transparent pixels are (0, 0, 0) with alpha 0. The arrays
     yielded are the canvas the next frame draws on: copy them to keep them.
     """
+    import time
+
     path = Path(path)
     layout = layout if layout is not None else scan_gif(path)
+    limit_s = Limits.from_config().max_decode_seconds
+    deadline = None if limit_s is None else time.monotonic() + limit_s
     height, width = layout.height, layout.width
     rgb = np.zeros((height, width, 3), dtype=np.uint8)
     alpha = np.zeros((height, width), dtype=np.uint8)
@@ -350,6 +418,11 @@ def iter_frames(
     global_table = _rgb_table(layout.global_palette)
     with _open(path) as f:
         for frame_no, record in enumerate(layout.frames):
+            if deadline is not None and time.monotonic() > deadline:
+                raise _limit_error(
+                    path, f"decode time in seconds (at frame {frame_no})", limit_s or 0,
+                    "max-decode-seconds", limit_s or 0,
+                )  # fmt: skip
             # Clip the frame's rectangle to the logical screen.
             x0, y0 = min(record.left, width), min(record.top, height)
             x1, y1 = min(record.left + record.width, width), min(record.top + record.height, height)

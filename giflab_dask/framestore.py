@@ -305,11 +305,6 @@ class FrameStore:
             compressors=codec, fill_value=0, config=array_config,
             dimension_names=("t", "y", "x", "c"),
         )  # fmt: skip
-        alpha = group.create_array(
-            "alpha", shape=(n, h, w), chunks=(chunk, h, w), dtype="uint8",
-            compressors=codec, fill_value=255, config=array_config,
-            dimension_names=("t", "y", "x"),
-        )  # fmt: skip
         group.create_array(
             "durations_ms", data=layout.durations_ms, chunks=(max(n, 1),), compressors=codec
         )
@@ -324,11 +319,28 @@ class FrameStore:
         for fut in pending:
             fut.set_result(False)
 
+        # The alpha array is created only when a frame first shows transparency (most GIFs
+        # never do); earlier chunks are then filled in as opaque. flush() runs in order on the
+        # single writer thread, so this state needs no lock.
+        alpha: zarr.Array | None = None
+
         def flush(which: int, start: int, n: int) -> bool:
+            nonlocal alpha
             rgb, a = buffers[which]
             frames[start : start + n] = rgb[:n]
+            if alpha is None and a[:n].min() == 255:
+                return False
+            if alpha is None:
+                alpha = group.create_array(
+                    "alpha", shape=(layout.n_frames, h, w), chunks=(chunk, h, w), dtype="uint8",
+                    compressors=codec, fill_value=255, config=array_config,
+                    dimension_names=("t", "y", "x"),
+                )  # fmt: skip
+                opaque = np.full((chunk, h, w), 255, dtype=np.uint8)
+                for s in range(0, start, chunk):
+                    alpha[s : s + chunk] = opaque
             alpha[start : start + n] = a[:n]
-            return bool(a[:n].min() < 255)
+            return True
 
         has_alpha = False
         start = filled = which = 0
@@ -346,8 +358,6 @@ class FrameStore:
                 pending[which] = writer.submit(flush, which, start, filled)
             for fut in pending:
                 has_alpha |= fut.result()
-        if not has_alpha:
-            del group["alpha"]
         group.attrs["giflab"] = {
             "key": source.key,
             "source_name": source.path.name,

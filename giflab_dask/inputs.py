@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,20 @@ class PairInput:
     error: str | None = None
 
 
+def _file_problem(role: str, path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file, or None."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        kind = "dangling symlink" if path.is_symlink() else "file not found"
+        return f"{role} {path}: {kind}"
+    except OSError as exc:
+        return f"{role} {path}: cannot read ({exc.strerror or exc})"
+    if stat.S_ISDIR(st.st_mode):
+        return f"{role} {path}: is a directory, not a GIF file"
+    return None
+
+
 def _check_files(pairs: list[PairInput]) -> list[PairInput]:
     """Mark missing files and duplicate rows as errors (first occurrence wins)."""
     seen: dict[tuple[str, str], int] = {}
@@ -51,15 +66,11 @@ def _check_files(pairs: list[PairInput]) -> list[PairInput]:
         error = pair.error
         if error is None:
             for role, path in (("original", pair.original), ("compressed", pair.compressed)):
-                p = Path(path)
-                if p.is_dir():
-                    error = f"{role} {path}: is a directory, not a GIF file"
-                elif not p.exists():
-                    kind = "dangling symlink" if p.is_symlink() else "file not found"
-                    error = f"{role} {path}: {kind}"
+                error = _file_problem(role, Path(path))
                 if error:
                     break
-        ident = (str(Path(pair.original).resolve()), str(Path(pair.compressed).resolve()))
+        # absolute(), not resolve(): a symlink loop must not raise here
+        ident = (str(Path(pair.original).absolute()), str(Path(pair.compressed).absolute()))
         if error is None and ident in seen:
             error = f"duplicate of row {seen[ident]}"
         seen.setdefault(ident, pair.row)

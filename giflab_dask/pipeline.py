@@ -270,22 +270,26 @@ class BatchPlan:
     def n_metric_tasks(self) -> int:
         return len(self.writes)
 
-    def compute(self, **compute_kwargs: Any) -> BatchResult:
-        import dask
+    def compute(self, *, progress: bool = False, **compute_kwargs: Any) -> BatchResult:
+        """Run the graph and assemble one outcome per pair.
 
-        compute_kwargs.setdefault("optimize_graph", False)  # keep layer names; no duplicate work
+        ``scheduler`` (threads, processes, sync, local-cluster, an address, a Client),
+        ``address`` and ``num_workers`` choose where it runs (:mod:`giflab_dask.cluster`;
+        default: an active Client, else ``giflab.scheduler``); ``progress`` shows a progress
+        bar on stderr; other keyword arguments go to ``dask.compute``. The run's
+        :class:`~giflab_dask.cluster.RunReport` (stage times) is ``result.report``.
+        """
+        from giflab_dask.cluster import execute
+
         items = list(self.writes.items())
+        # Finished nodes are stored as they finish; a write that failed is pinned on its own
+        # pair and metric, and the others keep their results (DESIGN decision 19).
+        values, report = execute([w for _, w in items], progress=progress, **compute_kwargs)
         done: dict[tuple[int, str], dict[str, Any]] = {}
-        try:
-            values = dask.compute(*[w for _, w in items], **compute_kwargs) if items else ()
-            done.update(zip((k for k, _ in items), values, strict=True))
-        except Exception:
-            # Finished nodes are already stored; rebuild the rest pair by pair, metric by metric.
-            for ident, write in items:
-                try:
-                    (done[ident],) = dask.compute(write, **compute_kwargs)
-                except Exception as exc:
-                    done[ident] = {"ok": False, "metric_error": f"{type(exc).__name__}: {exc}"}
+        for (ident, _), value in zip(items, values, strict=True):
+            if isinstance(value, BaseException):
+                value = {"ok": False, "metric_error": f"{type(value).__name__}: {value}"}
+            done[ident] = value
         for (index, metric), value in done.items():
             outcome = self.outcomes[index]
             if value.get("ok"):
@@ -299,7 +303,9 @@ class BatchPlan:
         for outcome in self.outcomes:
             if outcome.error is None and outcome.alignment is not None:
                 outcome.result = _pair_result(outcome, self.specs, self.profile, self.results)
-        return BatchResult(self.outcomes, self, time.perf_counter() - self.started)
+        result = BatchResult(self.outcomes, self, time.perf_counter() - self.started)
+        result.report = report  # type: ignore[attr-defined]
+        return result
 
 
 def _pair_result(

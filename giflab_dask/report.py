@@ -68,11 +68,11 @@ font-weight:600}
 .badge.pass{background:#2e7d32}.badge.warn{background:#ef6c00}.badge.fail{background:#c62828}
 .badge.error{background:#555}
 .counts .badge{font-size:14px;margin-right:6px}
-table.sortable{border-collapse:collapse;font-size:12.5px;width:100%}
+table.sortable{border-collapse:collapse;font-size:12.5px}
 table.sortable th,table.sortable td{border-bottom:1px solid #e4e4e4;padding:3px 7px;
 text-align:left;white-space:nowrap}
 table.sortable td.num{text-align:right;font-variant-numeric:tabular-nums}
-table.sortable td.notes{white-space:normal;min-width:260px;max-width:480px}
+table.sortable td.notes{white-space:normal;min-width:360px;max-width:560px}
 .scroll{overflow-x:auto}
 tr.row-fail td{background:#fdecea}tr.row-warn td{background:#fff4e5}
 tr.row-error td{background:#f0f0f0}

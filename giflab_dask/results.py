@@ -86,6 +86,104 @@ class PairResult:
             "alignment": self.alignment,
         }
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: verdict badge, key metrics, reasons, a per-frame sparkline (SVG)."""
+        import html
+
+        colours = {"pass": "#2e7d32", "warn": "#ef6c00", "fail": "#c62828"}
+        status = str(self.status)
+        s = self.summaries
+
+        def fmt(value: Any) -> str:
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                return "–"
+            return "missing" if math.isnan(v) else f"{v:.4g}"
+
+        def short(path: str) -> str:
+            p = Path(path)
+            return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+        keys = ["composite_quality", "ssim_mean", "ssim_min", "psnr_mean", "deltae_p95",
+                "timing_drift"]  # fmt: skip
+        cells = "".join(
+            f'<tr><td style="padding:0 10px 0 0;color:#555">{k}</td>'
+            f'<td style="text-align:right;font-variant-numeric:tabular-nums">{fmt(s[k])}</td></tr>'
+            for k in keys
+            if k in s
+        )
+        frames = f"{fmt(s.get('original_frames'))} → {fmt(s.get('compressed_frames'))}"
+        cells += (
+            f'<tr><td style="padding:0 10px 0 0;color:#555">frames</td>'
+            f'<td style="text-align:right">{frames}</td></tr>'
+        )
+
+        # Sparkline of per-frame SSIM (or the first metric); the worst frame of a bin is kept.
+        spark = ""
+        try:
+            vectors = dict(self.per_frame.items())
+        except Exception:  # the result store may be gone; the summary still shows
+            vectors = {}
+        name = "ssim" if "ssim" in vectors else next(iter(vectors), None)
+        if name is not None:
+            values = np.asarray(vectors[name], dtype=np.float64)
+            width, height, pad = 260, 44, 3
+            if values.size > width:
+                edges = np.linspace(0, values.size, width + 1).astype(int)
+                reduce = np.fmin.reduceat if name == "ssim" else np.add.reduceat
+                values = reduce(values, edges[:-1]) / (1 if name == "ssim" else np.diff(edges))
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                lo, hi = float(finite.min()), float(finite.max())
+                span = hi - lo or 1.0
+                xs = np.linspace(pad, width - pad, max(values.size, 2))
+                ys = height - pad - (values - lo) / span * (height - 2 * pad)
+                segments, current = [], []
+                for x, y in zip(xs, ys, strict=False):
+                    if np.isfinite(y):
+                        current.append(f"{x:.1f},{y:.1f}")
+                    elif current:
+                        segments.append(current)
+                        current = []
+                if current:
+                    segments.append(current)
+                lines = "".join(
+                    f'<polyline fill="none" stroke="#1565c0" stroke-width="1.3" '
+                    f'points="{" ".join(seg)}"/>'
+                    for seg in segments
+                )
+                spark = (
+                    f'<div style="margin-top:6px;color:#555;font-size:11px">{html.escape(name)} '
+                    f"per frame ({fmt(lo)} – {fmt(hi)})</div>"
+                    f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+                    f'role="img" aria-label="{html.escape(name)} per frame" '
+                    f'style="background:#f7f9fc;border-radius:3px">{lines}</svg>'
+                )
+        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in self.verdict.reasons)
+        missing = "".join(
+            f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in self.missing.items()
+        )
+        return (
+            '<div class="giflab-pair-result" style="font:13px/1.4 system-ui,sans-serif;'
+            'border:1px solid #ddd;border-radius:6px;padding:8px 12px;display:inline-block">'
+            f'<div><span style="background:{colours.get(status, "#555")};color:#fff;'
+            f'border-radius:9px;padding:1px 8px;font-weight:600">{html.escape(status)}</span> '
+            f"<b>{html.escape(short(self.original))}</b> → "
+            f"<b>{html.escape(short(self.compressed))}</b> "
+            f'<span style="color:#777">({html.escape(self.verdict.profile)} profile)</span></div>'
+            f'<table style="margin-top:6px;border-collapse:collapse">{cells}</table>'
+            f"{spark}"
+            + (f'<ul style="margin:6px 0 0;padding-left:18px">{reasons}</ul>' if reasons else "")
+            + (
+                f'<div style="margin-top:4px;color:#8a4b00">missing:</div>'
+                f'<ul style="margin:0;padding-left:18px">{missing}</ul>'
+                if missing
+                else ""
+            )
+            + "</div>"
+        )
+
 
 # -- the batch table --------------------------------------------------------------------------
 
