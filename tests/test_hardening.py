@@ -195,7 +195,7 @@ ops = st.lists(
         st.sampled_from(["flip", "byte", "truncate", "duplicate", "extreme"]),
         st.integers(0, 10_000),
         st.integers(0, 10_000),
-    ),  # fmt: skip
+    ),
     min_size=1,
     max_size=6,
 )
@@ -292,7 +292,7 @@ def test_four_processes_on_one_cache_root(small_batch: Path, tmp_path: Path) -> 
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(4)
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
