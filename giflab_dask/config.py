@@ -68,3 +68,44 @@ def results_root() -> Path:
     if configured:
         return Path(str(configured)).expanduser()
     return cache_dir() / "results"
+
+
+_WARNED_ROOTS: set[str] = set()
+
+
+def warn_if_others_can_write(root: Path) -> None:
+    """Warn (once per root and process) when another user could write into a cache root.
+
+    Caches are trusted input to the pipeline: a root that others can write lets them plant
+    results. Checked on the nearest existing folder of ``root``; sticky shared folders such as
+    /tmp are fine when the cache folder inside them is ours.
+    """
+    import os
+    import stat
+    import warnings
+
+    from giflab_dask.errors import CacheIntegrityWarning
+
+    key = str(root)
+    if key in _WARNED_ROOTS:
+        return
+    path = root
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        st = path.stat()
+    except OSError:
+        return
+    others_write = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    sticky = st.st_mode & stat.S_ISVTX
+    foreign_owner = hasattr(os, "getuid") and st.st_uid != os.getuid()
+    if (others_write and not sticky) or (foreign_owner and path == root):
+        _WARNED_ROOTS.add(key)
+        who = "is owned by another user" if foreign_owner else "is writable by other users"
+        warnings.warn(
+            CacheIntegrityWarning(
+                f"cache folder {path} {who}: anyone who can write there can change results; "
+                "use a private giflab.cache-dir (chmod go-w)"
+            ),
+            stacklevel=3,
+        )

@@ -159,6 +159,7 @@ class FrameStore:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else config.framestore_root()
+        config.warn_if_others_can_write(self.root)
 
     def __repr__(self) -> str:
         return f"FrameStore({str(self.root)!r})"

@@ -49,6 +49,7 @@ class ResultStore:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else config.results_root()
+        config.warn_if_others_can_write(self.root)
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.root)!r})"

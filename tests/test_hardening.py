@@ -303,3 +303,21 @@ def test_four_processes_on_one_cache_root(small_batch: Path, tmp_path: Path) -> 
     assert len(frames) == 2 + 6  # one entry per distinct GIF
     nodes = list((cache / "results").glob("*/*.json"))
     assert len(nodes) == 6 * (1 + 4)  # per pair: alignment + 4 metrics, exactly once each
+
+
+def test_a_cache_root_others_can_write_is_warned_about(tmp_path: Path) -> None:
+    from giflab_dask.errors import CacheIntegrityWarning
+    from giflab_dask.framestore import FrameStore
+
+    shared = tmp_path / "shared-cache"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.warns(CacheIntegrityWarning, match="writable by other users"):
+        FrameStore(shared / "frames")
+    private = tmp_path / "private-cache"
+    private.mkdir(mode=0o700)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FrameStore(private / "frames")
