@@ -109,8 +109,10 @@ def main() -> None:
         f"{(plain['base_rss_mib'] + per_frame * args.frames) / 1024:.1f} GiB"
     )
     small, large = rows[0][1]["peak_rss_mib"], rows[1][1]["peak_rss_mib"]
-    print(f"giflab peak RSS {args.frames} / {args.small} frames: {large / small:.2f} "
-          f"(target <= 1.3); {args.frames} frames: {large / 1024:.2f} GiB (target < 1.5)")  # fmt: skip
+    print(
+        f"giflab peak RSS {args.frames} / {args.small} frames: {large / small:.2f} "
+        f"(target <= 1.3); {args.frames} frames: {large / 1024:.2f} GiB (target < 1.5)"
+    )
 
 
 if __name__ == "__main__":
