@@ -22,6 +22,7 @@ corruption, because Zarr would otherwise return fill values for it silently.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -76,6 +77,17 @@ class _StrictLocalStore(LocalStore):
         if buf is None and "/c/" in f"/{key}":
             raise FrameStoreCorruptError(f"frame store chunk {self.root / key} is missing")
         return buf
+
+
+@functools.lru_cache(maxsize=64)
+def open_entry_array(entry: str, name: str) -> zarr.Array:
+    """A read-only Zarr array of a complete entry, opened once per process and reused.
+
+    Opening an array per chunk read made memory grow with the number of chunks read (each open
+    builds a store and a codec pipeline); entries never change once complete, so caching the
+    handle is safe. Missing chunks raise (see :class:`_StrictLocalStore`).
+    """
+    return zarr.open_array(store=_StrictLocalStore(entry, read_only=True), path=name, mode="r")
 
 
 def chunk_frames_for(height: int, width: int, chunk_mib: float | None = None) -> int:

@@ -77,18 +77,60 @@ def _decode_task(path: str, key: str, root: str) -> dict[str, Any]:
     return {"ok": True, "entry": str(stored.path), "has_alpha": stored.has_alpha}
 
 
+def _decode_barrier(*results: dict[str, Any], keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The ``gif-decoded`` task: every ``gif-decode`` of the batch, by content key.
+
+    Frame reads wait for it so no GIF's frames are read (and held) while another GIF of the
+    same pair is still decoding: without it the scheduler reads one GIF through before the
+    other is decoded, and memory grows with the frame count.
+    """
+    return dict(zip(keys, results, strict=True))
+
+
 def _read_chunk(
-    decoded: dict[str, Any], array: str, start: int, stop: int, shape: tuple[int, ...], fill: int
+    decoded: dict[str, dict[str, Any]],
+    key: str,
+    array: str,
+    start: int,
+    stop: int,
+    shape: tuple[int, ...],
+    fill: int,
 ) -> np.ndarray:
     """Frames ``[start, stop)`` of a decoded entry; a failed decode reads as ``fill``."""
-    if not decoded["ok"] or (array == "alpha" and not decoded["has_alpha"]):
+    entry = decoded[key]
+    if not entry["ok"] or (array == "alpha" and not entry["has_alpha"]):
         return np.full(shape, fill, dtype=np.uint8)
-    import zarr
+    from giflab_dask.framestore import open_entry_array
 
-    from giflab_dask.framestore import _StrictLocalStore
+    return np.asarray(open_entry_array(entry["entry"], array)[start:stop])
 
-    store = _StrictLocalStore(decoded["entry"], read_only=True)
-    return np.asarray(zarr.open_array(store=store, path=array, mode="r")[start:stop])
+
+@dataclass(frozen=True, eq=False)
+class DecodeBarrier:
+    """The batch's ``gif-decode`` tasks and the ``gif-decoded`` task that waits for all."""
+
+    key: str
+    dsk: Mapping[Any, Any]
+
+    @classmethod
+    def for_gifs(cls, pending: Mapping[str, tuple[Path, Path]]) -> DecodeBarrier:
+        """``pending`` maps content key -> (GIF path, frame store root)."""
+        from dask.base import tokenize
+
+        keys = sorted(pending)
+        barrier = f"gif-decoded-{tokenize(keys)}"
+        dsk: dict[Any, Any] = {
+            f"gif-decode-{k}": (_decode_task, str(pending[k][0]), k, str(pending[k][1]))
+            for k in keys
+        }
+        dsk[barrier] = (
+            apply_kw, _decode_barrier, [f"gif-decode-{k}" for k in keys], {"keys": keys}
+        )  # fmt: skip
+        return cls(barrier, dsk)
+
+
+def apply_kw(func: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    return func(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -100,6 +142,7 @@ class PendingGif:
     layout: GifLayout
     chunk_frames: int
     store_root: Path
+    barrier: DecodeBarrier
 
     @property
     def n_frames(self) -> int:
@@ -146,14 +189,12 @@ class PendingGif:
         name = f"gif-{array}-{self.key}"
         n, h, w, c = self.n_frames, self.height, self.width, self.chunk_frames
         bounds = [(s, min(s + c, n)) for s in range(0, n, c)]
-        dsk: dict[Any, Any] = {
-            self.decode_key: (_decode_task, str(self.path), self.key, str(self.store_root))
-        }
+        dsk: dict[Any, Any] = dict(self.barrier.dsk)
         zeros = (0,) * len(channels)
         for i, (start, stop) in enumerate(bounds):
             shape = (stop - start, h, w, *channels)
             dsk[(name, i, 0, 0, *zeros)] = (
-                _read_chunk, self.decode_key, array, start, stop, shape, fill
+                _read_chunk, self.barrier.key, self.key, array, start, stop, shape, fill
             )  # fmt: skip
         chunks = (tuple(b - a for a, b in bounds), (h,), (w,), *((ch,) for ch in channels))
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
@@ -186,16 +227,18 @@ def _write_metric_node(
     root: str,
     key: str,
     spec: MetricSpec,
-    decoded: Sequence[dict[str, Any] | None],
+    decoded: dict[str, dict[str, Any]] | None,
+    pending: Sequence[str],
     vector_chunks: Sequence[Sequence[np.ndarray]],
     stats: Sequence[np.ndarray],
 ) -> dict[str, Any]:
     """The ``result-write`` task: persist one metric node of one pair (unless a decode failed).
 
-    ``decoded`` holds the ``gif-decode`` results of both GIFs (None: it was in the store);
+    ``decoded`` is the ``gif-decoded`` map (None when both GIFs were already stored) and
+    ``pending`` the content keys of this pair's GIFs that were decoded in this graph;
     ``vector_chunks`` and ``stats`` follow ``spec.outputs``.
     """
-    failed = [d["error"] for d in decoded if d is not None and not d["ok"]]
+    failed = [decoded[k]["error"] for k in pending if decoded and not decoded[k]["ok"]]
     if failed:
         return {"ok": False, "error": "; ".join(failed)}
     vectors = {
@@ -483,10 +526,7 @@ def plan_batch(
             raise value
         return value
 
-    def gif_for(path: str, key: str) -> StoredGif | PendingGif:
-        stored = store.open(key)  # the frame store is the decode cache, whatever use_cache says
-        if stored is not None:
-            return stored
+    def layout_of(path: str, key: str) -> GifLayout:
         if key not in layouts:
             try:
                 layouts[key] = _scan(path)
@@ -495,12 +535,12 @@ def plan_batch(
         layout = layouts[key]
         if isinstance(layout, GiflabError):
             raise layout
-        chunk = min(chunk_frames_for(layout.height, layout.width), layout.n_frames)
-        return PendingGif(key, Path(path), layout, chunk, store.root)
+        return layout
 
-    writes: dict[tuple[int, str], Delayed] = {}
-    decode_keys: set[str] = set()
-    gifs: dict[str, StoredGif | PendingGif] = {}
+    # Pass 1: keys, lookups, and which GIFs the graph must decode.
+    stored_gifs: dict[str, StoredGif | None] = {}
+    to_build: list[tuple[int, list[MetricSpec]]] = []
+    pending: dict[str, tuple[Path, Path]] = {}
     for index, outcome in enumerate(outcomes):
         if outcome.error:
             continue
@@ -510,11 +550,10 @@ def plan_batch(
             outcome.error = str(exc)
             continue
         outcome.original_key, outcome.compressed_key = o_key, c_key
-        a_key = _alignment_node_key(o_key, c_key, options)
         outcome.metric_keys = {s.name: _metric_node_key(o_key, c_key, options, s) for s in specs}
         stored_nodes: dict[str, dict[str, Any]] = {}
         if use_cache and not refresh:
-            outcome.alignment = results.get(a_key)
+            outcome.alignment = results.get(_alignment_node_key(o_key, c_key, options))
             for spec in specs:
                 data = results.get(outcome.metric_keys[spec.name])
                 if data is not None:
@@ -528,9 +567,37 @@ def plan_batch(
             continue  # a pure lookup: no frame is read, no task is built
         try:
             for path, key in ((outcome.input.original, o_key), (outcome.input.compressed, c_key)):
-                if key not in gifs:
-                    gifs[key] = gif_for(path, key)
-            o_gif, c_gif = gifs[o_key], gifs[c_key]
+                if key not in stored_gifs:
+                    # the frame store is the decode cache, whatever use_cache says
+                    stored_gifs[key] = store.open(key)
+                if stored_gifs[key] is None:
+                    layout_of(path, key)  # unreadable structure: an error row now
+                    pending.setdefault(key, (Path(path), store.root))
+        except GiflabError as exc:
+            outcome.error = str(exc)
+            continue
+        to_build.append((index, missing_specs))
+
+    # Pass 2: the graph. Every GIF still to decode joins one barrier (see _decode_barrier).
+    barrier = DecodeBarrier.for_gifs(pending) if pending else None
+    writes: dict[tuple[int, str], Delayed] = {}
+    decode_keys = {f"gif-decode-{k}" for k in pending}
+
+    def gif_for(path: str, key: str) -> StoredGif | PendingGif:
+        stored = stored_gifs.get(key)
+        if stored is not None:
+            return stored
+        layout = layout_of(path, key)
+        chunk = min(chunk_frames_for(layout.height, layout.width), layout.n_frames)
+        assert barrier is not None
+        return PendingGif(key, Path(path), layout, chunk, store.root, barrier)
+
+    for index, missing_specs in to_build:
+        outcome = outcomes[index]
+        o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
+        try:
+            o_gif = gif_for(outcome.input.original, o_key)
+            c_gif = gif_for(outcome.input.compressed, c_key)
             if options.mode == "content":
                 # Content alignment compares frames before the graph: decode those now.
                 o_gif, c_gif = (
@@ -552,18 +619,14 @@ def plan_batch(
                 "facts": pair_facts(options, o_gif, c_gif),
             }
             if use_cache:
-                results.put(a_key, "alignment", outcome.alignment)
-        decode_refs: list[str | None] = []
-        for gif in (o_gif, c_gif):
-            if isinstance(gif, PendingGif):
-                decode_keys.add(gif.decode_key)
-                decode_refs.append(gif.decode_key)
-            else:
-                decode_refs.append(None)
+                results.put(
+                    _alignment_node_key(o_key, c_key, options), "alignment", outcome.alignment
+                )
+        pair_pending = [g.key for g in (o_gif, c_gif) if isinstance(g, PendingGif)]
         target = str(results.root) if use_cache else _scratch_root()
         for spec in missing_specs:
             writes[(index, spec.name)] = _write_task(
-                target, outcome.metric_keys[spec.name], spec, pair, decode_refs
+                target, outcome.metric_keys[spec.name], spec, pair, barrier, pair_pending
             )
     return BatchPlan(outcomes, specs, options, profile, results, writes, decode_keys)
 
@@ -573,7 +636,8 @@ def _write_task(
     key: str,
     spec: MetricSpec,
     pair: AlignedPair,
-    decode_refs: list[str | None],
+    barrier: DecodeBarrier | None,
+    pending: list[str],
 ) -> Delayed:
     """The ``result-write-<key>`` task with its per-frame and summary layers beneath it.
 
@@ -595,7 +659,8 @@ def _write_task(
         root,
         key,
         spec,
-        list(decode_refs),
+        barrier.key if barrier is not None and pending else None,
+        list(pending),
         [list(v.__dask_keys__()) for v in vectors.values()],
         [s.__dask_keys__()[0] for s in summaries],
     )
