@@ -417,6 +417,14 @@ def config_show() -> None:
     click.echo(f"# frame store resolves to {config.framestore_root()}")
 
 
+def _register_report() -> None:
+    from giflab_dask.report import report_command  # click only: keeps --help fast
+
+    cli.add_command(report_command)
+
+
+_register_report()
+
 main: Callable[..., Any] = cli
 
 if __name__ == "__main__":

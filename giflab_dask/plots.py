@@ -58,7 +58,11 @@ _VERDICT_COLOURS = {"pass": "#2e7d32", "warn": "#ef6c00", "fail": "#c62828", "er
 
 
 def _figure(**kwargs: Any) -> Figure:
-    """A pyplot-free Figure (constrained layout) that Jupyter knows how to display."""
+    """A pyplot-free Figure that Jupyter knows how to display.
+
+    Margins are set in inches with :func:`_margins` rather than by a layout engine: constrained
+    layout measures every text artist and draws twice, which doubles the time of a report.
+    """
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -66,7 +70,29 @@ def _figure(**kwargs: Any) -> Figure:
             "giflab_dask.plots needs matplotlib: pip install 'giflab-dask[notebook]'"
         ) from exc
     _enable_ipython_display()
-    return Figure(layout="constrained", **kwargs)
+    return Figure(**kwargs)
+
+
+def _margins(
+    fig: Figure,
+    *,
+    left: float = 0.8,
+    right: float = 0.2,
+    top: float = 0.45,
+    bottom: float = 0.5,
+    hspace: float = 0.0,
+    wspace: float = 0.0,
+) -> None:
+    """Subplot margins in inches (``hspace``/``wspace`` as fractions of the axes size)."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        top=1 - top / height,
+        bottom=bottom / height,
+        hspace=hspace,
+        wspace=wspace,
+    )
 
 
 def _enable_ipython_display() -> None:
@@ -145,7 +171,8 @@ def _pair_data(
         return _PairData(pair, mapping, None, None, "", None)
     if isinstance(pair, Mapping | pd.Series):
         row = pair
-        if not row.get("original_key") or not row.get("compressed_key"):
+        keys = (row.get("original_key"), row.get("compressed_key"))
+        if not all(isinstance(k, str) and k for k in keys):  # error rows: None or NaN
             raise GiflabError(
                 f"row {row.get('row', '?')} has no content keys (error: {row.get('error')}); "
                 "there is nothing stored to plot"
@@ -238,11 +265,18 @@ def plot_per_frame(
     else:
         columns = [_resolve_column(frame, m) for m in metrics]
     if not columns:
-        raise GiflabError(f"no per-frame values to plot for {data.label or 'this pair'}")
+        raise GiflabError(
+            f"no per-frame values to plot for {data.label or 'this pair'}: none in the result "
+            "store for these metrics and alignment options (pass the run's)"
+        )
     dropped = dropped_frames(data.mapping) if data.mapping is not None else np.zeros(0, int)
 
     fig = _figure(figsize=(width, 0.6 + row_height * len(columns)))
     axes = fig.subplots(len(columns), 1, sharex=True, squeeze=False)[:, 0]
+    heading = title if title is not None else data.label
+    if data.status:
+        heading = f"{heading}  [{data.status}]" if heading else f"[{data.status}]"
+    _margins(fig, left=0.85, top=0.4 if heading else 0.15, hspace=0.12)
     x = frame.index.to_numpy()
     for ax, column in zip(axes, columns, strict=True):
         y = frame[column].to_numpy(dtype=np.float64)
@@ -269,10 +303,9 @@ def plot_per_frame(
             ax.text(0.99, 0.04, f"{n} missing", transform=ax.transAxes, ha="right", fontsize=8)
     axes[-1].set_xlabel("original frame")
     if dropped.size:
-        axes[0].legend(loc="lower left", fontsize=8, frameon=False)
-    heading = title if title is not None else data.label
-    if data.status:
-        heading = f"{heading}  [{data.status}]" if heading else f"[{data.status}]"
+        legend = axes[0].legend(loc="lower left", fontsize=8, frameon=False)
+        for handle in legend.legend_handles:
+            handle.set_alpha(0.8)
     if heading:
         fig.suptitle(heading, fontsize=10, color=_VERDICT_COLOURS.get(data.status or "", "black"))
     return fig
@@ -352,6 +385,7 @@ def plot_distributions(
     groups = _groups(frame, by)
     fig = _figure(figsize=(width, 0.6 + row_height * len(columns)))
     axes = fig.subplots(len(columns), 1, squeeze=False)[:, 0]
+    _margins(fig, left=0.75, top=0.4, bottom=0.55, hspace=0.45)
     for ax, column in zip(axes, columns, strict=True):
         values = frame[column].to_numpy(dtype=np.float64)
         finite = values[np.isfinite(values)]
@@ -433,6 +467,7 @@ def plot_size_quality(
     groups = _groups(frame, by)
     fig = _figure(figsize=(width, height))
     axes = fig.subplots(1, len(quality), squeeze=False)[0]
+    _margins(fig, left=0.75, top=0.4, bottom=0.6, wspace=0.3)
     x_all = frame[size].to_numpy(dtype=np.float64)
     for ax, column in zip(axes, quality, strict=True):
         for i, (name, part) in enumerate(groups):
@@ -540,8 +575,9 @@ def plot_worst_frames(
 
     rows = index.size
     panel_height = panel_width * size[0] / size[1]
-    fig = _figure(figsize=(3 * panel_width + 0.8, rows * (panel_height + 0.45) + 0.5))
+    fig = _figure(figsize=(3 * panel_width + 1.5, rows * (panel_height + 0.3) + 0.45))
     axes = fig.subplots(rows, 3, squeeze=False)
+    _margins(fig, left=0.3, right=1.2, top=0.55, bottom=0.1, hspace=0.3 / panel_height, wspace=0.04)
     heat = None
     for r in range(rows):
         i, j = int(index[r]), int(mapped[r])
@@ -562,6 +598,11 @@ def plot_worst_frames(
             ax.set_yticks([])
         axes[r, 0].set_ylabel(f"{column} {values[i]:.4g}", fontsize=8)
     if heat is not None:
-        fig.colorbar(heat, ax=axes[:, 2].tolist(), shrink=0.8, label="|original − compressed|")
+        top, bottom = axes[0, 2].get_position().y1, axes[-1, 2].get_position().y0
+        left = axes[0, 2].get_position().x1 + 0.15 / fig.get_size_inches()[0]
+        cax = fig.add_axes(
+            (left, bottom, 0.12 / fig.get_size_inches()[0], top - bottom), label="<colorbar>"
+        )
+        fig.colorbar(heat, cax=cax, label="|original − compressed|")
     fig.suptitle(f"{rows} worst frames by {column}: {data.label}", fontsize=9)
     return fig
