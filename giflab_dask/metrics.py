@@ -247,9 +247,11 @@ def _pair_block(
     spec: MetricSpec,
     kernel: Kernel,
     single: bool,
+    runtime: Mapping[str, Any],
 ) -> np.ndarray:
     t = original.shape[0]
-    out = _as_2d(kernel(original, compressed, **spec.params), t, len(spec.outputs), spec.name)
+    values = kernel(original, compressed, **spec.params, **runtime)
+    out = _as_2d(values, t, len(spec.outputs), spec.name)
     return out[:, 0] if single else out
 
 
@@ -261,9 +263,13 @@ def _temporal_block(
     kernel: Kernel,
     n_blocks: int,
     single: bool,
+    runtime: Mapping[str, Any],
     block_id: tuple[int, ...] | None = None,
 ) -> np.ndarray:
-    out = _temporal_values(original, compressed, spec, kernel, n_blocks, block_id)
+    def bound(a: np.ndarray, b: np.ndarray, **params: Any) -> np.ndarray:
+        return kernel(a, b, **params, **runtime)
+
+    out = _temporal_values(original, compressed, spec, bound, n_blocks, block_id)
     return out[:, 0] if single else out
 
 
@@ -334,11 +340,36 @@ def per_frame(spec: MetricSpec, pair: AlignedPair) -> dict[str, da.Array]:
         spec=spec,
         kernel=kernel,
         single=single,
+        runtime=_runtime_options(kernel),
         **extra,
     )
     if single:
         return {spec.outputs[0]: values}
     return {name: values[:, j] for j, name in enumerate(spec.outputs)}
+
+
+_BACKENDS = {"auto": "auto", "on": "numba", True: "numba", "off": "numpy", False: "numpy"}
+
+
+def _runtime_options(kernel: Kernel) -> dict[str, Any]:
+    """Keyword arguments that change how a kernel runs, never its values (so they are not in
+    the spec, whose parameters key the stored results). Read here, on the client, because
+    config set on the client does not reach cluster workers."""
+    import inspect
+
+    from giflab_dask import config
+
+    try:
+        parameters = inspect.signature(kernel).parameters
+    except (TypeError, ValueError):
+        return {}
+    options: dict[str, Any] = {}
+    if "backend" in parameters:
+        setting = config.get("kernels.numba", "auto")
+        if setting not in _BACKENDS:
+            raise GiflabError(f"giflab.kernels.numba must be auto, on or off; got {setting!r}")
+        options["backend"] = _BACKENDS[setting]
+    return options
 
 
 def _unwrap(func: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:

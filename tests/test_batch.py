@@ -200,7 +200,7 @@ from giflab_dask.metrics import register_metric
 from giflab_dask.inputs import collect_pairs
 from giflab_dask.pipeline import validate_batch
 def slow_psnr(a, b):
-    time.sleep(0.6)
+    time.sleep(1.0)
     from giflab_dask.kernels.fidelity import psnr
     return psnr(a, b)
 register_metric("slow_psnr", slow_psnr)
@@ -216,7 +216,7 @@ def test_interrupted_batch_keeps_finished_pairs(demo: Path, isolated_cache: Path
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     results = isolated_cache / "results"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if results.exists() and len(list(results.glob("*/*.json"))) >= 6 + 2:
             break  # 6 alignment nodes + at least 2 metric nodes written

@@ -173,3 +173,20 @@ def test_missing_metric_never_passes_silently(tmp_path: Path) -> None:
     result = validate_pair(small, small, metrics="ms_ssim,ssim")
     assert "ms_ssim" in result.missing
     assert math.isnan(result.summaries["ms_ssim_mean"])
+
+
+def test_numba_setting_changes_speed_not_values(gifs: tuple[Path, Path], tmp_path: Path) -> None:
+    original, compressed = gifs
+    results = {}
+    for setting in ("off", "auto"):
+        with dask.config.set({"giflab.kernels.numba": setting,
+                              "giflab.cache-dir": str(tmp_path / setting)}):  # fmt: skip
+            results[setting] = validate_pair(original, compressed, metrics="ssim")
+    np.testing.assert_allclose(
+        results["off"].per_frame["ssim"], results["auto"].per_frame["ssim"], rtol=0, atol=1e-12
+    )
+    with (
+        dask.config.set({"giflab.kernels.numba": "sometimes"}),
+        pytest.raises(Exception, match="auto, on or off"),
+    ):
+        validate_pair(original, compressed, metrics="ssim", use_cache=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import correlate1d
 
+from . import _ssim_numba
 from ._luma import LumaConverter, check_pair
 
 __all__ = ["GIFLAB_OUTPUT_NAMES", "MS_SSIM_WEIGHTS", "ms_ssim", "ssim"]
@@ -229,7 +230,7 @@ def _check_bool(value, name: str, kernel: str) -> bool:
     return bool(value)
 
 
-def ssim(original, compressed, *, gaussian: bool = False) -> np.ndarray:
+def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto") -> np.ndarray:
     """Structural similarity per frame, on OpenCV luma (GifLab's ``ssim``).
 
     Definition (GifLab: ``skimage.metrics.structural_similarity(luma_a, luma_b,
@@ -254,6 +255,13 @@ def ssim(original, compressed, *, gaussian: bool = False) -> np.ndarray:
         et al. 2004; skimage ``gaussian_weights=True, sigma=1.5,
         use_sample_covariance=False``), computed in float64; the mean is over the windows
         inside the frame (5-pixel border cropped).
+    backend : {"auto", "numba", "numpy"}, optional
+        Implementation of the uniform window (the Gaussian one is numpy only): ``"numba"``
+        the fused kernel of :mod:`giflab_dask.kernels._ssim_numba` (optional dependency;
+        raises ``ImportError`` when numba is unusable), ``"numpy"`` the vectorised numpy
+        kernel, ``"auto"`` numba when it can be imported, else numpy. Not part of the
+        metric's definition: both compute the same exact integer window sums and the same
+        float32 ratio per window, so values agree to float64 rounding (~1e-16).
 
     Returns
     -------
@@ -270,6 +278,11 @@ def ssim(original, compressed, *, gaussian: bool = False) -> np.ndarray:
     """
     a, b = check_pair(original, compressed, "ssim")
     gaussian = _check_bool(gaussian, "gaussian", "ssim")
+    if not isinstance(backend, str) or backend not in ("auto", "numba", "numpy"):
+        raise ValueError(
+            "ssim: backend must be 'auto' (numba when it can be imported, else numpy), "
+            f"'numba' or 'numpy'; got {backend!r}. All give the same values."
+        )
     t, h, w, _ = a.shape
     out = np.full(t, np.nan)
     win = _GWIN if gaussian else _WIN
@@ -287,6 +300,16 @@ def ssim(original, compressed, *, gaussian: bool = False) -> np.ndarray:
             np.copyto(y, luma(b[i], out=ly))
             out[i] = kernel(x, y)[0]
     else:
+        if backend != "numpy":
+            values = _ssim_numba.ssim_uniform(a, b)
+            if values is not None:
+                return values
+            if backend == "numba":
+                raise ImportError(
+                    f"ssim: backend='numba' needs numba ({_ssim_numba.import_error()}). "
+                    "Install it with pip install 'giflab-dask[numba]', or use backend='auto' "
+                    "(numba when available, else numpy) or 'numpy'; the values are the same."
+                )
         kernel = _UniformSSIM(h, w)
         for i in range(t):
             out[i] = kernel(a[i], b[i])
