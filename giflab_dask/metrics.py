@@ -121,18 +121,20 @@ _BUILTIN = [
                description="mean squared error over RGB"),
     MetricSpec("rmse", f"{_K}.fidelity:rmse", higher_is_better=False,
                description="root mean squared error over RGB"),
-    MetricSpec("psnr", f"{_K}.fidelity:psnr",
+    MetricSpec("psnr", f"{_K}.fidelity:psnr", params={"cap_db": 100.0},
                description="PSNR over RGB in dB, 100 dB for identical frames (GifLab's cap)"),
     MetricSpec("ssim", f"{_K}.structural:ssim", params={"gaussian": False},
                description="SSIM on OpenCV luma, scikit-image defaults (GifLab's definition)"),
     MetricSpec("ms_ssim", f"{_K}.structural:ms_ssim",
                description="MS-SSIM (Wang, Simoncelli & Bovik 2003), 5 scales"),
-    MetricSpec("fsim", f"{_K}.perceptual:fsim", description="FSIM (Zhang et al. 2011)"),
+    MetricSpec("fsim", f"{_K}.perceptual:fsim", params={"chroma": False},
+               description="FSIM (Zhang et al. 2011); chroma=True gives FSIMc"),
     MetricSpec("gmsd", f"{_K}.perceptual:gmsd", higher_is_better=False,
                description="GMSD (Xue et al. 2014)"),
-    MetricSpec("chist", f"{_K}.texture:chist",
+    MetricSpec("chist", f"{_K}.texture:chist", params={"bins": 32},
                description="32-bin colour histogram correlation"),
     MetricSpec("edge_similarity", f"{_K}.texture:edge_similarity",
+               params={"low_threshold": 50, "high_threshold": 150},
                description="Canny 50/150 edge maps, Jaccard"),
     MetricSpec("texture_similarity", f"{_K}.texture:texture_similarity",
                description="LBP histogram similarity"),
@@ -157,7 +159,7 @@ _BUILTIN = [
 ]  # fmt: skip
 
 _EXTRA = [
-    MetricSpec("psnr_normalized", f"{_K}.fidelity:psnr_normalized",
+    MetricSpec("psnr_normalized", f"{_K}.fidelity:psnr_normalized", params={"max_db": 50.0},
                description="GifLab's normalised PSNR, dB/50 clamped to [0, 1] (GifLab's 'psnr')"),
 ]  # fmt: skip
 
