@@ -135,7 +135,7 @@ def main() -> None:
     runs = [
         ("cold (decode + metrics)", cold),
         ("hot (same batch again)", hot),
-        ("warm (ssim gaussian=True)", warm),
+        ("warm (psnr cap_db=99)", warm),
         ("plain loop (Pillow + skimage)", plain),
     ]
     for name, r in runs:

@@ -204,7 +204,11 @@ def _content_mapping(
 
 
 def align(
-    original: StoredGif, compressed: StoredGif, options: AlignOptions | None = None
+    original: StoredGif,
+    compressed: StoredGif,
+    options: AlignOptions | None = None,
+    *,
+    tag: str = "",
 ) -> AlignedPair:
     """Align two stored GIFs lazily: equal shapes, the original's time chunks, named layers."""
     import dask.array as da
@@ -231,7 +235,7 @@ def align(
             f"({options.resize})"
         )
 
-    o_frames, c_frames = original.frames(), compressed.frames()
+    o_frames, c_frames = original.frames(tag), compressed.frames(tag)
     if mode == "content":
         mapping = _content_mapping(o_frames, c_frames, mapping, options.content_window)
 
@@ -244,11 +248,11 @@ def align(
         return gathered.rechunk({0: time_chunks})
 
     gathered = on_original_chunks(c_frames)
-    c_alpha = compressed.alpha()
+    c_alpha = compressed.alpha(tag)
     if c_alpha is not None:
         c_alpha = on_original_chunks(c_alpha)
 
-    token = tokenize(original.key, compressed.key, options, mode, mapping)
+    token = tokenize(original.key, compressed.key, options, mode, mapping, tag)
     out_chunks = (time_chunks, (size[0],), (size[1],), (3,))
     meta = np.empty((0, 0, 0, 0), dtype=np.uint8)
     kwargs = {"background": options.background, "size": size, "method": options.resize}
@@ -269,7 +273,7 @@ def align(
         )
 
     return AlignedPair(
-        original=prepare(o_frames, original.alpha(), "original"),
+        original=prepare(o_frames, original.alpha(tag), "original"),
         compressed=prepare(gathered, c_alpha, "compressed"),
         mapping=mapping,
         mode=mode,

@@ -124,19 +124,27 @@ class StoredGif:
     def _array(self, name: str) -> zarr.Array:
         return zarr.open_array(store=_StrictLocalStore(self.path, read_only=True), path=name)
 
-    def frames(self) -> da.Array:
-        """Lazy ``(T, H, W, 3)`` uint8 frames chunked like the store, named ``gif-frames-<key>``."""
+    def frames(self, tag: str = "") -> da.Array:
+        """Lazy ``(T, H, W, 3)`` uint8 frames chunked like the store, named ``gif-frames-<key>``.
+
+        ``tag`` gives the read tasks a name of their own (``gif-frames-<key>-<tag>``): a batch
+        reads each GIF once per pair, so no chunk waits in memory for another pair's turn.
+        """
         import dask.array as da
 
-        return da.from_zarr(self._array("frames"), name=f"gif-frames-{self.key}")
+        return da.from_zarr(self._array("frames"), name=_name("frames", self.key, tag))
 
-    def alpha(self) -> da.Array | None:
+    def alpha(self, tag: str = "") -> da.Array | None:
         """Lazy ``(T, H, W)`` uint8 alpha (255 opaque); None when the GIF is opaque throughout."""
         if not self.has_alpha:
             return None
         import dask.array as da
 
-        return da.from_zarr(self._array("alpha"), name=f"gif-alpha-{self.key}")
+        return da.from_zarr(self._array("alpha"), name=_name("alpha", self.key, tag))
+
+
+def _name(array: str, key: str, tag: str) -> str:
+    return f"gif-{array}-{key}-{tag}" if tag else f"gif-{array}-{key}"
 
 
 @dataclass(frozen=True)

@@ -78,11 +78,13 @@ def _decode_task(path: str, key: str, root: str) -> dict[str, Any]:
 
 
 def _decode_barrier(*results: dict[str, Any], keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The ``gif-decoded`` task: every ``gif-decode`` of the batch, by content key.
+    """The ``gif-decoded`` task of a pair: its GIFs' ``gif-decode`` results, by content key.
 
-    Frame reads wait for it so no GIF's frames are read (and held) while another GIF of the
-    same pair is still decoding: without it the scheduler reads one GIF through before the
-    other is decoded, and memory grows with the frame count.
+    The pair's frame reads wait for it so no GIF's frames are read (and held) while the other
+    GIF of the pair is still decoding: without it the scheduler reads one GIF through before
+    the other is decoded, and memory grows with the frame count. (One barrier for the whole
+    batch was worse: hanging every read off one task let the scheduler run many pairs'
+    alignments ahead of their metrics.)
     """
     return dict(zip(keys, results, strict=True))
 
@@ -182,11 +184,11 @@ class PendingGif:
     def decode_key(self) -> str:
         return f"gif-decode-{self.key}"
 
-    def _array(self, array: str, channels: tuple[int, ...], fill: int) -> da.Array:
+    def _array(self, array: str, channels: tuple[int, ...], fill: int, tag: str = "") -> da.Array:
         import dask.array as da
         from dask.highlevelgraph import HighLevelGraph
 
-        name = f"gif-{array}-{self.key}"
+        name = f"gif-{array}-{self.key}-{tag}" if tag else f"gif-{array}-{self.key}"
         n, h, w, c = self.n_frames, self.height, self.width, self.chunk_frames
         bounds = [(s, min(s + c, n)) for s in range(0, n, c)]
         dsk: dict[Any, Any] = dict(self.barrier.dsk)
@@ -201,11 +203,11 @@ class PendingGif:
         meta = np.empty((0,) * (3 + len(channels)), dtype=np.uint8)
         return da.Array(graph, name, chunks, dtype=np.uint8, meta=meta)
 
-    def frames(self) -> da.Array:
-        return self._array("frames", (3,), 0)
+    def frames(self, tag: str = "") -> da.Array:
+        return self._array("frames", (3,), 0, tag)
 
-    def alpha(self) -> da.Array | None:
-        return self._array("alpha", (), 255) if self.may_have_alpha else None
+    def alpha(self, tag: str = "") -> da.Array | None:
+        return self._array("alpha", (), 255, tag) if self.may_have_alpha else None
 
 
 # -- nodes ------------------------------------------------------------------------------------
@@ -578,12 +580,12 @@ def plan_batch(
             continue
         to_build.append((index, missing_specs))
 
-    # Pass 2: the graph. Every GIF still to decode joins one barrier (see _decode_barrier).
-    barrier = DecodeBarrier.for_gifs(pending) if pending else None
+    # Pass 2: the graph. A pair's frame reads wait for both of its decodes (_decode_barrier);
+    # each pair reads its own copy of a shared GIF (tag), so the pairs' subgraphs stay apart.
     writes: dict[tuple[int, str], Delayed] = {}
     decode_keys = {f"gif-decode-{k}" for k in pending}
 
-    def gif_for(path: str, key: str) -> StoredGif | PendingGif:
+    def gif_for(path: str, key: str, barrier: DecodeBarrier | None) -> StoredGif | PendingGif:
         stored = stored_gifs.get(key)
         if stored is not None:
             return stored
@@ -595,16 +597,20 @@ def plan_batch(
     for index, missing_specs in to_build:
         outcome = outcomes[index]
         o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
+        pair_pending = {k: pending[k] for k in (o_key, c_key) if k in pending}
+        barrier = DecodeBarrier.for_gifs(pair_pending) if pair_pending else None
         try:
-            o_gif = gif_for(outcome.input.original, o_key)
-            c_gif = gif_for(outcome.input.compressed, c_key)
+            o_gif = gif_for(outcome.input.original, o_key, barrier)
+            c_gif = gif_for(outcome.input.compressed, c_key, barrier)
             if options.mode == "content":
                 # Content alignment compares frames before the graph: decode those now.
                 o_gif, c_gif = (
                     store.ensure(outcome.input.original),
                     store.ensure(outcome.input.compressed),
                 )
-            pair = align(o_gif, c_gif, options)  # type: ignore[arg-type]
+            # Each pair reads its own copy of a shared original (tag): shared read tasks made
+            # the scheduler hold a chunk in memory until every pair using it had its turn.
+            pair = align(o_gif, c_gif, options, tag=f"p{index}")  # type: ignore[arg-type]
         except GiflabError as exc:
             outcome.error = str(exc)
             continue
@@ -622,11 +628,10 @@ def plan_batch(
                 results.put(
                     _alignment_node_key(o_key, c_key, options), "alignment", outcome.alignment
                 )
-        pair_pending = [g.key for g in (o_gif, c_gif) if isinstance(g, PendingGif)]
         target = str(results.root) if use_cache else _scratch_root()
         for spec in missing_specs:
             writes[(index, spec.name)] = _write_task(
-                target, outcome.metric_keys[spec.name], spec, pair, barrier, pair_pending
+                target, outcome.metric_keys[spec.name], spec, pair, barrier, list(pair_pending)
             )
     return BatchPlan(outcomes, specs, options, profile, results, writes, decode_keys)
 
