@@ -93,7 +93,7 @@ STAGES = ("decode", "read", "align", "metric", "summary", "write", "other")
 
 def stage_of(prefix: str) -> str:
     """The pipeline stage of a task-key prefix (``dask.utils.key_split`` of its key)."""
-    if prefix == "gif-decode":
+    if prefix in ("gif-decode", "gif-decoded"):  # decodes, and the barrier that waits for all
         return "decode"
     if prefix in ("gif-frames", "gif-alpha"):
         return "read"
@@ -124,7 +124,7 @@ def _import_distributed(what: str) -> Any:
 
 def _active_client() -> Any:
     """The default ``distributed.Client`` if one is running in this process, else None."""
-    if "distributed" not in sys.modules:  # never imported: no client can exist
+    if sys.modules.get("distributed") is None:  # never imported: no client can exist
         return None
     from distributed import default_client
 
@@ -219,14 +219,15 @@ def scheduler_context(
     *,
     dashboard_address: str = DEFAULT_DASHBOARD,
     echo: Callable[[str], None] | None = _echo_stderr,
-    timeout: float = 30.0,
+    timeout: float | None = None,
 ) -> Iterator[SchedulerSession]:
     """Choose the scheduler (see the module docstring) for the duration of the block.
 
     ``workers``: threads or processes of a local scheduler, or workers of a new LocalCluster
     (each with ``cores // workers`` threads, at least one); a running cluster keeps its own.
     A LocalCluster or a client connected here is closed on exit; an active client is not.
-    ``echo`` receives the dashboard link (stderr by default; None: silent).
+    ``echo`` receives the dashboard link (stderr by default; None: silent). ``timeout``: seconds
+    to wait for a scheduler (default: ``distributed.comm.timeouts.connect``).
 
     >>> with scheduler_context("local-cluster", workers=2) as s:  # doctest: +SKIP
     ...     result = plan_batch(pairs).compute(**s.compute_kwargs)
@@ -235,6 +236,7 @@ def scheduler_context(
         raise ConfigError(f"workers must be at least 1, got {workers}")
     kind, target = _resolve(scheduler, address)
     say = echo or (lambda _message: None)
+    connect = {} if timeout is None else {"timeout": timeout}
     if kind in ("threads", "processes", "sync"):
         kwargs: dict[str, Any] = {"scheduler": kind}
         if workers and kind != "sync":
@@ -255,7 +257,7 @@ def scheduler_context(
         )
     if kind == "client":
         link = _dashboard_link(target)
-        yield SchedulerSession("client", _describe_client(target, "cluster"),
+        yield SchedulerSession("client", _describe_client(target),
                                {"scheduler": target}, target, link)  # fmt: skip
         return
     distributed = _import_distributed(
@@ -265,24 +267,29 @@ def scheduler_context(
         if kind == "local-cluster":
             cluster = stack.enter_context(_local_cluster(distributed, workers, dashboard_address))
             client = stack.enter_context(
-                distributed.Client(cluster, set_as_default=False, timeout=timeout)
+                distributed.Client(cluster, set_as_default=False, **connect)
             )
-            description = _describe_client(client, "LocalCluster")
+            description = _describe_client(client)
         else:
             try:
-                client = distributed.Client(target, set_as_default=False, timeout=timeout)
+                client = distributed.Client(target, set_as_default=False, **connect)
             except OSError as exc:
                 raise ConfigError(f"cannot connect to a Dask scheduler at {target}: {exc}") from exc
             stack.callback(client.close)
-            description = _describe_client(client, "cluster")
+            description = _describe_client(client)
         link = _dashboard_link(client)
         say(f"dask dashboard: {link}" if link else "dask dashboard: none (install bokeh>=3.1)")
         yield SchedulerSession(kind, description, {"scheduler": client}, client, link)
 
 
-def _describe_client(client: Any, label: str) -> str:
+def _describe_client(client: Any) -> str:
+    cluster = getattr(client, "cluster", None)
+    label = type(cluster).__name__ if cluster is not None else "cluster"
     try:
-        info = client.scheduler_info(n_workers=-1)
+        try:
+            info = client.scheduler_info(n_workers=-1)
+        except TypeError:  # distributed < 2025.1 lists every worker anyway
+            info = client.scheduler_info()
         workers = info["workers"].values()
         threads = sum(int(w.get("nthreads", 0)) for w in workers)
         return f"{label} {info['address']} ({len(workers)} workers, {threads} threads)"
@@ -294,6 +301,15 @@ def _describe_target(kind: str, target: Any) -> str:
     return str(target) if kind == "address" else str(target.scheduler.address)
 
 
+#: dask settings for starting worker processes (see :func:`_local_cluster`; docs/clusters.md
+#: shows the same for ``dask worker``): distributed's nannies start workers with
+#: ``MALLOC_TRIM_THRESHOLD_=65536``, which turns off glibc's adaptive mmap threshold, so every
+#: MiB-sized frame buffer is a fresh mmap and page faults; measured here, reading frame chunks
+#: took 2.5-3x and decoding 1.3x the CPU time. Memory per task is bounded by the chunk size,
+#: so there is little for the trim to return anyway.
+WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
 @contextlib.contextmanager
 def _local_cluster(distributed: Any, workers: int | None, dashboard_address: str) -> Iterator[Any]:
     import os
@@ -303,7 +319,7 @@ def _local_cluster(distributed: Any, workers: int | None, dashboard_address: str
     if workers:
         cores = os.cpu_count() or 1
         kwargs = {"n_workers": int(workers), "threads_per_worker": max(1, cores // int(workers))}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), dask.config.set(WORKER_CONFIG):
         # "Port 8787 is already in use": distributed then serves the dashboard on a free port,
         # and the link printed below says which.
         warnings.filterwarnings("ignore", message="Port .* is already in use")
@@ -547,13 +563,14 @@ def _execute_distributed(
     pending = [f for f in futures if not isinstance(f, BaseException)]
     if progress and pending:
         _distributed_progress(client, pending)
-    distributed.wait(pending)
+    # Waits for every write; the ones that failed are skipped here and asked for below.
+    gathered = iter(client.gather(pending, errors="skip"))
     values: list[Any] = []
     for future in futures:
         if isinstance(future, BaseException):
             values.append(future)
         elif future.status == "finished":
-            values.append(future.result())
+            values.append(next(gathered))
         elif future.status == "error":
             values.append(future.exception())
         else:
@@ -612,7 +629,11 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     def rate(x: float) -> str:
         return "-" if x is None or not math.isfinite(x) else f"{x:.1f}"
 
-    where = f" on {summary['scheduler']}" if summary.get("scheduler") else ""
+    where = summary.get("scheduler")
+    where = f" on {where}" if where and summary.get("result_misses") else ""
+    computing = summary.get("compute_seconds")
+    if where and computing:
+        where = f" ({computing:.1f} s computing){where}"
     lines = [
         f"run: {summary['pairs']} pairs in {summary['seconds']:.1f} s{where}: "
         f"{rate(summary['pairs_per_s'])} pairs/s, {rate(summary['frames_per_s'])} frames/s",
