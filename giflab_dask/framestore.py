@@ -17,6 +17,20 @@ An entry exists only once its directory was renamed into place, and it is truste
 manifest verifies, so a process killed mid-write leaves nothing that reads as complete. Every
 chunk is written (even all-zero ones) and reads go through a store that treats a missing chunk as
 corruption, because Zarr would otherwise return fill values for it silently.
+
+A root that is an fsspec URL (``s3://bucket/frames``; see ``storage.py``) has no rename and no
+file locks, so there each writer writes into a directory of its own and publishes it with the
+manifest, written last as one object (DESIGN decision 30)::
+
+    <key>/
+        giflab-manifest.json    names the data directory and lists its files: the commit
+        w-<time_ns>-<uuid>/     one writer's complete Zarr v3 group (layout as above)
+        giflab-access           {"last_access": ..., "opens": ...} rewritten per open (LRU)
+
+The first manifest wins (a conditional put where the filesystem has one); a losing writer
+deletes its own directory. Directories no manifest names (writers that died, or lost without
+a conditional put) are deleted by ``prune``/``clear`` once older than the longest a decode may
+take.
 """
 
 from __future__ import annotations
@@ -40,9 +54,9 @@ import numpy as np
 import zarr
 from zarr.abc.store import ByteRequest
 from zarr.core.buffer import Buffer, BufferPrototype
-from zarr.storage import LocalStore
+from zarr.storage import FsspecStore, LocalStore
 
-from giflab_dask import config
+from giflab_dask import config, storage
 from giflab_dask.decode import GifLayout, iter_frames, scan_gif
 from giflab_dask.errors import (
     CacheIntegrityWarning,
@@ -53,6 +67,7 @@ from giflab_dask.keys import DECODER_VERSION, LAYOUT_VERSION, GifSource
 
 if TYPE_CHECKING:
     import dask.array as da
+    from fsspec import AbstractFileSystem
 
 __all__ = ["EntryInfo", "FrameStore", "StoredGif", "chunk_frames_for", "decode_gif", "open_frames"]
 
@@ -61,6 +76,7 @@ ACCESS = "giflab-access"
 _LOCKS = ".locks"
 _TMP = ".tmp-"
 _TRASH = ".trash-"
+_DATA = "w-"
 _VERIFY_MODES = ("checksum", "size", "none")
 
 
@@ -79,15 +95,46 @@ class _StrictLocalStore(LocalStore):
         return buf
 
 
+class _StrictFsspecStore(FsspecStore):
+    """An FsspecStore whose missing chunks raise instead of reading as fill values."""
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        buf = await super().get(key, prototype, byte_range)
+        if buf is None and "/c/" in f"/{key}":
+            raise FrameStoreCorruptError(f"frame store chunk {self.path}/{key} is missing")
+        return buf
+
+
+def _zarr_store(entry: str | Path) -> LocalStore | FsspecStore:
+    """A read-only, strict Zarr store of an entry's group: a local path or an fsspec URL."""
+    if storage.is_url(entry):
+        return _StrictFsspecStore.from_url(
+            str(entry), storage_options=storage.storage_options(), read_only=True
+        )
+    return _StrictLocalStore(entry, read_only=True)
+
+
 @functools.lru_cache(maxsize=64)
 def open_entry_array(entry: str, name: str) -> zarr.Array:
     """A read-only Zarr array of a complete entry, opened once per process and reused.
 
     Opening an array per chunk read made memory grow with the number of chunks read (each open
     builds a store and a codec pipeline); entries never change once complete, so caching the
-    handle is safe. Missing chunks raise (see :class:`_StrictLocalStore`).
+    handle is safe. ``entry`` is the entry's local directory or, for a URL root, the URL of its
+    data directory (opened with this process's ``giflab.storage-options``). Missing chunks
+    raise (see :class:`_StrictLocalStore`).
     """
-    return zarr.open_array(store=_StrictLocalStore(entry, read_only=True), path=name, mode="r")
+    return zarr.open_array(store=_zarr_store(entry), path=name, mode="r", zarr_format=3)
+
+
+def _read_entry_chunk(entry: str, name: str, start: int, stop: int) -> np.ndarray:
+    """Frames ``[start, stop)`` of array ``name`` of a stored entry (a read task)."""
+    return np.asarray(open_entry_array(entry, name)[start:stop])
 
 
 def chunk_frames_for(height: int, width: int, chunk_mib: float | None = None) -> int:
@@ -104,7 +151,8 @@ class StoredGif:
     """A complete, verified frame-store entry: metadata plus lazy dask views of its arrays."""
 
     key: str
-    path: Path
+    #: the entry's directory (local root) or the URL of its data directory (URL root)
+    path: Path | str
     n_frames: int
     height: int
     width: int
@@ -122,7 +170,19 @@ class StoredGif:
         return (self.n_frames, self.height, self.width, 3)
 
     def _array(self, name: str) -> zarr.Array:
-        return zarr.open_array(store=_StrictLocalStore(self.path, read_only=True), path=name)
+        return zarr.open_array(store=_zarr_store(self.path), path=name, zarr_format=3)
+
+    def _lazy(self, name: str, tag: str) -> da.Array:
+        graph_name = _name(name, self.key, tag)
+        if isinstance(self.path, Path):
+            import dask.array as da
+
+            return da.from_zarr(self._array(name), name=graph_name)
+        # A URL entry: each read task opens the store from the URL on the worker that runs it
+        # (with that worker's giflab.storage-options), so neither frames nor a filesystem
+        # object holding credentials travel in the graph.
+        inner = self.shape[1:] if name == "frames" else self.shape[1:3]
+        return _url_array(str(self.path), name, self.n_frames, self.chunk_frames, inner, graph_name)
 
     def frames(self, tag: str = "") -> da.Array:
         """Lazy ``(T, H, W, 3)`` uint8 frames chunked like the store, named ``gif-frames-<key>``.
@@ -130,27 +190,42 @@ class StoredGif:
         ``tag`` gives the read tasks a name of their own (``gif-frames-<key>-<tag>``): a batch
         reads each GIF once per pair, so no chunk waits in memory for another pair's turn.
         """
-        import dask.array as da
-
-        return da.from_zarr(self._array("frames"), name=_name("frames", self.key, tag))
+        return self._lazy("frames", tag)
 
     def alpha(self, tag: str = "") -> da.Array | None:
         """Lazy ``(T, H, W)`` uint8 alpha (255 opaque); None when the GIF is opaque throughout."""
         if not self.has_alpha:
             return None
-        import dask.array as da
-
-        return da.from_zarr(self._array("alpha"), name=_name("alpha", self.key, tag))
+        return self._lazy("alpha", tag)
 
 
 def _name(array: str, key: str, tag: str) -> str:
     return f"gif-{array}-{key}-{tag}" if tag else f"gif-{array}-{key}"
 
 
+def _url_array(
+    entry: str, name: str, n: int, chunk: int, inner: tuple[int, ...], graph_name: str
+) -> da.Array:
+    """A dask array whose tasks read time-chunks of ``entry``'s array ``name`` by URL."""
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    bounds = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    zeros = (0,) * len(inner)
+    dsk = {
+        (graph_name, i, *zeros): (_read_entry_chunk, entry, name, start, stop)
+        for i, (start, stop) in enumerate(bounds)
+    }
+    chunks = (tuple(b - a for a, b in bounds), *((d,) for d in inner))
+    graph = HighLevelGraph.from_collections(graph_name, dsk, dependencies=())
+    meta = np.empty((0,) * (1 + len(inner)), dtype=np.uint8)
+    return da.Array(graph, graph_name, chunks, dtype=np.uint8, meta=meta)
+
+
 @dataclass(frozen=True)
 class EntryInfo:
     key: str
-    path: Path
+    path: Path | str
     nbytes: int
     last_access: float
     hits: int
@@ -158,6 +233,63 @@ class EntryInfo:
 
 def _configured_max_bytes() -> int | None:
     return config.parse_bytes(config.get("framestore.max-bytes"), key="framestore.max-bytes")
+
+
+def _digest(data: bytes | memoryview) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _manifest(key: str, files: dict[str, tuple[int, str]], **extra: Any) -> dict[str, Any]:
+    return {
+        "layout_version": LAYOUT_VERSION,
+        "key": key,
+        **extra,
+        "nbytes": sum(size for size, _ in files.values()),
+        "files": dict(sorted(files.items())),
+    }
+
+
+class _EntryWriter:
+    """Writes an entry's files, recording the size and BLAKE2b-128 of each as it goes."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[int, str]] = {}
+
+    def put(self, rel: str, data: bytes) -> None:
+        self._write(rel, data)
+        self.files[rel] = (len(data), _digest(data))
+
+    def _write(self, rel: str, data: bytes) -> None:
+        raise NotImplementedError
+
+
+class _DirWriter(_EntryWriter):
+    """Into a local (temporary) directory."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+        self._made: set[Path] = set()
+
+    def _write(self, rel: str, data: bytes) -> None:
+        path = self.root / rel
+        if path.parent not in self._made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(path.parent)
+        with path.open("wb") as f:
+            f.write(data)
+
+
+class _FsspecWriter(_EntryWriter):
+    """Into a directory of an fsspec filesystem (one PUT per file on an object store)."""
+
+    def __init__(self, fs: AbstractFileSystem, root: str) -> None:
+        super().__init__()
+        self.fs = fs
+        self.root = root
+
+    def _write(self, rel: str, data: bytes) -> None:
+        self.fs.pipe_file(f"{self.root}/{rel}", data)
 
 
 def _hash_file(path: Path) -> str:
@@ -174,15 +306,36 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _resolve_root(root: str | os.PathLike[str] | None) -> Path | str:
+    return storage.as_root(root) if root is not None else config.framestore_root()
+
+
 class FrameStore:
-    """Content-keyed cache of decoded GIF frames (see the module docstring for the layout)."""
+    """Content-keyed cache of decoded GIF frames (see the module docstring for the layout).
+
+    ``root`` (default ``giflab.framestore.root``) is a local directory, or an fsspec URL such
+    as ``s3://bucket/frames``, for which the instance is a :class:`FsspecFrameStore`.
+    """
+
+    root: Path
+
+    def __new__(cls, root: str | os.PathLike[str] | None = None) -> FrameStore:
+        if cls is FrameStore and storage.is_url(_resolve_root(root)):
+            cls = FsspecFrameStore
+        return super().__new__(cls)
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = Path(root).expanduser() if root is not None else config.framestore_root()
+        resolved = _resolve_root(root)
+        assert isinstance(resolved, Path)  # URL roots are FsspecFrameStore (see __new__)
+        self.root = resolved
         config.warn_if_others_can_write(self.root)
 
     def __repr__(self) -> str:
         return f"FrameStore({str(self.root)!r})"
+
+    def __getnewargs__(self) -> tuple[str]:
+        # unpickling calls __new__, which picks the class from the root
+        return (str(self.root),)
 
     # -- paths and locks -------------------------------------------------------------------
     def entry_path(self, key: str) -> Path:
@@ -295,7 +448,9 @@ class FrameStore:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f"{_TMP}{source.key}-{uuid.uuid4().hex}"
         try:
-            self._write_entry(tmp, source, layout)
+            out = _DirWriter(tmp)
+            self._write_entry(out, source, layout)
+            self._write_manifest(tmp, source.key, out.files)
             final = self.entry_path(source.key)
             try:
                 tmp.rename(final)
@@ -312,26 +467,42 @@ class FrameStore:
             raise FrameStoreError(f"frame store entry for {source.path} vanished after writing")
         return stored
 
-    def _write_entry(self, tmp: Path, source: GifSource, layout: GifLayout) -> None:
+    def _write_entry(self, out: _EntryWriter, source: GifSource, layout: GifLayout) -> None:
+        """Decode ``source`` and write every file of its entry through ``out``.
+
+        Zarr writes the metadata (into memory, copied out at the end); the chunks are encoded
+        here into exactly the bytes Zarr would write for the ``bytes`` + ``zstd`` codec chain
+        (numcodecs' Zstd, which Zarr's ZstdCodec wraps), edge chunks padded to the full chunk
+        shape with the fill value as Zarr pads them. Going through ``Array.__setitem__`` cost
+        about 7 ms of Python per chunk on the writer thread, which competed with the decoder
+        for the GIL; ``out`` hashes each file as it is written, so the manifest needs no re-read.
+        """
+        from numcodecs import Zstd
         from zarr.codecs import ZstdCodec
+        from zarr.storage import MemoryStore
 
         n, h, w = layout.n_frames, layout.height, layout.width
         chunk = min(chunk_frames_for(h, w), n)
         level = int(config.get("framestore.compression-level"))
         codec = ZstdCodec(level=level, checksum=True)
-        group = zarr.open_group(store=LocalStore(tmp), mode="w")
-        array_config = {"write_empty_chunks": True}
+        zstd = Zstd(level=level, checksum=True)
+        metadata: dict[str, Buffer] = {}
+        group = zarr.open_group(store=MemoryStore(metadata), mode="w")
         frames = group.create_array(
             "frames", shape=(n, h, w, 3), chunks=(chunk, h, w, 3), dtype="uint8",
-            compressors=codec, fill_value=0, config=array_config,
-            dimension_names=("t", "y", "x", "c"),
+            compressors=codec, fill_value=0, dimension_names=("t", "y", "x", "c"),
         )  # fmt: skip
         group.create_array(
             "durations_ms", data=layout.durations_ms, chunks=(max(n, 1),), compressors=codec
         )
+
+        def put_chunk(array: zarr.Array, t: int, data: np.ndarray) -> None:
+            key = array.metadata.encode_chunk_key((t,) + (0,) * (data.ndim - 1))
+            out.put(f"{array.path}/{key}", zstd.encode(data))
+
         # Frames are copied into one of two chunk buffers; a full buffer is compressed and
-        # written by a writer thread (zstd releases the GIL) while the decoder fills the other.
-        # Memory: two chunks, whatever the frame count.
+        # written by a writer thread (zstd and file writes release the GIL) while the decoder
+        # fills the other. Memory: two chunks, whatever the frame count.
         buffers = [
             (np.empty((chunk, h, w, 3), dtype=np.uint8), np.empty((chunk, h, w), dtype=np.uint8))
             for _ in range(2)
@@ -341,26 +512,29 @@ class FrameStore:
             fut.set_result(False)
 
         # The alpha array is created only when a frame first shows transparency (most GIFs
-        # never do); earlier chunks are then filled in as opaque. flush() runs in order on the
+        # never do); earlier chunks are then written as opaque. flush() runs in order on the
         # single writer thread, so this state needs no lock.
         alpha: zarr.Array | None = None
 
-        def flush(which: int, start: int, n: int) -> bool:
+        def flush(which: int, start: int, filled: int) -> bool:
             nonlocal alpha
             rgb, a = buffers[which]
-            frames[start : start + n] = rgb[:n]
-            if alpha is None and a[:n].min() == 255:
+            if filled < chunk:  # the last chunk: pad with the fill values, as Zarr does
+                rgb[filled:] = 0
+                a[filled:] = 255
+            t = start // chunk
+            put_chunk(frames, t, rgb)
+            if alpha is None and a[:filled].min() == 255:
                 return False
             if alpha is None:
                 alpha = group.create_array(
-                    "alpha", shape=(layout.n_frames, h, w), chunks=(chunk, h, w), dtype="uint8",
-                    compressors=codec, fill_value=255, config=array_config,
-                    dimension_names=("t", "y", "x"),
+                    "alpha", shape=(n, h, w), chunks=(chunk, h, w), dtype="uint8",
+                    compressors=codec, fill_value=255, dimension_names=("t", "y", "x"),
                 )  # fmt: skip
-                opaque = np.full((chunk, h, w), 255, dtype=np.uint8)
-                for s in range(0, start, chunk):
-                    alpha[s : s + chunk] = opaque
-            alpha[start : start + n] = a[:n]
+                opaque = zstd.encode(np.full((chunk, h, w), 255, dtype=np.uint8))
+                for s in range(t):
+                    out.put(f"alpha/{alpha.metadata.encode_chunk_key((s, 0, 0))}", opaque)
+            put_chunk(alpha, t, a)
             return True
 
         has_alpha = False
@@ -393,20 +567,13 @@ class FrameStore:
             "layout_version": LAYOUT_VERSION,
             "created": time.time(),
         }
-        self._write_manifest(tmp, source.key)
+        for rel, buf in sorted(metadata.items()):
+            out.put(rel, buf.to_bytes())
 
-    def _write_manifest(self, tmp: Path, key: str) -> None:
-        files: dict[str, tuple[int, str]] = {}
+    def _write_manifest(self, tmp: Path, key: str, files: dict[str, tuple[int, str]]) -> None:
         # No fsync per chunk file: the manifest's checksums catch a torn file after a crash,
         # and only the manifest (written last, fsynced) makes an entry count as complete.
-        for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            files[file.relative_to(tmp).as_posix()] = (file.stat().st_size, _hash_file(file))
-        manifest = {
-            "layout_version": LAYOUT_VERSION,
-            "key": key,
-            "nbytes": sum(size for size, _ in files.values()),
-            "files": files,
-        }
+        manifest = _manifest(key, files)
         staging = tmp / f"{MANIFEST}.part"
         with staging.open("w", encoding="utf-8") as f:
             json.dump(manifest, f)
@@ -507,6 +674,331 @@ class FrameStore:
             removed += self.remove(path.name)
         self._remove_leftovers()
         return removed
+
+
+class FsspecFrameStore(FrameStore):
+    """A frame store on an fsspec URL (object store): no rename, no locks (DESIGN decision 30).
+
+    Entries are immutable and content-keyed, so concurrent writers need no lock: each writes a
+    data directory of its own and commits it by writing the manifest, one object, last. A
+    reader sees an entry only through a manifest, which names a complete directory.
+    """
+
+    root: str  # type: ignore[assignment]
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        resolved = _resolve_root(root)
+        if not isinstance(resolved, str):
+            raise FrameStoreError(f"FsspecFrameStore needs a URL root, got {resolved}")
+        self.root = resolved
+        self._fs: AbstractFileSystem | None = None
+        self._base = ""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": self.root, "_fs": None, "_base": ""}  # the filesystem is reopened
+
+    @property
+    def fs(self) -> AbstractFileSystem:
+        if self._fs is None:
+            self._fs, self._base = storage.filesystem(self.root)
+        return self._fs
+
+    def _p(self, *parts: str) -> str:
+        """A path inside the filesystem (what fsspec calls take)."""
+        self.fs  # noqa: B018 - resolves self._base
+        return "/".join((self._base, *parts))
+
+    def entry_path(self, key: str) -> str:  # type: ignore[override]
+        return f"{self.root}/{key}"
+
+    def _lock(self, key: str, timeout: float | None = None) -> Any:
+        raise FrameStoreError(
+            f"frame store {self.root}: an object store has no file locks (writers of the same "
+            "entry do not need one there; see docs/design.md decision 30)"
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+    def _read_manifest(self, key: str) -> dict[str, Any] | None:
+        try:
+            raw = self.fs.cat_file(self._p(key, MANIFEST))
+        except FileNotFoundError:
+            return None
+        manifest = json.loads(raw)
+        if not isinstance(manifest, dict):
+            raise ValueError("the manifest is not a JSON object")
+        return manifest
+
+    def open(self, key: str, *, verify: str | None = None) -> StoredGif | None:
+        """The stored entry for ``key`` if its manifest exists and verifies, else None.
+
+        Verification defaults to ``giflab.framestore.verify-remote`` (``size``: one listing;
+        ``checksum`` downloads and hashes every file). A failing entry is reported once and
+        removed. Network errors are raised, never taken for a broken entry.
+        """
+        mode = verify or config.choice("framestore.verify-remote", _VERIFY_MODES)
+        data = None
+        try:
+            manifest = self._read_manifest(key)
+            if manifest is None:
+                return None
+            data = _data_name(manifest)
+            problem = self._check_remote(key, data, manifest, mode)
+            stored = None if problem else self._load_remote(key, data)
+        except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
+            problem = f"unreadable metadata ({type(exc).__name__}: {exc})"
+        if problem or stored is None:
+            warnings.warn(
+                CacheIntegrityWarning(
+                    f"frame store entry {self.entry_path(key)} failed verification ({problem}); "
+                    "rebuilding it"
+                ),
+                stacklevel=2,
+            )
+            self.remove(key, data=data)
+            return None
+        self._touch_remote(key)
+        return stored
+
+    def _check_remote(self, key: str, data: str, manifest: dict[str, Any], mode: str) -> str | None:
+        if manifest.get("layout_version") != LAYOUT_VERSION:
+            return f"layout version {manifest.get('layout_version')} != {LAYOUT_VERSION}"
+        if mode == "none":
+            return None
+        base = self._p(key, data)
+        self.fs.invalidate_cache(base)  # listings may be cached; other writers change them
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            found = {}
+        strip = self.fs._strip_protocol(base)
+        sizes = {name[len(strip) + 1 :]: info["size"] for name, info in found.items()}
+        for rel, (size, digest) in manifest["files"].items():
+            if rel not in sizes:
+                return f"{rel} is missing"
+            if sizes[rel] != size:
+                return f"{rel} has {sizes[rel]} bytes, expected {size}"
+            if mode == "checksum" and _digest(self.fs.cat_file(f"{base}/{rel}")) != digest:
+                return f"{rel} does not match its checksum"
+        return None
+
+    def _load_remote(self, key: str, data: str) -> StoredGif:
+        url = f"{self.entry_path(key)}/{data}"
+        # zarr_format=3: no probing for Zarr v2 files, each probe a request to the object store
+        group = zarr.open_group(store=_zarr_store(url), mode="r", zarr_format=3)
+        attrs = dict(group.attrs["giflab"])
+        durations = np.asarray(group["durations_ms"][...], dtype=np.int32)
+        return StoredGif(
+            key=key,
+            path=url,
+            n_frames=int(attrs["n_frames"]),
+            height=int(attrs["height"]),
+            width=int(attrs["width"]),
+            chunk_frames=int(attrs["chunk_frames"]),
+            has_alpha=bool(attrs["has_alpha"]),
+            loop=attrs["loop"],
+            durations_ms=durations,
+            attrs=attrs,
+        )
+
+    def _touch_remote(self, key: str) -> None:
+        # No appends on an object store: the marker is rewritten (read-modify-write, so
+        # concurrent opens may count once; it only orders eviction).
+        path = self._p(key, ACCESS)
+        opens = 0
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            opens = int(json.loads(self.fs.cat_file(path))["opens"])
+        body = json.dumps({"last_access": time.time(), "opens": opens + 1}).encode()
+        with contextlib.suppress(OSError):
+            self.fs.pipe_file(path, body)
+
+    # -- writing ---------------------------------------------------------------------------
+    def ensure(self, source: GifSource | str | os.PathLike[str]) -> StoredGif:
+        """The stored entry of a GIF, decoding it first if the store lacks it (or it is broken).
+
+        Without locks two processes may both decode a GIF; the first manifest wins and the
+        other writer's copy is discarded. Threads of one process decode it once. The size
+        bound is not applied here (it would list the whole store per decode): run
+        :meth:`prune` (``giflab-dask cache prune``) for URL roots.
+        """
+        import threading
+
+        if not isinstance(source, GifSource):
+            source = GifSource.from_path(source)
+        stored = self.open(source.key)
+        if stored is not None:
+            return stored
+        name = f"{self.root}/{source.key}"
+        lock = _PROCESS_LOCKS.setdefault(name, threading.Lock())
+        try:
+            with lock:
+                stored = self.open(source.key)
+                if stored is not None:
+                    return stored
+                return self._write(source)
+        finally:
+            _PROCESS_LOCKS.pop(name, None)  # later callers find the entry (or write again)
+
+    def _write(self, source: GifSource) -> StoredGif:
+        layout = scan_gif(source.path)
+        data = f"{_DATA}{time.time_ns()}-{uuid.uuid4().hex}"
+        base = self._p(source.key, data)
+        out = _FsspecWriter(self.fs, base)
+        try:
+            self._write_entry(out, source, layout)
+            manifest = _manifest(source.key, out.files, data=data)
+            committed = self._commit(source.key, json.dumps(manifest).encode())
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.rm(base, recursive=True)
+            raise
+        if not committed:
+            # Another writer's manifest came first; its entry is as good as ours.
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(base, recursive=True)
+        stored = self.open(source.key, verify="size")
+        if stored is None:
+            raise FrameStoreError(
+                f"frame store entry for {source.path} vanished after writing "
+                f"({self.entry_path(source.key)})"
+            )
+        return stored
+
+    def _commit(self, key: str, manifest: bytes) -> bool:
+        """Write the manifest unless one exists; False when another writer's came first."""
+        path = self._p(key, MANIFEST)
+        try:
+            self.fs.pipe_file(path, manifest, mode="create")  # S3 If-None-Match, GCS, memory
+        except FileExistsError:
+            return False
+        except (NotImplementedError, TypeError):
+            # No conditional put here: a racing writer may replace our manifest with its own,
+            # which names its own complete directory; ours is then collected as unreferenced.
+            self.fs.invalidate_cache(self._p(key))
+            if self.fs.exists(path):
+                return False
+            self.fs.pipe_file(path, manifest)
+        return True
+
+    # -- housekeeping ----------------------------------------------------------------------
+    def remove(self, key: str, *, data: str | None = None) -> bool:
+        """Remove an entry: its manifest first (so no reader finds it), then its data.
+
+        With ``data``, only if the manifest still names that data directory (a reader that
+        found a broken entry must not remove the one a writer committed since).
+        """
+        try:
+            manifest = self._read_manifest(key)
+        except ValueError:
+            manifest = {}
+        if manifest is None:
+            return False
+        try:
+            current: str | None = _data_name(manifest)
+        except ValueError:
+            current = None
+        if data is not None and current is not None and current != data:
+            return False
+        try:
+            self.fs.rm_file(self._p(key, MANIFEST))
+        except FileNotFoundError:
+            return False
+        for name in (current, ACCESS):
+            if name is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(self._p(key, name), recursive=True)
+        return True
+
+    def _keys(self) -> list[str]:
+        self.fs.invalidate_cache(self._base)
+        try:
+            listing = self.fs.ls(self._base, detail=False)
+        except FileNotFoundError:
+            return []
+        names = (str(p).rstrip("/").rsplit("/", 1)[-1] for p in listing)
+        return sorted(n for n in names if n and not n.startswith("."))
+
+    def entries(self) -> list[EntryInfo]:
+        """Complete entries (those with a manifest), least recently used first."""
+        keys = self._keys()
+        wanted = [self._p(k, name) for k in keys for name in (MANIFEST, ACCESS)]
+        # one round of concurrent GETs on async filesystems such as s3fs
+        blobs = self.fs.cat(wanted, on_error="omit") if wanted else {}
+        blobs = {self.fs._strip_protocol(k): v for k, v in blobs.items()}
+        found = []
+        for key in keys:
+            raw = blobs.get(self.fs._strip_protocol(self._p(key, MANIFEST)))
+            if raw is None:
+                continue
+            try:
+                manifest = json.loads(raw)
+                nbytes = int(manifest["nbytes"])
+                created = _data_time(_data_name(manifest))
+            except (ValueError, KeyError, TypeError):
+                continue  # broken: open() deals with it
+            last, hits = created, 0
+            access = blobs.get(self.fs._strip_protocol(self._p(key, ACCESS)))
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                marker = json.loads(access) if access is not None else None
+                if marker is not None:
+                    last = float(marker["last_access"])
+                    hits = max(0, int(marker["opens"]) - 1)  # the writer's own open
+            found.append(EntryInfo(key, self.entry_path(key), nbytes, last, hits))
+        found.sort(key=lambda e: e.last_access)
+        return found
+
+    def _remove_leftovers(self) -> None:
+        """Delete data directories no manifest names, once older than any live write."""
+        stale_before = time.time() - _stale_after_s()
+        for key in self._keys():
+            try:
+                children = self.fs.ls(self._p(key), detail=False)
+            except FileNotFoundError:
+                continue
+            try:
+                manifest = self._read_manifest(key)
+                current = _data_name(manifest) if manifest is not None else None
+            except ValueError:
+                current = None
+            for child in children:
+                name = str(child).rstrip("/").rsplit("/", 1)[-1]
+                if not name.startswith(_DATA) or name == current:
+                    continue
+                with contextlib.suppress(ValueError):
+                    if _data_time(name) >= stale_before:
+                        continue  # may be a live writer's
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(self._p(key, name), recursive=True)
+
+    def _remove_stale_temps(self, key: str) -> None:
+        return None  # no temporaries: unreferenced data directories go in _remove_leftovers
+
+    def clear(self) -> int:
+        """Remove every entry; returns how many complete entries were removed."""
+        removed = sum(self.remove(key) for key in self._keys())
+        self._remove_leftovers()
+        return removed
+
+
+_PROCESS_LOCKS: dict[str, Any] = {}
+
+
+def _data_name(manifest: dict[str, Any]) -> str:
+    """The data directory a remote manifest names (a plain ``w-...`` name, nothing else)."""
+    data = manifest.get("data")
+    if not isinstance(data, str) or not data.startswith(_DATA) or "/" in data or ".." in data:
+        raise ValueError(f"the manifest names no valid data directory ({data!r})")
+    return data
+
+
+def _data_time(name: str) -> float:
+    """When the data directory ``w-<time_ns>-<uuid>`` was started (seconds since the epoch)."""
+    return int(name[len(_DATA) :].split("-", 1)[0]) / 1e9
+
+
+def _stale_after_s() -> float:
+    """How old an unreferenced data directory must be before it is surely no live write."""
+    limits = [config.get("framestore.lock-timeout"), config.get("limits.max-decode-seconds")]
+    return max(float(v) for v in limits if v is not None) + 60.0
 
 
 def decode_gif(path: str | os.PathLike[str], *, store: FrameStore | None = None) -> StoredGif:

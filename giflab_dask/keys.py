@@ -93,7 +93,14 @@ class _StatIndex:
 def _stat_index() -> _StatIndex:
     from giflab_dask.config import cache_dir
 
-    return _StatIndex(cache_dir() / "stat-index.sqlite")
+    root = cache_dir()
+    if not isinstance(root, Path):
+        # A URL cache-dir (shared object store): the index describes this machine's files
+        # and needs SQLite's file locking, so it stays in the local user cache directory.
+        import platformdirs
+
+        root = Path(platformdirs.user_cache_dir("giflab-dask", appauthor=False))
+    return _StatIndex(root / "stat-index.sqlite")
 
 
 def content_digest(path: str | os.PathLike[str], *, use_index: bool = True) -> str:

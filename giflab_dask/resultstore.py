@@ -10,6 +10,10 @@ or none. A document that fails its checksum or has another schema version is rep
 
 Kinds: ``metric`` (per-frame vectors and summaries of one metric of one pair) and ``alignment``
 (the frame mapping and pair-level facts of one pair).
+
+A root that is an fsspec URL (``s3://bucket/results``) gives a :class:`FsspecResultStore`: the
+same documents, each written with one PUT, which an object store makes visible whole or not at
+all, so there are no temporaries (DESIGN decision 30).
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ import os
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from giflab_dask import config
-from giflab_dask.errors import CacheIntegrityWarning
+from giflab_dask import config, storage
+from giflab_dask.errors import CacheIntegrityWarning, GiflabError
 
-__all__ = ["SCHEMA_VERSION", "ResultStore", "node_key"]
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+__all__ = ["SCHEMA_VERSION", "FsspecResultStore", "ResultStore", "node_key"]
 
 #: Bump when the stored documents change shape or meaning.
 SCHEMA_VERSION = 1
@@ -44,15 +51,57 @@ def _checksum(data: Any) -> str:
     return hashlib.blake2b(payload, digest_size=16).hexdigest()
 
 
+def _resolve_root(root: str | os.PathLike[str] | None) -> Path | str:
+    return storage.as_root(root) if root is not None else config.results_root()
+
+
+def _document(key: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION,
+        "key": key,
+        "kind": kind,
+        "checksum": _checksum(data),
+        "data": data,
+    }
+
+
+def _problem(document: Any, key: str) -> str | None:
+    """Why a parsed document is not a valid node ``key`` (None when it is)."""
+    if not isinstance(document, dict):
+        return "not a JSON object"
+    if document.get("schema") != SCHEMA_VERSION:
+        return f"schema {document.get('schema')} != {SCHEMA_VERSION}"
+    if document.get("key") != key or document.get("checksum") != _checksum(document.get("data")):
+        return "checksum mismatch"
+    return None
+
+
 class ResultStore:
-    """Nodes of validation graphs, as atomic, checksummed JSON documents."""
+    """Nodes of validation graphs, as atomic, checksummed JSON documents.
+
+    ``root`` (default ``giflab.results.root``) is a local directory, or an fsspec URL such as
+    ``s3://bucket/results``, for which the instance is a :class:`FsspecResultStore`.
+    """
+
+    root: Path
+
+    def __new__(cls, root: str | os.PathLike[str] | None = None) -> ResultStore:
+        if cls is ResultStore and storage.is_url(_resolve_root(root)):
+            cls = FsspecResultStore
+        return super().__new__(cls)
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = Path(root).expanduser() if root is not None else config.results_root()
+        resolved = _resolve_root(root)
+        assert isinstance(resolved, Path)  # URL roots are FsspecResultStore (see __new__)
+        self.root = resolved
         config.warn_if_others_can_write(self.root)
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.root)!r})"
+
+    def __getnewargs__(self) -> tuple[str]:
+        # unpickling calls __new__, which picks the class from the root
+        return (str(self.root),)
 
     def path_for(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -68,14 +117,11 @@ class ResultStore:
             return self._reject(path, f"unreadable ({exc.strerror or exc})")
         try:
             document = json.loads(text)
-            if document.get("schema") != SCHEMA_VERSION:
-                return self._reject(path, f"schema {document.get('schema')} != {SCHEMA_VERSION}")
-            if document.get("key") != key or document.get("checksum") != _checksum(
-                document.get("data")
-            ):
-                return self._reject(path, "checksum mismatch")
-        except (ValueError, AttributeError) as exc:
+        except ValueError as exc:
             return self._reject(path, f"not valid JSON ({exc})")
+        problem = _problem(document, key)
+        if problem:
+            return self._reject(path, problem)
         return document["data"]
 
     def _reject(self, path: Path, reason: str) -> None:
@@ -94,13 +140,7 @@ class ResultStore:
         """Write a node atomically (temporary sibling, fsync, rename)."""
         path = self.path_for(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        document = {
-            "schema": SCHEMA_VERSION,
-            "key": key,
-            "kind": kind,
-            "checksum": _checksum(data),
-            "data": data,
-        }
+        document = _document(key, kind, data)
         tmp = path.with_name(f".tmp-{key}-{uuid.uuid4().hex}.json")
         try:
             with tmp.open("w", encoding="utf-8") as f:
@@ -149,3 +189,103 @@ class ResultStore:
                 removed += 1
         self.prune_temporaries(min_age_s=0)
         return removed
+
+
+class FsspecResultStore(ResultStore):
+    """A result store on an fsspec URL (object store): one object per node, no temporaries."""
+
+    root: str  # type: ignore[assignment]
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        resolved = _resolve_root(root)
+        if not isinstance(resolved, str):
+            raise GiflabError(f"FsspecResultStore needs a URL root, got {resolved}")
+        self.root = resolved
+        self._fs: AbstractFileSystem | None = None
+        self._base = ""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": self.root, "_fs": None, "_base": ""}  # the filesystem is reopened
+
+    @property
+    def fs(self) -> AbstractFileSystem:
+        if self._fs is None:
+            self._fs, self._base = storage.filesystem(self.root)
+        return self._fs
+
+    def _p(self, key: str) -> str:
+        self.fs  # noqa: B018 - resolves self._base
+        return f"{self._base}/{key[:2]}/{key}.json"
+
+    def path_for(self, key: str) -> str:  # type: ignore[override]
+        return f"{self.root}/{key[:2]}/{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The node's data, or None when it is absent or failed verification.
+
+        A document that fails verification is reported and left for the recomputed node to
+        replace (on a filesystem without atomic PUTs it may be a write in flight). Errors other
+        than a missing object (network, permissions) are raised, not taken for a miss.
+        """
+        try:
+            raw = self.fs.cat_file(self._p(key))
+        except FileNotFoundError:
+            return None
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            return self._reject_remote(key, f"not valid JSON ({exc})")
+        problem = _problem(document, key)
+        if problem:
+            return self._reject_remote(key, problem)
+        return document["data"]
+
+    def _reject_remote(self, key: str, reason: str) -> None:
+        warnings.warn(
+            CacheIntegrityWarning(
+                f"result {self.path_for(key)} failed verification ({reason}); recomputing"
+            ),
+            stacklevel=3,
+        )
+        return None
+
+    def contains(self, key: str) -> bool:
+        path = self._p(key)
+        self.fs.invalidate_cache(path)
+        return bool(self.fs.exists(path))
+
+    def put(self, key: str, kind: str, data: dict[str, Any]) -> None:
+        """Write a node as one object (a single PUT is atomic on object stores)."""
+        body = json.dumps(_document(key, kind, data), allow_nan=True).encode()
+        self.fs.pipe_file(self._p(key), body)
+
+    def _documents(self) -> dict[str, dict[str, Any]]:
+        self.fs  # noqa: B018 - resolves self._base
+        self.fs.invalidate_cache(self._base)
+        try:
+            found = self.fs.find(self._base, detail=True)
+        except FileNotFoundError:
+            return {}
+        return {
+            name: info
+            for name, info in found.items()
+            if name.endswith(".json") and not name.rsplit("/", 1)[-1].startswith(".")
+        }
+
+    def entries(self) -> list[str]:  # type: ignore[override]
+        """URLs of the stored nodes (spelled like the root)."""
+        base = self.fs._strip_protocol(self._base)
+        return sorted(f"{self.root}/{name[len(base) + 1 :]}" for name in self._documents())
+
+    def nbytes(self) -> int:
+        return sum(int(info.get("size") or 0) for info in self._documents().values())
+
+    def prune_temporaries(self, min_age_s: float = 600.0) -> int:
+        """Nothing to do: nodes are written with one PUT, without temporaries."""
+        return 0
+
+    def clear(self) -> int:
+        names = list(self._documents())
+        if names:
+            self.fs.rm(names)
+        return len(names)

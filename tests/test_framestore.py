@@ -269,3 +269,90 @@ def test_cache_files_hold_no_pickles(anim_gif: Path) -> None:
         if file.is_file():
             head = file.read_bytes()[:2]
             assert head != b"\x80\x04" and head != b"\x80\x05", f"{file} looks like a pickle"
+
+
+def _gif_with_late_transparency(path: Path, n_frames: int = 11) -> Path:
+    """Opaque full frames; frame 7 is disposed to transparent, so alpha first shows at frame 8."""
+    from giflab_dask.testing import GifFrame, solid_palette, write_gif
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for i in range(n_frames):
+        if i == 7:
+            frames.append(GifFrame(np.full((10, 12), 2, np.uint8), left=5, top=4, disposal=2))
+        elif i > 7:
+            frames.append(GifFrame(np.full((4, 4), i % 4, np.uint8), left=30, top=20))
+        else:
+            frames.append(GifFrame(rng.integers(0, 4, (30, 40), dtype=np.uint8)))
+    return write_gif(path, frames, 40, 30, global_palette=solid_palette(4))
+
+
+@pytest.mark.parametrize("case", ["partial-last-chunk", "alpha-from-chunk-2", "one-frame"])
+def test_directly_written_chunks_are_what_zarr_writes(case: str, tmp_path: Path) -> None:
+    """Chunks are encoded and written without Zarr's write path: Zarr must read them back
+    (partial last chunk, alpha arrays, one frame) and would have written the same bytes."""
+    import hashlib
+
+    import zarr
+    from zarr.codecs import ZstdCodec
+    from zarr.storage import LocalStore
+
+    if case == "alpha-from-chunk-2":
+        gif = _gif_with_late_transparency(tmp_path / "t.gif")
+    else:
+        n = 1 if case == "one-frame" else 11
+        gif = write_pillow_gif(tmp_path / "a.gif", n_frames=n, size=(40, 30), noise=True)
+    rgb_ref, alpha_ref = reference_frames(gif)
+    with dask.config.set({"giflab.framestore.chunk-mib": 4 * 40 * 30 * 3 / 2**20}):
+        stored = FrameStore().ensure(gif)
+    assert stored.chunk_frames == min(4, len(rgb_ref))
+    assert stored.has_alpha == (case == "alpha-from-chunk-2")
+    if stored.has_alpha:
+        assert (alpha_ref[:8] == 255).all() and (alpha_ref[8:] == 0).any()
+
+    # Plain Zarr reads the entry back as decoded.
+    group = zarr.open_group(str(stored.path), mode="r")
+    np.testing.assert_array_equal(group["frames"][...], rgb_ref)
+    if stored.has_alpha:
+        np.testing.assert_array_equal(group["alpha"][...], alpha_ref)
+    else:
+        assert "alpha" not in group and (alpha_ref == 255).all()
+
+    # Zarr writing the same arrays with the same metadata gives the same bytes, file by file.
+    level = int(dask.config.get("giflab.framestore.compression-level"))
+    for name, data, fill in (("frames", rgb_ref, 0), ("alpha", alpha_ref, 255)):
+        if name not in group:
+            continue
+        meta = group[name].metadata
+        ref = zarr.create_array(
+            store=LocalStore(tmp_path / "ref"), name=name, shape=data.shape,
+            chunks=meta.chunk_grid.chunk_shape, dtype="uint8", fill_value=fill,
+            compressors=ZstdCodec(level=level, checksum=True),
+            dimension_names=meta.dimension_names, config={"write_empty_chunks": True},
+        )  # fmt: skip
+        ref[...] = data
+        ours = {p.relative_to(stored.path / name): p.read_bytes()
+                for p in (stored.path / name).rglob("*") if p.is_file()}  # fmt: skip
+        theirs = {p.relative_to(tmp_path / "ref" / name): p.read_bytes()
+                  for p in (tmp_path / "ref" / name).rglob("*") if p.is_file()}  # fmt: skip
+        assert ours.keys() == theirs.keys()
+        n_chunks = -(-len(data) // stored.chunk_frames)
+        assert len([k for k in ours if k.parts[0] == "c"]) == n_chunks
+        for rel in ours:
+            if rel.name == "zarr.json":
+                assert json.loads(ours[rel]) == json.loads(theirs[rel])
+            else:
+                assert ours[rel] == theirs[rel], f"{name}/{rel} differs from Zarr's bytes"
+
+    # The manifest lists every file of the entry with its size and checksum.
+    manifest = json.loads((stored.path / MANIFEST).read_text())
+    on_disk = {
+        p.relative_to(stored.path).as_posix(): p.read_bytes()
+        for p in stored.path.rglob("*")
+        if p.is_file() and p.name not in (MANIFEST, "giflab-access")
+    }
+    assert manifest["files"].keys() == on_disk.keys()
+    for rel, body in on_disk.items():
+        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+        assert manifest["files"][rel] == [len(body), digest], rel
+    assert manifest["nbytes"] == sum(len(b) for b in on_disk.values())

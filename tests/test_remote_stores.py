@@ -1,0 +1,379 @@
+"""Frame store and result store on fsspec URLs: memory://, and s3:// against a local moto server.
+
+The S3 tests start moto's server on 127.0.0.1 (no other network) and need the ``s3`` extra
+(s3fs, moto[server]); they skip without it, except under GIFLAB_REQUIRE_TOOLS=1 (CI), where a
+missing extra is a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from giflab_dask import framestore as framestore_module
+from giflab_dask.cli import cli
+from giflab_dask.decode import iter_frames
+from giflab_dask.demo import write_demo_data
+from giflab_dask.errors import CacheIntegrityWarning, ConfigError
+from giflab_dask.framestore import (
+    ACCESS,
+    MANIFEST,
+    FrameStore,
+    FsspecFrameStore,
+    _read_entry_chunk,
+)
+from giflab_dask.inputs import collect_pairs
+from giflab_dask.keys import GifSource, gif_key
+from giflab_dask.pipeline import plan_batch, validate_batch
+from giflab_dask.results import batch_table
+from giflab_dask.resultstore import FsspecResultStore, ResultStore
+
+from .conftest import REQUIRE_TOOLS, write_pillow_gif
+
+METRICS = "ssim,psnr"
+
+
+def reference_frames(path: Path) -> np.ndarray:
+    return np.stack([rgb.copy() for rgb, _ in iter_frames(path)])
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _memory_url(name: str) -> str:
+    return f"memory://giflab-test-{uuid.uuid4().hex[:12]}/{name}"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("remote-demo")
+    write_demo_data(root / "demo", n_originals=1, n_frames=6, size=(48, 32))
+    return root / "demo"
+
+
+@pytest.fixture(scope="module")
+def local_table(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """The batch's table with local cache roots: what every URL root must reproduce."""
+    cache = tmp_path_factory.mktemp("local-cache")
+    with dask.config.set({"giflab.cache-dir": str(cache)}):
+        batch = validate_batch(collect_pairs(demo), metrics=METRICS)
+    assert batch.counts()["error"] == 0
+    return batch_table(batch.outcomes)
+
+
+def _assert_one_valid_entry_per_key(store: FsspecFrameStore, keys: set[str]) -> None:
+    """Exactly the given keys, each with one manifest naming the one data directory there."""
+    assert {e.key for e in store.entries()} == keys
+    for key in keys:
+        children = {c.rsplit("/", 1)[-1] for c in store.fs.ls(store._p(key), detail=False)}
+        data_dirs = {c for c in children if c.startswith("w-")}
+        manifest = json.loads(store.fs.cat_file(store._p(key, MANIFEST)))
+        assert data_dirs == {manifest["data"]}, f"{key}: {children}"
+        for rel, (size, digest) in manifest["files"].items():
+            body = store.fs.cat_file(store._p(key, manifest["data"], rel))
+            assert (len(body), _digest(body)) == (size, digest), rel
+        assert store.open(key, verify="checksum") is not None
+
+
+# -- memory:// --------------------------------------------------------------------------------
+
+
+def test_batch_on_memory_roots_equals_local_roots(demo: Path, local_table: pd.DataFrame) -> None:
+    frames, results = FrameStore(_memory_url("frames")), ResultStore(_memory_url("results"))
+    assert isinstance(frames, FsspecFrameStore) and isinstance(results, FsspecResultStore)
+    pairs = collect_pairs(demo)
+    batch = validate_batch(pairs, metrics=METRICS, store=frames, results=results)
+    pd.testing.assert_frame_equal(batch_table(batch.outcomes), local_table)
+    keys = {gif_key(p.original) for p in pairs} | {gif_key(p.compressed) for p in pairs}
+    _assert_one_valid_entry_per_key(frames, keys)
+    assert len(results.entries()) == len(pairs) * 3  # alignment + one node per metric
+    assert results.nbytes() > 0
+    again = plan_batch(pairs, metrics=METRICS, store=frames, results=results)
+    assert again.n_decode_tasks == 0 and again.n_metric_tasks == 0
+    second = again.compute()
+    assert second.stats["node_misses"] == 0
+    pd.testing.assert_frame_equal(batch_table(second.outcomes), local_table)
+
+
+def test_url_entries_are_read_by_url_tasks(tmp_path: Path) -> None:
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=11, size=(40, 30))
+    store = FrameStore(_memory_url("frames"))
+    with dask.config.set({"giflab.framestore.chunk-mib": 4 * 40 * 30 * 3 / 2**20}):
+        stored = store.ensure(gif)
+    assert isinstance(stored.path, str) and stored.path.startswith(store.entry_path(stored.key))
+    frames = stored.frames(tag="p0")
+    assert frames.name == f"gif-frames-{stored.key}-p0"
+    assert frames.chunks == ((4, 4, 3), (30,), (40,), (3,))
+    graph = dict(frames.__dask_graph__())
+    # every task names the entry by URL: no arrays, no filesystem objects in the graph
+    assert sorted(graph.values(), key=lambda t: t[3]) == [
+        (_read_entry_chunk, stored.path, "frames", start, min(start + 4, 11)) for start in (0, 4, 8)
+    ]
+    np.testing.assert_array_equal(frames.compute(), reference_frames(gif))
+    assert stored.alpha() is None
+
+
+def test_half_written_entry_is_never_read_and_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=9, size=(40, 30), noise=True)
+    store = FrameStore(_memory_url("frames"))
+    with dask.config.set({"giflab.framestore.chunk-mib": 0.01}):
+        first = store.ensure(gif)
+    key = first.key
+    wreck = first.path.rsplit("/", 1)[-1]
+    # A writer that died before its manifest: chunks (one of them missing), no manifest.
+    store.fs.rm_file(store._p(key, MANIFEST))
+    store.fs.rm_file(store._p(key, wreck, "frames/c/1/0/0/0"))
+    assert store.open(key) is None
+    assert store.entries() == []
+    rebuilt = store.ensure(gif)
+    assert rebuilt.path != first.path and rebuilt.attrs["created"] > first.attrs["created"]
+    np.testing.assert_array_equal(rebuilt.frames().compute(), reference_frames(gif))
+    store.prune()  # the wreck is young: it might be a live writer's, so it stays
+    assert store.fs.exists(store._p(key, wreck))
+    monkeypatch.setattr(framestore_module, "_stale_after_s", lambda: -1.0)
+    store.prune()
+    assert not store.fs.exists(store._p(key, wreck))
+    _assert_one_valid_entry_per_key(store, {key})
+
+
+def test_losing_writer_discards_its_copy(tmp_path: Path) -> None:
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=5)
+    store = FrameStore(_memory_url("frames"))
+    first = store.ensure(gif)
+    # A second writer that missed the first one's manifest (as a racing process would).
+    second = store._write(GifSource.from_path(gif))
+    assert second.path == first.path and second.attrs["created"] == first.attrs["created"]
+    _assert_one_valid_entry_per_key(store, {first.key})
+
+
+def test_broken_remote_entry_is_reported_and_rebuilt(tmp_path: Path) -> None:
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=5)
+    store = FrameStore(_memory_url("frames"))
+    stored = store.ensure(gif)
+    data = stored.path.rsplit("/", 1)[-1]
+    chunk = store._p(stored.key, data, "frames/c/0/0/0/0")
+    body = bytearray(store.fs.cat_file(chunk))
+    body[len(body) // 2] ^= 0x10
+    store.fs.pipe_file(chunk, bytes(body))
+    assert store.open(stored.key) is not None  # same size: the default (size) check passes
+    with pytest.raises(Exception):  # noqa: B017 - zstd's checksum fails the read (RuntimeError)
+        store.open(stored.key).frames().compute()
+    with pytest.warns(CacheIntegrityWarning, match="checksum"):
+        assert store.open(stored.key, verify="checksum") is None
+    assert not store.fs.exists(store._p(stored.key, data))  # removed with its manifest
+    rebuilt = store.ensure(gif)
+    np.testing.assert_array_equal(rebuilt.frames().compute(), reference_frames(gif))
+    _assert_one_valid_entry_per_key(store, {stored.key})
+
+
+def test_lru_prune_and_clear_on_a_url_root(tmp_path: Path) -> None:
+    store = FrameStore(_memory_url("frames"))
+    gifs = [
+        write_pillow_gif(tmp_path / f"g{i}.gif", n_frames=4, size=(64, 48), seed=i, noise=True)
+        for i in range(3)
+    ]
+    stored = []
+    for gif in gifs:
+        stored.append(store.ensure(gif))
+        time.sleep(0.02)
+    store.ensure(gifs[0])  # g0 becomes the most recently used; g1 the least
+    entries = store.entries()
+    assert [e.key for e in entries] == [stored[1].key, stored[2].key, stored[0].key]
+    assert entries[-1].hits == 1 and entries[0].hits == 0
+    per_entry = max(e.nbytes for e in entries)
+    assert store.nbytes() == sum(e.nbytes for e in entries)
+    assert store.prune(2 * per_entry) == [stored[1].key]
+    assert store.clear() == 2
+    assert store.entries() == [] and store.fs.find(store._base) == []
+
+
+def test_result_store_on_a_url_root() -> None:
+    results = ResultStore(_memory_url("results"))
+    data = {"metric": "psnr", "outputs": {"psnr": {"per_frame": [1.0, float("inf")]}}}
+    results.put("ab" * 16, "metric", data)
+    assert results.get("ab" * 16) == data
+    assert results.contains("ab" * 16) and results.get("cd" * 16) is None
+    assert results.entries() == [results.path_for("ab" * 16)]
+    path = results._p("ab" * 16)
+    document = json.loads(results.fs.cat_file(path))
+    document["data"]["metric"] = "mse"
+    results.fs.pipe_file(path, json.dumps(document).encode())
+    with pytest.warns(CacheIntegrityWarning, match="checksum mismatch"):
+        assert results.get("ab" * 16) is None
+    results.put("ab" * 16, "metric", data)  # the recomputed node replaces it
+    assert results.get("ab" * 16) == data
+    assert results.prune_temporaries() == 0
+    assert results.clear() == 1 and results.entries() == [] and results.nbytes() == 0
+
+
+def test_roots_from_config_and_cli_accept_urls(tmp_path: Path) -> None:
+    url = _memory_url("cache")
+    with dask.config.set({"giflab.cache-dir": url}):
+        assert FrameStore().root == f"{url}/frames" and ResultStore().root == f"{url}/results"
+    with dask.config.set({"giflab.framestore.root": f"file://{tmp_path}/f"}):
+        local = FrameStore()
+        assert type(local) is FrameStore and local.root == tmp_path / "f"
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=3)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["--cache-dir", url, "decode", str(gif)])
+    assert out.exit_code == 0, out.output
+    info = runner.invoke(cli, ["--cache-dir", url, "cache", "info", "--json"])
+    assert info.exit_code == 0, info.output
+    facts = json.loads(info.output)
+    assert facts["framestore"] == f"{url}/frames" and facts["entries"] == 1
+    assert runner.invoke(cli, ["--cache-dir", url, "cache", "prune"]).exit_code == 0
+    cleared = runner.invoke(cli, ["--cache-dir", url, "cache", "clear", "--yes"])
+    assert cleared.exit_code == 0 and "removed 1 entries" in cleared.output
+
+
+def test_unknown_protocol_and_bad_options_are_clear_errors() -> None:
+    with pytest.raises(ConfigError, match="nosuchfs://x"):
+        FrameStore("nosuchfs://x/frames").entries()
+    with (
+        dask.config.set({"giflab.storage-options": "endpoint=1"}),
+        pytest.raises(ConfigError, match="storage-options must be a mapping"),
+    ):
+        ResultStore(_memory_url("r")).get("ab" * 16)
+
+
+# -- s3:// on a local moto server -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[dict[str, Any]]:
+    """moto's S3 server on 127.0.0.1 and the storage options that reach it."""
+    try:
+        import boto3
+        import s3fs  # noqa: F401
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        message = f"the s3 extra is not installed ({exc}): pip install 'giflab-dask[s3]'"
+        if REQUIRE_TOOLS:
+            pytest.fail(message + "; GIFLAB_REQUIRE_TOOLS=1 forbids skipping")
+        pytest.skip(message)
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="testing", aws_secret_access_key="testing",
+    ).create_bucket(Bucket="giflab")  # fmt: skip
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    }
+    try:
+        yield options
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_cache(s3_server: dict[str, Any]) -> Iterator[str]:
+    """A fresh ``s3://giflab/<uuid>`` cache-dir, with the storage options configured."""
+    url = f"s3://giflab/{uuid.uuid4().hex[:12]}"
+    with dask.config.set({"giflab.cache-dir": url, "giflab.storage-options": s3_server}):
+        yield url
+
+
+def test_s3_batch_then_all_cache_hits(demo: Path, local_table: pd.DataFrame, s3_cache: str) -> None:
+    pairs = collect_pairs(demo)
+    first = validate_batch(pairs, metrics=METRICS)
+    pd.testing.assert_frame_equal(batch_table(first.outcomes), local_table)
+    frames = FrameStore()
+    assert isinstance(frames, FsspecFrameStore) and frames.root == f"{s3_cache}/frames"
+    keys = {gif_key(p.original) for p in pairs} | {gif_key(p.compressed) for p in pairs}
+    _assert_one_valid_entry_per_key(frames, keys)
+    again = plan_batch(pairs, metrics=METRICS)
+    assert again.n_decode_tasks == 0 and again.n_metric_tasks == 0
+    second = again.compute()
+    assert second.stats["node_hits"] == len(pairs) * 2 and second.stats["node_misses"] == 0
+    pd.testing.assert_frame_equal(batch_table(second.outcomes), local_table)
+    # Another metric reads the stored frames in worker processes that get only URLs (and the
+    # configuration, shipped by the batch): nothing is decoded again.
+    plan = plan_batch(pairs, metrics="mse")
+    assert plan.n_decode_tasks == 0 and plan.n_metric_tasks == len(pairs)
+    third = plan.compute(scheduler="processes", num_workers=2)
+    assert third.counts()["error"] == 0 and third.stats["node_misses"] == len(pairs)
+
+
+_WRITER = """
+import json, sys, time
+from pathlib import Path
+import dask
+url, options, go, demo = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+dask.config.set({"giflab.cache-dir": url, "giflab.storage-options": options,
+                 "giflab.framestore.chunk-mib": 0.02})
+from giflab_dask.inputs import collect_pairs
+from giflab_dask.pipeline import validate_batch
+pairs = collect_pairs(demo)[:1]
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.005)
+batch = validate_batch(pairs, metrics="psnr")
+print(json.dumps({p.original + " " + p.compressed: o.result.summaries["psnr_mean"]
+                  for p, o in zip(pairs, batch.outcomes)}))
+"""
+
+
+def test_two_processes_write_the_same_entries_on_s3(
+    demo: Path, s3_server: dict[str, Any], tmp_path: Path
+) -> None:
+    url = f"s3://giflab/{uuid.uuid4().hex[:12]}"
+    go = tmp_path / "go"
+    args = [sys.executable, "-c", _WRITER, url, json.dumps(s3_server), str(go), str(demo)]
+    procs = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for proc in procs:  # both have imported everything: start them together
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready", proc.stderr and proc.stderr.read()
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    for proc, (_, err) in zip(procs, outs, strict=True):
+        assert proc.returncode == 0, err
+    assert json.loads(outs[0][0]) == json.loads(outs[1][0])
+    with dask.config.set({"giflab.storage-options": s3_server}):
+        frames = FrameStore(f"{url}/frames")
+        pairs = collect_pairs(demo)[:1]
+        keys = {gif_key(p.original) for p in pairs} | {gif_key(p.compressed) for p in pairs}
+        _assert_one_valid_entry_per_key(frames, keys)
+        results = ResultStore(f"{url}/results")
+        assert len(results.entries()) == len(pairs) * 2  # alignment + psnr, once each
+        with dask.config.set({"giflab.cache-dir": url}):
+            again = plan_batch(pairs, metrics="psnr")
+        assert again.n_decode_tasks == 0 and again.n_metric_tasks == 0
+
+
+def test_s3_half_written_entry_and_access_marker(s3_cache: str, tmp_path: Path) -> None:
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=7, size=(40, 30), noise=True)
+    store = FrameStore()
+    stored = store.ensure(gif)
+    assert json.loads(store.fs.cat_file(store._p(stored.key, ACCESS)))["opens"] == 1
+    store.fs.rm_file(store._p(stored.key, MANIFEST))  # chunks without a manifest
+    assert store.open(stored.key) is None and store.entries() == []
+    rebuilt = store.ensure(gif)
+    assert rebuilt.path != stored.path
+    np.testing.assert_array_equal(rebuilt.frames().compute(), reference_frames(gif))
