@@ -71,22 +71,15 @@ metrics = ["ssim", "psnr", "mse"]
 if sys.argv[3] == "warm":
     metrics[1] = get_metric("psnr").with_params(cap_db=99.0)
 base = _rss_mib()
-import collections
-from dask.callbacks import Callback
-from dask.utils import key_split
-busy = collections.Counter()
-class Stages(Callback):  # task seconds per stage prefix
-    def _pretask(self, key, dsk, state):
-        state.setdefault("t0", {})[key] = time.perf_counter()
-    def _posttask(self, key, result, dsk, state, worker_id):
-        busy[key_split(key)] += time.perf_counter() - state["t0"].pop(key)
 t0 = time.perf_counter()
-with Stages():
-    r = validate_batch(pairs, metrics=metrics)
+r = validate_batch(pairs, metrics=metrics)
 elapsed = time.perf_counter() - t0
 frames = sum(int(o.result.summaries["original_frames"]) for o in r.outcomes if o.result)
+# task seconds per prefix, and the activities timed inside tasks (read, align, <metric>-frame)
+busy = {p: s for p, (_, s) in r.report.prefixes.items()} if r.report else {}
 result = {"seconds": elapsed, "frames": frames, "stats": r.stats, "base_rss_mib": base,
-          "errors": r.counts()["error"], "busy": dict(busy)}
+          "errors": r.counts()["error"], "busy": busy,
+          "activities": dict(r.report.activities) if r.report else {}}
 """
 
 PLAIN = """
@@ -143,30 +136,20 @@ def main() -> None:
         print(f"{name:<34}{r['seconds']:>9.2f}{r['seconds'] / cold['seconds']:>9.3f}"
               f"{fps:>10.1f}{r['peak_rss_mib']:>14.0f}")  # fmt: skip
     print(f"hot / cold = {hot['seconds'] / cold['seconds']:.2%} (target <= 2%)")
-    busy = cold["busy"]
+    busy, inside = cold["busy"], cold["activities"]
     total = sum(busy.values())
-    psnr_share = sum(v for k, v in busy.items() if k.startswith("psnr-")) / total
-    shared = (
-        sum(
-            busy.get(k, 0)
-            for k in (
-                "gif-frames",
-                "gif-alpha",
-                "align-frames-original",
-                "align-frames-compressed",
-                "getitem",
-            )
-        )
-        / total
-    )
+    psnr_share = inside.get("psnr-frame", 0.0) / total
+    shared = (inside.get("read", 0.0) + inside.get("align", 0.0)) / total
     print(
         f"warm / cold = {warm['seconds'] / cold['seconds']:.2%}; PSNR's share of cold task "
         f"time {psnr_share:.2%}, plus reading + aligning frames {shared:.2%} "
         f"(= {psnr_share + shared:.2%})"
     )
     print(
-        "cold task seconds by stage: "
+        "cold task seconds by prefix: "
         + ", ".join(f"{k} {v:.1f}" for k, v in sorted(busy.items(), key=lambda kv: -kv[1])[:9])
+        + "; inside tasks: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in sorted(inside.items(), key=lambda kv: -kv[1]))
     )
     print(f"plain / cold = {plain['seconds'] / cold['seconds']:.2f}x (target >= 3x)")
     print(f"cold: {cold['stats']}")

@@ -1,6 +1,6 @@
 """Scheduler benchmark: the batch benchmark's 40 pairs under threads, processes and LocalClusters.
 
-    python benchmarks/bench_cluster.py [--quick]
+    python benchmarks/bench_cluster.py [--quick] [--repeat N] [--quiet-wait SECONDS]
 
 The batch of ``bench_batch.py`` (8 originals x 5 variants, SSIM+PSNR+MSE), cold caches for
 every run, each run in its own child process:
@@ -10,19 +10,29 @@ every run, each run in its own child process:
   of every compute under that scheduler);
 * LocalCluster 1 worker / 2 workers: ``distributed.LocalCluster(processes=True,
   threads_per_worker=1)`` with giflab's worker settings (``cluster.WORKER_CONFIG``);
-  start-up and the workers' first imports are timed apart
-  (a cluster is started once and serves many batches).
+  start-up and the first imports (workers' and client's, numba's SSIM kernel included) are
+  timed apart (a cluster is started once and serves many batches). The threads and processes
+  runs import the same in their parent first (processes: the pool's children still pay it).
 
-Prints seconds, pairs/s, frames/s and cores used (CPU seconds of every process of the run over
-wall seconds), the speedup of 2 workers over 1 (target >= 1.7x on a
-2-core machine), peak RSS of the client and of each worker (VmHWM), each worker's memory limit
-and whether any worker was restarted or paused.
+Prints seconds, pairs/s, frames/s, cores used (CPU seconds of every process of the run over
+wall seconds), the tasks the batch ran, and the speedup of 2 workers over 1 (target >= 1.7x on
+a 2-core machine); peak RSS of the client and of each worker (VmHWM), each worker's memory
+limit and whether any worker was restarted or paused.
+
+The machine may be shared. Before each run the script waits (up to ``--quiet-wait`` seconds)
+until the CPUs are idle, and it reports the cores other processes used during each run
+("others": CPU time of the whole machine from /proc/stat minus the run's own), so a disturbed
+run is visible. ``--repeat N`` interleaves N rounds: the fastest run of each setup counts, and
+the speedup is also given round by round (1 and 2 workers run back to back). A pure-Python
+loop in 1 and in 2 processes measures what two cores give right now ("ceiling").
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
+import time
 from pathlib import Path
 
 from _common import run_child
@@ -37,9 +47,12 @@ from giflab_dask.pipeline import validate_batch
 METRICS = ["ssim", "psnr", "mse"]
 pairs = read_manifest(sys.argv[1])
 def _warm():
-    # what a worker imports for its first task, so it is not timed as batch work
+    # what a process imports for its first task, so it is not timed as batch work; numba's
+    # SSIM kernel too (importing numba and loading the compiled kernel: ~1.4 s per process)
     import zarr, giflab_dask.framestore
     import giflab_dask.kernels.structural, giflab_dask.kernels.fidelity
+    from giflab_dask.kernels import _ssim_numba
+    _ssim_numba.load()
     return True
 def _frames(r):
     return sum(int(o.result.summaries["original_frames"]) for o in r.outcomes if o.result)
@@ -47,6 +60,8 @@ def _cpu(who=None):
     import resource
     u = resource.getrusage(resource.RUSAGE_SELF if who is None else who)
     return u.ru_utime + u.ru_stime
+def _tasks(r):
+    return sum(n for n, _ in r.report.prefixes.values())
 """
 
 LOCAL = (
@@ -63,7 +78,7 @@ elapsed = time.perf_counter() - t0
 cpu = _cpu() + _cpu(resource.RUSAGE_CHILDREN) - cpu0
 children_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 result = {"seconds": elapsed, "frames": _frames(r), "errors": r.counts()["error"],
-          "cpu_seconds": cpu, "load": load,
+          "cpu_seconds": cpu, "load": load, "tasks": _tasks(r) or None,
           "stages": r.report.stages, "base_rss_mib": base,
           "worker_peak_mib": [children_kib / 1024] if sys.argv[3] == "processes" else []}
 """
@@ -86,6 +101,7 @@ with dask.config.set(WORKER_CONFIG):
                                        host="127.0.0.1", dashboard_address="127.0.0.1:0")
 client = distributed.Client(cluster, set_as_default=False)
 client.run(_warm)
+_warm()  # the client's imports too: a notebook or a long-lived client has them already
 startup = time.perf_counter() - t0
 pids = client.run(os.getpid)
 base = _rss_mib()
@@ -100,7 +116,7 @@ info = client.scheduler_info(n_workers=-1)["workers"]
 restarted = client.run(os.getpid) != pids
 paused = [w for w, d in info.items() if d.get("status") not in (None, "running")]
 result = {"seconds": elapsed, "frames": _frames(r), "errors": r.counts()["error"],
-          "cpu_seconds": cpu, "load": load,
+          "cpu_seconds": cpu, "load": load, "tasks": _tasks(r),
           "stages": r.report.stages, "startup_seconds": startup, "base_rss_mib": base,
           "worker_peak_mib": sorted(peaks.values()),
           "memory_limit_mib": min(d["memory_limit"] for d in info.values()) / 2**20,
@@ -110,13 +126,72 @@ cluster.close()
 """
 )
 
+_SPIN = """
+import multiprocessing as mp, time
+def spin(n):
+    x = 0
+    for i in range(n):
+        x += i * i
+    return x
+if __name__ == "__main__":
+    n = 6_000_000
+    t = time.perf_counter(); spin(n); one = time.perf_counter() - t
+    with mp.get_context("fork").Pool(2) as pool:
+        pool.map(spin, [1000, 1000])  # the pool is up before the clock starts
+        t = time.perf_counter(); pool.map(spin, [n, n]); two = time.perf_counter() - t
+    print(2 * one / two)
+"""
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all CPUs, /proc/stat)."""
+    with Path("/proc/stat").open() as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (and theirs: workers included)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _wait_for_quiet(limit: float, threshold: float = 0.25) -> float:
+    """Wait until other processes use less than ``threshold`` cores (1 s samples), at most
+    ``limit`` seconds; returns the cores in use when it stopped waiting."""
+    deadline = time.monotonic() + limit
+    while True:
+        start = _busy_seconds()
+        time.sleep(1.0)
+        cores = _busy_seconds() - start
+        if cores < threshold or time.monotonic() >= deadline:
+            return cores
+
+
+def _ceiling() -> float:
+    """Speedup of a pure-Python loop in 2 processes over 1, now (what 2 cores give)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _SPIN], capture_output=True, text=True, check=True, timeout=300
+    )
+    return float(out.stdout.strip())
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller GIFs (a few minutes)")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="runs per scheduler, interleaved; the fastest counts"
+        "--repeat", type=int, default=1, help="rounds of runs, interleaved; the fastest counts"
     )
+    parser.add_argument(
+        "--quiet-wait", type=float, default=60.0,
+        help="seconds to wait for idle CPUs before each run (0: do not wait)",
+    )  # fmt: skip
     args = parser.parse_args()
     setups = {
         "threads (2 threads)": (LOCAL, "threads"),
@@ -125,32 +200,55 @@ def main() -> None:
         "LocalCluster 2 workers": (CLUSTER, "2"),
     }
     runs: dict[str, dict] = {}
+    rounds: list[dict[str, dict]] = []
+    ceilings = []
     with tempfile.TemporaryDirectory(prefix="giflab-cluster-") as tmp:
         manifest = str(make_batch(Path(tmp) / "data", args.quick))
         for i in range(args.repeat):
+            _wait_for_quiet(args.quiet_wait)
+            ceilings.append(_ceiling())
+            rounds.append({})
             for k, (name, (code, arg)) in enumerate(setups.items()):
+                _wait_for_quiet(args.quiet_wait)
+                busy0, cpu0, wall0 = _busy_seconds(), _children_cpu(), time.perf_counter()
                 r = run_child(code, manifest, str(Path(tmp) / f"cache-{i}-{k}"), arg)
+                # Over the child's whole life (start-up included): the machine's busy CPU time
+                # less the child's own (with its workers), per wall second.
+                ours = _children_cpu() - cpu0
+                wall = time.perf_counter() - wall0
+                r["others"] = max(0.0, (_busy_seconds() - busy0 - ours) / wall)
+                rounds[-1][name] = r
                 if name not in runs or r["seconds"] < runs[name]["seconds"]:
                     runs[name] = r
     frames = runs["threads (2 threads)"]["frames"]
     print(f"batch: 40 pairs, {frames} original frames, metrics ssim+psnr+mse, cold caches"
           f" (fastest of {args.repeat})")  # fmt: skip
     header = f"{'scheduler':<26}{'seconds':>9}{'pairs/s':>9}{'frames/s':>10}{'cores':>7}"
-    print(header + f"{'client MiB':>12}{'worker peak MiB':>17}{'start-up s':>12}{'load':>6}")
+    print(header + f"{'tasks':>7}{'client MiB':>12}{'worker peak MiB':>17}{'start-up s':>12}"
+          f"{'load':>6}{'others':>8}")  # fmt: skip
     for name, r in runs.items():
         assert r["errors"] == 0, f"{name}: {r['errors']} error rows"
         workers = ", ".join(f"{m:.0f}" for m in r["worker_peak_mib"]) or "-"
         startup = f"{r['startup_seconds']:.1f}" if "startup_seconds" in r else "-"
+        tasks = str(r["tasks"]) if r.get("tasks") else "-"
         print(f"{name:<26}{r['seconds']:>9.2f}{40 / r['seconds']:>9.2f}"
               f"{r['frames'] / r['seconds']:>10.1f}{r['cpu_seconds'] / r['seconds']:>7.2f}"
-              f"{r['peak_rss_mib']:>12.0f}{workers:>17}{startup:>12}{r['load']:>6.1f}")  # fmt: skip
+              f"{tasks:>7}{r['peak_rss_mib']:>12.0f}{workers:>17}{startup:>12}{r['load']:>6.1f}"
+              f"{r['others']:>8.2f}")  # fmt: skip
     print(
         "cores: CPU seconds of all our processes / wall seconds; load: 1-minute load average "
-        "before the run (other processes compete for the 2 cores when it is high)"
+        "before the run; others: cores used by other processes during the run"
     )
     one, two = runs["LocalCluster 1 worker"], runs["LocalCluster 2 workers"]
     speedup = one["seconds"] / two["seconds"]
-    print(f"speedup 2 workers / 1 worker: {speedup:.2f}x (target >= 1.7x)")
+    per_round = [
+        r["LocalCluster 1 worker"]["seconds"] / r["LocalCluster 2 workers"]["seconds"]
+        for r in rounds
+    ]
+    print(f"speedup 2 workers / 1 worker: {speedup:.2f}x (fastest runs; target >= 1.7x); "
+          f"round by round: {', '.join(f'{s:.2f}x' for s in per_round)}")  # fmt: skip
+    print(f"ceiling (a pure-Python loop in 2 processes / 1, before each round): "
+          f"{', '.join(f'{c:.2f}x' for c in ceilings)}")  # fmt: skip
     threads = runs["threads (2 threads)"]["seconds"]
     print(f"LocalCluster 2 workers vs threads: {threads / two['seconds']:.2f}x")
     for name in ("LocalCluster 1 worker", "LocalCluster 2 workers"):

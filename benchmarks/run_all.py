@@ -18,12 +18,14 @@ FULL = [
     ["bench_metrics.py"],
     ["bench_batch.py"],
     ["bench_memory.py"],
+    ["bench_sampling.py"],
 ]
 QUICK = [
     ["bench_decode.py", "--frames", "300"],
     ["bench_metrics.py", "--frames", "100", "--skip-all"],
     ["bench_batch.py", "--quick"],
     ["bench_memory.py", "--frames", "400", "--small", "40", "--width", "640", "--height", "360"],
+    ["bench_sampling.py", "--quick"],
 ]
 
 

@@ -23,6 +23,7 @@ _EXPORTS = {
     "register_metric": "giflab_dask.metrics",
     "available_metrics": "giflab_dask.metrics",
     "get_metric": "giflab_dask.metrics",
+    "scheduler_context": "giflab_dask.cluster",
     "AlignOptions": "giflab_dask.align",
     "ResultStore": "giflab_dask.resultstore",
     "FrameStore": "giflab_dask.framestore",
@@ -60,6 +61,7 @@ __all__ = [
     "plan_batch",
     "register_metric",
     "scan_gif",
+    "scheduler_context",
     "validate_batch",
     "validate_pair",
     "validate_pair_lazy",
@@ -67,6 +69,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from giflab_dask.align import AlignOptions
+    from giflab_dask.cluster import scheduler_context
     from giflab_dask.decode import scan_gif
     from giflab_dask.errors import FrameStoreError, GifDecodeError, GiflabError
     from giflab_dask.framestore import FrameStore, StoredGif, decode_gif, open_frames

@@ -34,8 +34,10 @@ __all__ = [
     "AlignOptions",
     "AlignedPair",
     "AlignmentError",
+    "FrameAlignment",
     "align",
     "display_times",
+    "frame_alignment",
     "time_mapping",
 ]
 
@@ -127,10 +129,37 @@ class AlignedPair:
     compressed_size: tuple[int, int]
     options: AlignOptions
     notes: list[str] = field(default_factory=list)
+    # The aligned positions (original frame indices) the arrays hold; None: every one.
+    positions: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
         return int(self.original.shape[0])
+
+    def restrict(self, positions: np.ndarray | list[int]) -> AlignedPair:
+        """The pair at a subset of its aligned positions (sorted, unique, relative to this
+        pair), still lazy: computing it reads and aligns only the chunks holding those frames
+        (the other chunks' tasks are culled). Used by frame sampling (DESIGN decision 31)."""
+        from dataclasses import replace
+
+        index = np.asarray(positions, dtype=np.int64)
+        if index.ndim != 1 or not len(index):
+            raise AlignmentError("restrict() needs a non-empty 1-d list of aligned positions")
+        if np.any(np.diff(index) <= 0) or index[0] < 0 or index[-1] >= self.n_frames:
+            raise AlignmentError(
+                f"restrict() positions must be sorted, unique and within 0..{self.n_frames - 1}"
+            )
+        if len(index) == self.n_frames:
+            return self
+        held = np.arange(self.n_frames) if self.positions is None else self.positions
+        return replace(
+            self,
+            original=self.original[index],
+            compressed=self.compressed[index],
+            mapping=self.mapping[index],
+            positions=held[index],
+            notes=list(self.notes),
+        )
 
 
 def _resolve_mode(original: StoredGif, compressed: StoredGif, options: AlignOptions) -> str:
@@ -203,17 +232,26 @@ def _content_mapping(
     return mapping
 
 
-def align(
-    original: StoredGif,
-    compressed: StoredGif,
-    options: AlignOptions | None = None,
-    *,
-    tag: str = "",
-) -> AlignedPair:
-    """Align two stored GIFs lazily: equal shapes, the original's time chunks, named layers."""
-    import dask.array as da
-    from dask.base import tokenize
+@dataclass(frozen=True, eq=False)
+class FrameAlignment:
+    """Which compressed frame is shown with each original frame, and the size both are compared
+    at: what :func:`align` decides before it builds any array (the batch graph's per-chunk tasks
+    need only this)."""
 
+    mapping: np.ndarray  # compressed frame index for each original frame
+    mode: str  # the mode actually used (auto resolved)
+    size: tuple[int, int]  # (height, width) compared
+    original_size: tuple[int, int]
+    compressed_size: tuple[int, int]
+    options: AlignOptions
+    notes: list[str] = field(default_factory=list)
+
+
+def frame_alignment(
+    original: StoredGif, compressed: StoredGif, options: AlignOptions | None = None
+) -> FrameAlignment:
+    """The frame mapping and common size of two GIFs, without building arrays (``content``
+    mode reads thumbnails; the others need only frame counts, durations and sizes)."""
     options = options or AlignOptions.from_config()
     mode = _resolve_mode(original, compressed, options)
     if mode == "index" and original.n_frames != compressed.n_frames:
@@ -235,10 +273,35 @@ def align(
             f"({options.resize})"
         )
 
-    o_frames, c_frames = original.frames(tag), compressed.frames(tag)
     if mode == "content":
-        mapping = _content_mapping(o_frames, c_frames, mapping, options.content_window)
+        mapping = _content_mapping(
+            original.frames(), compressed.frames(), mapping, options.content_window
+        )
+    return FrameAlignment(
+        mapping=mapping,
+        mode=mode,
+        size=size,
+        original_size=(original.height, original.width),
+        compressed_size=(compressed.height, compressed.width),
+        options=options,
+        notes=notes,
+    )
 
+
+def align(
+    original: StoredGif,
+    compressed: StoredGif,
+    options: AlignOptions | None = None,
+    *,
+    tag: str = "",
+) -> AlignedPair:
+    """Align two stored GIFs lazily: equal shapes, the original's time chunks, named layers."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    facts = frame_alignment(original, compressed, options)
+    options, mode, mapping, size = facts.options, facts.mode, facts.mapping, facts.size
+    o_frames, c_frames = original.frames(tag), compressed.frames(tag)
     time_chunks = o_frames.chunks[0]
 
     def on_original_chunks(array: da.Array) -> da.Array:
@@ -278,10 +341,10 @@ def align(
         mapping=mapping,
         mode=mode,
         size=size,
-        original_size=(original.height, original.width),
-        compressed_size=(compressed.height, compressed.width),
+        original_size=facts.original_size,
+        compressed_size=facts.compressed_size,
         options=options,
-        notes=notes,
+        notes=facts.notes,
     )
 
 

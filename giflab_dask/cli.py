@@ -52,11 +52,12 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 @click.version_option(package_name="giflab-dask")
 @click.option(
     "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False, path_type=str),  # str: a URL such as s3://b/x stays whole
     envvar="GIFLAB_CACHE_DIR",
-    help="Root of the caches (default: giflab.cache-dir, else the user cache directory).",
+    help="Root of the caches: a directory or an fsspec URL such as s3://bucket/giflab "
+    "(default: giflab.cache-dir, else the user cache directory).",
 )
-def cli(cache_dir: Path | None) -> None:
+def cli(cache_dir: str | None) -> None:
     """Validate GIF compression at scale: decode once, measure per frame, judge per pair."""
     if cache_dir is not None:
         import dask.config
@@ -128,6 +129,33 @@ def _scheduler_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def _sample_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--sample N and --strategy (opt-in frame sampling, DESIGN decision 31)."""
+    command = click.option(
+        "--strategy",
+        type=click.Choice(["uniform", "keyframes", "adaptive"]),
+        help="How --sample picks frames: uniform (one per stratum), keyframes (where the "
+        "original changes most, plus uniform), adaptive (a uniform pilot, then where the "
+        "metric varies most). Default: giflab.sampling.strategy (uniform).",
+    )(command)
+    return click.option(
+        "--sample",
+        "sample_n",
+        type=click.IntRange(min=8),
+        help="Measure N aligned frames per pair instead of all; means get confidence "
+        "intervals (giflab.sampling.confidence), rows are marked sampled. Default: every frame.",
+    )(command)
+
+
+def _sample_spec(sample_n: int | None, strategy: str | None) -> Any:
+    from giflab_dask.sampling import SampleSpec
+
+    spec = SampleSpec.from_config(sample_n, strategy)
+    if spec is None and strategy is not None:
+        raise click.UsageError("--strategy needs --sample N (how many frames to measure)")
+    return spec
+
+
 @cli.command()
 @click.argument("original", type=click.Path(path_type=Path))
 @click.argument("compressed", type=click.Path(path_type=Path))
@@ -140,6 +168,7 @@ def _scheduler_options(command: Callable[..., Any]) -> Callable[..., Any]:
     help="Frame alignment (default: giflab.align.mode).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_sample_options
 @_scheduler_options
 def validate(
     original: Path,
@@ -148,6 +177,8 @@ def validate(
     profile: str | None,
     align_mode: str | None,
     as_json: bool,
+    sample_n: int | None,
+    strategy: str | None,
     scheduler: str | None,
     address: str | None,
     workers: int | None,
@@ -167,6 +198,7 @@ def validate(
             metrics=metrics,
             profile=profile,
             align_options=AlignOptions.from_config(mode=align_mode),
+            sample=_sample_spec(sample_n, strategy),
             **session.compute_kwargs,
         )
     if as_json:
@@ -175,31 +207,47 @@ def validate(
         from giflab_dask.metrics import resolve_metrics
 
         rows = []
+        sampled = result.sample is not None
+        ci = f"mean {result.sample['confidence']:.0%} CI" if result.sample else ""
         for spec in resolve_metrics(metrics):
             for output in spec.outputs:
                 s = result.summaries
-                rows.append(
-                    {
-                        "metric": output,
-                        "mean": _fmt(s.get(f"{output}_mean")),
-                        "min": _fmt(s.get(f"{output}_min")),
-                        "p5": _fmt(s.get(f"{output}_p5")),
-                        "max": _fmt(s.get(f"{output}_max")),
-                        "note": result.missing.get(spec.name, ""),
-                    }
-                )
-        click.echo(_table(rows, ["metric", "mean", "min", "p5", "max", "note"]))
+                row = {
+                    "metric": output,
+                    "mean": _fmt(s.get(f"{output}_mean")),
+                    "min": _fmt(s.get(f"{output}_min")),
+                    "p5": _fmt(s.get(f"{output}_p5")),
+                    "max": _fmt(s.get(f"{output}_max")),
+                    "note": result.missing.get(spec.name, ""),
+                }
+                if sampled:
+                    low, high = s.get(f"{output}_mean_ci_low"), s.get(f"{output}_mean_ci_high")
+                    row[ci] = f"[{_fmt(low)}, {_fmt(high)}]"
+                rows.append(row)
+        columns = ["metric", "mean", *([ci] if sampled else []), "min", "p5", "max", "note"]
+        click.echo(_table(rows, columns))
         a = result.alignment
         click.echo(
             f"\nframes: {int(result.summaries['original_frames'])} original, "
             f"{int(result.summaries['compressed_frames'])} compressed, aligned by {a['mode']}"
             + (f"; {'; '.join(a['notes'])}" if a["notes"] else "")
         )
+        if result.sample is not None:
+            click.echo(_sample_note(result.sample))
         click.echo(f"composite quality: {_fmt(result.summaries.get('composite_quality'))}")
         click.echo(f"verdict: {result.status.upper()}")
         for reason in result.verdict.reasons:
             click.echo(f"  - {reason}")
     sys.exit(EXIT_FAILED if result.status == "fail" else EXIT_OK)
+
+
+def _sample_note(sample: dict[str, Any]) -> str:
+    return (
+        f"sampled: {sample['frames']} of {sample['population']} aligned frames "
+        f"({sample['strategy']}, N={sample['n']}); means with {sample['confidence']:.0%} "
+        "intervals; min/max/percentiles are of the sample (no interval); the verdict uses "
+        "the point estimates"
+    )
 
 
 @cli.command()
@@ -224,6 +272,7 @@ def validate(
     type=click.Choice(["auto", "time", "index", "content"]),
     help="Frame alignment (default: giflab.align.mode).",
 )
+@_sample_options
 @_scheduler_options
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write stored results.")
@@ -235,6 +284,8 @@ def batch(
     metrics: str | None,
     profile: str | None,
     align_mode: str | None,
+    sample_n: int | None,
+    strategy: str | None,
     scheduler: str | None,
     address: str | None,
     workers: int | None,
@@ -265,6 +316,7 @@ def batch(
             align_options=AlignOptions.from_config(mode=align_mode),
             use_cache=not no_cache,
             refresh=refresh,
+            sample=_sample_spec(sample_n, strategy),
         )
         if plan.writes:
             with scheduler_context(scheduler, workers, address, echo=_echo_err) as session:
@@ -283,6 +335,15 @@ def batch(
         f"{stats['node_misses']} computed, {stats['decode_tasks']} GIFs decoded)"
     )
     click.echo(format_summary(run_summary(result)))
+    sampled = [o.result.sample for o in result.outcomes if o.result and o.result.sample]
+    if sampled:
+        click.echo(
+            f"sampled: {sum(s['frames'] for s in sampled)} of "
+            f"{sum(s['population'] for s in sampled)} aligned frames measured "
+            f"({sampled[0]['strategy']}, N={sampled[0]['n']}); means have "
+            f"{sampled[0]['confidence']:.0%} intervals (<metric>_mean_ci_low/_high); "
+            "verdicts use the point estimates"
+        )
     valid = table[table["verdict"] != "error"]
     if len(valid) and "composite_quality" in valid:
         worst = valid.sort_values("composite_quality").head(5)

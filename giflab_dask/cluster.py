@@ -40,6 +40,7 @@ import functools
 import math
 import re
 import sys
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -62,6 +63,7 @@ __all__ = [
     "SCHEDULERS",
     "RunReport",
     "SchedulerSession",
+    "activity",
     "execute",
     "format_summary",
     "run_summary",
@@ -99,13 +101,51 @@ def stage_of(prefix: str) -> str:
         return "read"
     if prefix.startswith("align-"):
         return "align"
-    if prefix.endswith("-frame"):
+    if prefix.endswith("-frame") or prefix == "pair-metrics":
         return "metric"
     if prefix.endswith("-summary"):
         return "summary"
     if prefix == "result-write":
         return "write"
     return "other"  # array plumbing between stages: getitem, take, rechunk, block ids
+
+
+# -- activities: the stages inside a task ----------------------------------------------------
+
+#: Activities that tasks time (:func:`activity`), by the stage they belong to, and the stage
+#: of the task that runs them: a ``pair-metrics`` task reads, aligns and measures, a
+#: ``result-write`` task summarizes and writes. Kernels are timed as ``<metric>-frame``.
+ACTIVITY_STAGES = {"read": ("read", "metric"), "align": ("align", "metric"),
+                   "summary": ("summary", "write")}  # fmt: skip
+_activity_lock = threading.Lock()
+_activity_seconds: defaultdict[str, float] = defaultdict(float)
+
+
+@contextlib.contextmanager
+def activity(label: str) -> Iterator[None]:
+    """Time part of a task as ``label`` (``read``, ``align``, ``<metric>-frame``, ...).
+
+    On a ``distributed`` worker the time goes to ``context_meter``, so the dashboard's Fine
+    Performance Metrics show it as an activity of the task's prefix (and the run report splits
+    the task's stage by it); in this process it also adds to a per-process total that the local
+    schedulers' run report reads (:func:`activity_totals`).
+    """
+    started = time.perf_counter()
+    metrics = sys.modules.get("distributed.metrics")  # imported on every worker, never here
+    meter = metrics.context_meter.meter(label) if metrics is not None else contextlib.nullcontext()
+    try:
+        with meter:
+            yield
+    finally:
+        elapsed = time.perf_counter() - started
+        with _activity_lock:
+            _activity_seconds[label] += elapsed
+
+
+def activity_totals() -> dict[str, float]:
+    """Seconds per activity label timed in this process so far."""
+    with _activity_lock:
+        return dict(_activity_seconds)
 
 
 # -- distributed, optional ------------------------------------------------------------------
@@ -312,13 +352,16 @@ WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": N
 
 @contextlib.contextmanager
 def _local_cluster(distributed: Any, workers: int | None, dashboard_address: str) -> Iterator[Any]:
-    import os
     import warnings
+
+    from dask.system import CPU_COUNT
 
     kwargs: dict[str, Any] = {}
     if workers:
-        cores = os.cpu_count() or 1
-        kwargs = {"n_workers": int(workers), "threads_per_worker": max(1, cores // int(workers))}
+        # dask's count honours CPU affinity and cgroup quotas (os.cpu_count() would count the
+        # host's cores in a container, and oversubscribe every worker).
+        n = int(workers)
+        kwargs = {"n_workers": n, "threads_per_worker": max(1, CPU_COUNT // n)}
     with warnings.catch_warnings(), dask.config.set(WORKER_CONFIG):
         # "Port 8787 is already in use": distributed then serves the dashboard on a free port,
         # and the link printed below says which.
@@ -404,14 +447,25 @@ class RunReport:
     #: from the time each task was in flight; not measured under processes)
     prefixes: dict[str, tuple[int, float]] = field(default_factory=dict)
     failed: int = 0
+    #: activity -> seconds timed inside tasks (:func:`activity`: ``read``, ``align``,
+    #: ``<metric>-frame``, ``summary``), summed over workers; empty under processes
+    activities: dict[str, float] = field(default_factory=dict)
 
     @property
     def stages(self) -> dict[str, tuple[int, float]]:
+        """stage -> (tasks, task-seconds). Stages run inside another stage's tasks (reading
+        and aligning in ``pair-metrics``, summaries in ``result-write``) get their measured
+        activity time, taken from that stage, and no tasks of their own."""
         out: dict[str, list[float]] = {}
         for prefix, (n, seconds) in self.prefixes.items():
             entry = out.setdefault(stage_of(prefix), [0, 0.0])
             entry[0] += n
             entry[1] += seconds
+        for label, (stage, within) in ACTIVITY_STAGES.items():
+            seconds = min(self.activities.get(label, 0.0), out.get(within, [0, 0.0])[1])
+            if seconds > 0:
+                out[within][1] -= seconds
+                out.setdefault(stage, [0, 0.0])[1] += seconds
         return {s: (int(out[s][0]), out[s][1]) for s in STAGES if s in out}
 
 
@@ -436,12 +490,16 @@ def execute(
         kwargs = {**session.compute_kwargs, **compute_kwargs}
         started = time.perf_counter()
         if session.distributed:
-            values, prefixes = _execute_distributed(session.client, writes, progress, kwargs)
+            values, prefixes, activities = _execute_distributed(
+                session.client, writes, progress, kwargs
+            )
         else:
-            values, prefixes = _execute_local(writes, progress, kwargs)
+            values, prefixes, activities = _execute_local(writes, progress, kwargs)
         seconds = time.perf_counter() - started
     failed = sum(isinstance(v, BaseException) for v in values)
-    report = RunReport(session.description, session.dashboard_link, seconds, prefixes, failed)
+    report = RunReport(
+        session.description, session.dashboard_link, seconds, prefixes, failed, activities
+    )
     return values, report
 
 
@@ -470,7 +528,7 @@ class _TaskTimer:
 
 def _execute_local(
     writes: Sequence[Delayed], progress: bool, kwargs: dict[str, Any]
-) -> tuple[list[Any], dict[str, tuple[int, float]]]:
+) -> tuple[list[Any], dict[str, tuple[int, float]], dict[str, float]]:
     from dask.base import get_scheduler
     from dask.multiprocessing import get as processes_get
 
@@ -479,6 +537,7 @@ def _execute_local(
         # The pool's processes start fresh: hand them this process's giflab configuration.
         kwargs["initializer"] = functools.partial(apply_config, config_snapshot())
     timer = _TaskTimer()
+    before = activity_totals()
     with contextlib.ExitStack() as stack:
         if not processes:  # there tasks travel in batches: in-flight time is not task time
             stack.enter_context(timer.callback)
@@ -500,7 +559,11 @@ def _execute_local(
                     value = exc
                 values.append(value)
     prefixes = {p: (int(n), s) for p, (n, s) in timer.prefixes.items()}
-    return values, prefixes
+    activities: dict[str, float] = {}
+    if not processes:  # tasks ran in this process: its activity totals grew by theirs
+        after = activity_totals()
+        activities = {k: v - before.get(k, 0.0) for k, v in after.items() if v > before.get(k, 0)}
+    return values, prefixes, activities
 
 
 class _StageSpans:
@@ -523,23 +586,37 @@ class _StageSpans:
         return {"name": (*self.names, stage), "ids": (*self.ids, self.stage_ids[stage])}
 
 
-def _span_prefixes(dask_scheduler: Any, span_id: str) -> dict[str, tuple[int, float]]:
-    """Run on the scheduler: tasks and compute seconds per prefix within one span tree."""
+def _span_prefixes(dask_scheduler: Any, span_id: str) -> dict[str, Any]:
+    """Run on the scheduler: tasks and compute seconds per prefix within one span tree, and
+    the seconds of each of our activities (:func:`activity`) that workers reported."""
     spans = dask_scheduler.extensions["spans"].spans
     span = spans.get(span_id)
     out: dict[str, list[float]] = {}
     if span is None:
-        return {}
+        return {"prefixes": {}, "activities": {}}
     for group in span.traverse_groups():
         entry = out.setdefault(group.prefix.name, [0, 0.0])
         entry[0] += len(group)
         entry[1] += group.all_durations.get("compute", 0.0)
-    return {p: (int(n), s) for p, (n, s) in out.items()}
+    activities: dict[str, float] = defaultdict(float)
+    for key, value in span.cumulative_worker_metrics.items():
+        # ("execute", <prefix>, <activity>, <unit>): ours are the stages and <metric>-frame
+        if len(key) == 4 and key[0] == "execute" and key[3] == "seconds":
+            label = key[2]
+            if isinstance(label, str) and (label in ACTIVITY_STAGES or label.endswith("-frame")):
+                activities[label] += value
+    return {"prefixes": {p: (int(n), s) for p, (n, s) in out.items()},
+            "activities": dict(activities)}  # fmt: skip
+
+
+async def _send_worker_metrics(dask_worker: Any) -> None:
+    """Run on each worker: report its metrics now rather than at the next heartbeat."""
+    await dask_worker.heartbeat()
 
 
 def _execute_distributed(
     client: Any, writes: Sequence[Delayed], progress: bool, kwargs: dict[str, Any]
-) -> tuple[list[Any], dict[str, tuple[int, float]]]:
+) -> tuple[list[Any], dict[str, tuple[int, float]], dict[str, float]]:
     import distributed
 
     kwargs.pop("scheduler", None)
@@ -576,11 +653,15 @@ def _execute_distributed(
         else:
             values.append(RuntimeError(f"task {future.key} was {future.status}"))
     del futures, pending
+    # Activity times reach the scheduler with heartbeats: send them now (if that fails, the
+    # last heartbeat's worth is missing from the report).
+    with contextlib.suppress(Exception):
+        client.run(_send_worker_metrics)
     try:
-        prefixes = client.run_on_scheduler(_span_prefixes, span_id=batch_id)
+        times = client.run_on_scheduler(_span_prefixes, span_id=batch_id)
     except Exception:  # stage times are a nicety; never fail a finished batch over them
-        prefixes = {}
-    return values, prefixes
+        times = {"prefixes": {}, "activities": {}}
+    return values, times["prefixes"], times["activities"]
 
 
 def _distributed_progress(client: Any, futures: list[Any]) -> None:
@@ -598,7 +679,7 @@ def _distributed_progress(client: Any, futures: list[Any]) -> None:
 def run_summary(result: BatchResult) -> dict[str, Any]:
     """Pairs/s, frames/s, cache hits and task time per stage of a finished batch."""
     stats = dict(result.stats)
-    report: RunReport | None = getattr(result, "report", None)
+    report = result.report
     keys = {k for o in result.outcomes for k in (o.original_key, o.compressed_key) if k}
     decoded = int(stats.get("decode_tasks", 0))
     summary: dict[str, Any] = {
@@ -612,6 +693,7 @@ def run_summary(result: BatchResult) -> dict[str, Any]:
         "gifs": len(keys),
         "frame_store_hits": max(0, len(keys) - decoded),
         "decoded": decoded,
+        "saved_seconds": stats.get("saved_seconds", 0.0),
     }
     if report is not None:
         summary["scheduler"] = report.scheduler
@@ -639,14 +721,16 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"{rate(summary['pairs_per_s'])} pairs/s, {rate(summary['frames_per_s'])} frames/s",
         f"cache: {summary['result_hits']} stored results reused, "
         f"{summary['result_misses']} computed; {summary['frame_store_hits']} of "
-        f"{summary['gifs']} GIFs already in the frame store, {summary['decoded']} decoded",
+        f"{summary['gifs']} GIFs already in the frame store, {summary['decoded']} decoded; "
+        f"time saved {summary.get('saved_seconds', 0.0):.1f} s of task time",
     ]
     stages = summary.get("stage_seconds") or {}
     if stages:
         total = sum(stages.values()) or 1.0
         tasks = summary.get("stage_tasks", {})
         parts = [
-            f"{stage} {seconds:.2f} s ({seconds / total:.0%}, {tasks.get(stage, 0)} tasks)"
+            f"{stage} {seconds:.2f} s ({seconds / total:.0%}"
+            + (f", {tasks[stage]} tasks)" if tasks.get(stage) else ", in other tasks)")
             for stage, seconds in stages.items()
         ]
         lines.append("task time by stage: " + "; ".join(parts))

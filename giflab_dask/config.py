@@ -10,6 +10,7 @@ import yaml
 from dask.utils import parse_bytes as _parse_bytes
 
 from giflab_dask.errors import ConfigError
+from giflab_dask.storage import as_root, child
 
 _DEFAULTS_FILE = Path(__file__).with_name("giflab.yaml")
 
@@ -24,22 +25,25 @@ def get(key: str, default: Any = None) -> Any:
     return dask.config.get(f"giflab.{key}", default=default)
 
 
-def cache_dir() -> Path:
-    """The root of all giflab caches (``giflab.cache-dir``, else the user's cache directory)."""
+def cache_dir() -> Path | str:
+    """The root of all giflab caches (``giflab.cache-dir``, else the user's cache directory).
+
+    A local path, or an fsspec URL string such as ``s3://bucket/giflab`` (see ``storage.py``).
+    """
     configured = get("cache-dir")
     if configured:
-        return Path(str(configured)).expanduser()
+        return as_root(str(configured))
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("giflab-dask", appauthor=False))
 
 
-def framestore_root() -> Path:
+def framestore_root() -> Path | str:
     """The frame store's root (``giflab.framestore.root``, else ``<cache-dir>/frames``)."""
     configured = get("framestore.root")
     if configured:
-        return Path(str(configured)).expanduser()
-    return cache_dir() / "frames"
+        return as_root(str(configured))
+    return child(cache_dir(), "frames")
 
 
 def parse_bytes(value: Any, *, key: str) -> int | None:
@@ -62,12 +66,12 @@ def choice(key: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def results_root() -> Path:
+def results_root() -> Path | str:
     """The result store's root (``giflab.results.root``, else ``<cache-dir>/results``)."""
     configured = get("results.root")
     if configured:
-        return Path(str(configured)).expanduser()
-    return cache_dir() / "results"
+        return as_root(str(configured))
+    return child(cache_dir(), "results")
 
 
 _WARNED_ROOTS: set[str] = set()

@@ -4,7 +4,9 @@ A metric is a :class:`MetricSpec`: a name, a kernel (a plain numpy function foll
 contract in :mod:`giflab_dask.kernels`), its parameters, its named outputs, whether it needs the
 previous frame (temporal overlap), which direction is better, and a code version. Wrappers apply
 kernels with ``map_blocks`` (pair kernels) or ``overlap`` + ``map_blocks`` (temporal kernels),
-always with ``dtype=`` and ``meta=``, in layers named ``<metric>-frame-<token>``.
+always with ``dtype=`` and ``meta=``, in layers named ``<metric>-frame-<token>``
+(:func:`per_frame`). The batch graph runs the same per-block wrappers for all its metrics at
+once on one aligned block, inside one task (:func:`measure_block`, DESIGN decision 32).
 
 Users register their own metric with :func:`register_metric` (any function following the kernel
 contract) and pick metrics by name.
@@ -12,8 +14,9 @@ contract) and pick metrics by name.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,10 +31,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_METRICS",
+    "BoundMetric",
     "MetricSpec",
     "UnknownMetricError",
     "available_metrics",
     "get_metric",
+    "measure_block",
     "per_frame",
     "register_metric",
     "resolve_metrics",
@@ -268,10 +273,11 @@ def _temporal_block(
     runtime: Mapping[str, Any],
     block_id: tuple[int, ...] | None = None,
 ) -> np.ndarray:
-    def bound(a: np.ndarray, b: np.ndarray, **params: Any) -> np.ndarray:
-        return kernel(a, b, **params, **runtime)
-
-    out = _temporal_values(original, compressed, spec, bound, n_blocks, block_id)
+    # Blocks arrive overlapped by one frame on each inner side; keep the leading frame only.
+    k = block_id[0] if block_id is not None else 0
+    if k < n_blocks - 1:
+        original, compressed = original[:-1], compressed[:-1]
+    out = _temporal_values(original, compressed, spec, kernel, runtime, first=k == 0)
     return out[:, 0] if single else out
 
 
@@ -280,22 +286,82 @@ def _temporal_values(
     compressed: np.ndarray,
     spec: MetricSpec,
     kernel: Kernel,
-    n_blocks: int,
-    block_id: tuple[int, ...] | None,
+    runtime: Mapping[str, Any],
+    *,
+    first: bool,
 ) -> np.ndarray:
-    # Blocks arrive overlapped by one frame on each inner side; keep the leading frame only.
-    k = block_id[0] if block_id is not None else 0
-    if k < n_blocks - 1:
-        original, compressed = original[:-1], compressed[:-1]
+    """``(t, k)`` values of a temporal kernel for a block whose first frame is the previous
+    frame of the block's first measured frame, or (``first``) the GIF's first frame itself."""
     outputs = len(spec.outputs)
-    if k > 0:
+    if not first:
         t = original.shape[0] - 1
-        return _as_2d(kernel(original, compressed, **spec.params), t, outputs, spec.name)
+        values = kernel(original, compressed, **spec.params, **runtime)
+        return _as_2d(values, t, outputs, spec.name)
     # The first frame of the GIF has no predecessor: NaN (missing), never a made-up value.
     t = original.shape[0]
     out = np.full((t, outputs), np.nan)
     if t > 1:
-        out[1:] = _as_2d(kernel(original, compressed, **spec.params), t - 1, outputs, spec.name)
+        values = kernel(original, compressed, **spec.params, **runtime)
+        out[1:] = _as_2d(values, t - 1, outputs, spec.name)
+    return out
+
+
+@dataclass(frozen=True)
+class BoundMetric:
+    """A metric as a task runs it: the spec, its kernel imported, and its runtime options
+    (read on the client, see :func:`_runtime_options`)."""
+
+    spec: MetricSpec
+    kernel: Kernel
+    runtime: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, spec: MetricSpec) -> BoundMetric:
+        kernel = spec.resolve_kernel()
+        return cls(spec, kernel, _runtime_options(kernel))
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        from dask.base import tokenize
+
+        return ("giflab-bound-metric", tokenize(self.spec), sorted(self.runtime.items()))
+
+
+def measure_block(
+    metrics: Sequence[BoundMetric],
+    original: np.ndarray,
+    compressed: np.ndarray,
+    *,
+    previous: bool,
+    meter: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None,
+) -> dict[str, np.ndarray | str]:
+    """Every metric's ``(t, k)`` float64 values on one aligned block of frames.
+
+    ``previous``: the block starts with the frame before the first one measured (temporal
+    kernels compare with it; the others skip it); without it the block starts at the GIF's
+    first frame, where temporal kernels give NaN. A kernel that raises gives the text
+    ``"<exception type>: <message>"`` instead of values, so one metric's failure never costs
+    the others theirs. ``meter(label)`` times each kernel (label ``<metric>-frame``).
+    """
+    lead = 1 if previous else 0
+    out: dict[str, np.ndarray | str] = {}
+    for metric in metrics:
+        spec, kernel = metric.spec, metric.kernel
+        timer = meter(f"{spec.name}-frame") if meter is not None else contextlib.nullcontext()
+        try:
+            with timer:
+                if spec.temporal:
+                    values = _temporal_values(
+                        original, compressed, spec, kernel, metric.runtime, first=not previous
+                    )
+                else:
+                    values = _pair_block(
+                        original[lead:], compressed[lead:], spec=spec, kernel=kernel,
+                        single=False, runtime=metric.runtime,
+                    )  # fmt: skip
+        except Exception as exc:
+            out[spec.name] = f"{type(exc).__name__}: {exc}"
+        else:
+            out[spec.name] = values
     return out
 
 

@@ -8,42 +8,55 @@ For a batch of pairs (DESIGN decisions 7 and 8):
    node per metric, keyed by ``tokenize(original key, compressed key, alignment options, metric
    spec, schema version)``; a pair whose nodes all exist needs no task at all;
 3. for the missing nodes one graph is built: each distinct GIF that is not yet in the frame
-   store gets one ``gif-decode-<key>`` task (however many pairs use it), frames are read in
-   chunks (``gif-frames-<key>``), aligned (``align-frames``), measured (``<metric>-frame``),
-   reduced (``<metric>-summary``) and written (``result-write``) node by node, so an
+   store gets one ``gif-decode-<key>-<root>`` task (however many pairs use it); each pair gets
+   one ``pair-metrics`` task per time chunk of its original, which reads both GIFs' frames of
+   that chunk, aligns them and runs the missing metrics' kernels (DESIGN decision 32), and one
+   ``result-write`` task per missing metric node, which summarizes and stores it, so an
    interrupted batch keeps every finished node and the rerun computes only the rest;
 4. one ``dask.compute`` runs it; the verdict of each pair is evaluated from its summaries.
 
-A decode failure is carried in-band (its pair becomes an error row, the others finish); a kernel
-that raises aborts the shared compute, after which the remaining work is retried pair by pair
-and metric by metric so the failure is pinned on its metric, reported as missing with its reason.
+A decode failure is carried in-band (its pair becomes an error row, the others finish), and so
+is a kernel that raises (its metric is reported missing with the reason; the pair's other
+metrics are stored). Anything else that fails a task aborts the shared compute, after which the
+remaining work is retried write by write so the failure is pinned on its pair and metric.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from giflab_dask.align import AlignedPair, AlignOptions, align, display_times
+from giflab_dask.align import (
+    AlignedPair,
+    AlignOptions,
+    FrameAlignment,
+    align,
+    display_times,
+    frame_alignment,
+)
 from giflab_dask.errors import GiflabError
 from giflab_dask.inputs import PairInput
-from giflab_dask.metrics import MetricSpec, per_frame, resolve_metrics
-from giflab_dask.reduce import composite_quality, psnr_from_mse, summarize, summary_array
+from giflab_dask.metrics import BoundMetric, MetricSpec, measure_block, per_frame, resolve_metrics
+from giflab_dask.reduce import composite_quality, psnr_from_mse, summarize
 from giflab_dask.results import PairResult
 from giflab_dask.resultstore import ResultStore, node_key
+from giflab_dask.sampling import SampleDesign, SampleSpec, expand
 from giflab_dask.verdicts import evaluate, load_profile
 
 if TYPE_CHECKING:
     import dask.array as da
     from dask.delayed import Delayed
 
+    from giflab_dask.cluster import RunReport
     from giflab_dask.decode import GifLayout
     from giflab_dask.framestore import FrameStore, StoredGif
 
@@ -107,12 +120,26 @@ def _read_chunk(
     return np.asarray(open_entry_array(entry["entry"], array)[start:stop])
 
 
+def root_token(*roots: str | os.PathLike[str]) -> str:
+    """A short token of cache roots for task keys: two batches on one cluster with different
+    caches must not share a task (its result would name the other cache's entry or node)."""
+    from dask.base import tokenize
+
+    return tokenize(*(str(r) for r in roots))[:8]
+
+
+def decode_task_key(key: str, root: str | os.PathLike[str]) -> str:
+    """``gif-decode-<content key>-<root token>``: one decode per GIF and frame store."""
+    return f"gif-decode-{key}-{root_token(root)}"
+
+
 @dataclass(frozen=True, eq=False)
 class DecodeBarrier:
-    """The batch's ``gif-decode`` tasks and the ``gif-decoded`` task that waits for all."""
+    """A pair's ``gif-decode`` tasks and the ``gif-decoded`` task that waits for both."""
 
     key: str
     dsk: Mapping[Any, Any]
+    decodes: Mapping[str, str] = field(default_factory=dict)  # content key -> decode task key
 
     @classmethod
     def for_gifs(cls, pending: Mapping[str, tuple[Path, Path]]) -> DecodeBarrier:
@@ -120,15 +147,15 @@ class DecodeBarrier:
         from dask.base import tokenize
 
         keys = sorted(pending)
-        barrier = f"gif-decoded-{tokenize(keys)}"
+        decodes = {k: decode_task_key(k, pending[k][1]) for k in keys}
+        barrier = f"gif-decoded-{tokenize(sorted(decodes.values()))}"
         dsk: dict[Any, Any] = {
-            f"gif-decode-{k}": (_decode_task, str(pending[k][0]), k, str(pending[k][1]))
-            for k in keys
+            decodes[k]: (_decode_task, str(pending[k][0]), k, str(pending[k][1])) for k in keys
         }
         dsk[barrier] = (
-            apply_kw, _decode_barrier, [f"gif-decode-{k}" for k in keys], {"keys": keys}
+            apply_kw, _decode_barrier, [decodes[k] for k in keys], {"keys": keys}
         )  # fmt: skip
-        return cls(barrier, dsk)
+        return cls(barrier, dsk, decodes)
 
 
 def apply_kw(func: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -182,7 +209,7 @@ class PendingGif:
 
     @property
     def decode_key(self) -> str:
-        return f"gif-decode-{self.key}"
+        return self.barrier.decodes[self.key]
 
     def _array(self, array: str, channels: tuple[int, ...], fill: int, tag: str = "") -> da.Array:
         import dask.array as da
@@ -213,8 +240,16 @@ class PendingGif:
 # -- nodes ------------------------------------------------------------------------------------
 
 
-def _metric_node_key(o_key: str, c_key: str, options: AlignOptions, spec: MetricSpec) -> str:
-    return node_key("metric", o_key, c_key, options, spec)
+def _metric_node_key(
+    o_key: str,
+    c_key: str,
+    options: AlignOptions,
+    spec: MetricSpec,
+    sample: SampleSpec | None = None,
+) -> str:
+    if sample is None:  # full-frame keys stay as they were
+        return node_key("metric", o_key, c_key, options, spec)
+    return node_key("metric", o_key, c_key, options, spec, sample)
 
 
 def _alignment_node_key(o_key: str, c_key: str, options: AlignOptions) -> str:
@@ -225,49 +260,241 @@ def _concat(chunks: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(c, dtype=np.float64).ravel() for c in chunks])
 
 
-def _write_metric_node(
+def _node_summaries(data: Mapping[str, Any]) -> dict[str, list[float]]:
+    return {name: output["summary"] for name, output in data["outputs"].items()}
+
+
+# -- one task per pair and chunk (DESIGN decision 32) -----------------------------------------
+
+
+@dataclass(frozen=True)
+class _Side:
+    """Where a task finds one GIF's frames: a stored entry, or what its decode task returns."""
+
+    key: str
+    entry: str | None  # the stored entry's folder; None while this graph decodes the GIF
+    has_alpha: bool = False
+
+    @classmethod
+    def of(cls, gif: StoredGif | PendingGif) -> _Side:
+        if isinstance(gif, PendingGif):
+            return cls(gif.key, None)
+        return cls(gif.key, str(gif.path), gif.has_alpha)
+
+    def locate(self, decoded: dict[str, Any] | None) -> tuple[str, bool] | None:
+        """(entry folder, has alpha), or None when its decode failed."""
+        if self.entry is not None:
+            return self.entry, self.has_alpha
+        if decoded is None or not decoded["ok"]:
+            return None
+        # The decode knows whether any frame was transparent: opaque GIFs read no alpha.
+        return decoded["entry"], bool(decoded["has_alpha"])
+
+
+@dataclass(frozen=True, eq=False)
+class _ChunkJob:
+    """What one ``pair-metrics`` task measures: original frames ``[start, stop)`` of a pair."""
+
+    original: _Side
+    compressed: _Side
+    start: int
+    stop: int
+    previous: bool  # frame start - 1 is read too (temporal metrics compare with it)
+    mapping: np.ndarray  # the compressed frame of each original frame read
+    background: tuple[int, int, int]
+    size: tuple[int, int]
+    method: str
+    metrics: tuple[BoundMetric, ...]
+
+
+def _read_frames(
+    where: tuple[str, bool], index: slice | np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """RGB frames (and alpha, if the entry has it) at ``index`` of a stored entry."""
+    from giflab_dask.framestore import open_entry_array
+
+    entry, has_alpha = where
+    arrays = [open_entry_array(entry, "frames")]
+    if has_alpha:
+        arrays.append(open_entry_array(entry, "alpha"))
+    if isinstance(index, slice):
+        out = [np.asarray(a[index]) for a in arrays]
+    else:
+        # Each distinct frame is read once; a run of frames is one slice, otherwise only the
+        # chunks holding the wanted frames are read (a compressed GIF with more frames than
+        # its original is sampled, never read whole).
+        wanted, inverse = np.unique(index, return_inverse=True)
+        lo, hi = int(wanted[0]), int(wanted[-1]) + 1
+        if hi - lo == len(wanted):
+            out = [np.asarray(a[lo:hi]) for a in arrays]
+        else:
+            out = [np.asarray(a.oindex[wanted]) for a in arrays]
+        if not np.array_equal(wanted, index):  # frames shown more than once: repeat them
+            out = [x[inverse.ravel()] for x in out]
+    return out[0], (out[1] if has_alpha else None)
+
+
+def _pair_chunk(
+    job: _ChunkJob, o_decoded: dict[str, Any] | None, c_decoded: dict[str, Any] | None
+) -> dict[str, np.ndarray | str] | None:
+    """The ``pair-metrics`` task: read both GIFs' frames of one chunk, composite and resize
+    them, and run every requested kernel; returns each metric's ``(t, k)`` values (or its
+    error text), or None when a decode of the pair failed (its ``result-write`` says why).
+
+    Only these small vectors leave the task: frames never travel between workers.
+    """
+    from giflab_dask.align import _prepare_block
+    from giflab_dask.cluster import activity
+
+    o_where, c_where = job.original.locate(o_decoded), job.compressed.locate(c_decoded)
+    if o_where is None or c_where is None:
+        return None
+    lo = job.start - 1 if job.previous else job.start
+    prep = {"background": job.background, "size": job.size, "method": job.method}
+    started = time.perf_counter()
+    try:
+        with activity("read"):
+            o_rgb, o_alpha = _read_frames(o_where, slice(lo, job.stop))
+            c_rgb, c_alpha = _read_frames(c_where, job.mapping)
+        with activity("align"):
+            original = _prepare_block(o_rgb, o_alpha, **prep)
+            compressed = _prepare_block(c_rgb, c_alpha, **prep)
+    except Exception as exc:  # e.g. a corrupted store chunk: every metric of the pair says so
+        error = f"{type(exc).__name__}: {exc}"
+        return {m.spec.name: error for m in job.metrics}
+    del o_rgb, o_alpha, c_rgb, c_alpha
+    # Task seconds per metric (its kernel plus an equal share of reading and aligning), stored
+    # with each node: what a later run saves by finding the node (the "time saved" statistic).
+    seconds = {m.spec.name: (time.perf_counter() - started) / len(job.metrics) for m in job.metrics}
+
+    @contextlib.contextmanager
+    def meter(label: str) -> Iterator[None]:
+        began = time.perf_counter()
+        with activity(label):
+            yield
+        name = label.removesuffix("-frame")
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - began
+
+    out = measure_block(job.metrics, original, compressed, previous=job.previous, meter=meter)
+    out[_SECONDS] = seconds  # type: ignore[assignment]
+    return out
+
+
+#: Key of the per-metric task seconds in a ``pair-metrics`` task's result.
+_SECONDS = "__seconds__"
+
+
+def _write_from_chunks(
     root: str,
     key: str,
     spec: MetricSpec,
-    decoded: dict[str, dict[str, Any]] | None,
-    pending: Sequence[str],
-    vector_chunks: Sequence[Sequence[np.ndarray]],
-    stats: Sequence[np.ndarray],
+    decoded: Sequence[dict[str, Any] | None],
+    chunks: Sequence[dict[str, np.ndarray | str] | None],
 ) -> dict[str, Any]:
-    """The ``result-write`` task: persist one metric node of one pair (unless a decode failed).
+    """The ``result-write`` task: one metric node of one pair from its ``pair-metrics``
+    chunks (summaries included), persisted unless a decode failed or the kernel raised."""
+    from giflab_dask.cluster import activity
+    from giflab_dask.reduce import _summarize_values
 
-    ``decoded`` is the ``gif-decoded`` map (None when both GIFs were already stored) and
-    ``pending`` the content keys of this pair's GIFs that were decoded in this graph;
-    ``vector_chunks`` and ``stats`` follow ``spec.outputs``.
-    """
-    failed = [decoded[k]["error"] for k in pending if decoded and not decoded[k]["ok"]]
+    failed = [d["error"] for d in decoded if d is not None and not d["ok"]]
     if failed:
         return {"ok": False, "error": "; ".join(failed)}
-    vectors = {
-        name: _concat(chunks) for name, chunks in zip(spec.outputs, vector_chunks, strict=True)
-    }
-    pair_summary = spec.resolve_pair_summary()
-    extra = {}
-    if pair_summary is not None:
-        matrix = np.stack([vectors[name] for name in spec.outputs], axis=-1)
-        extra = {k: float(v) for k, v in pair_summary(matrix).items()}
+    values = [chunk[spec.name] for chunk in chunks if chunk is not None]
+    errors = [v for v in values if isinstance(v, str)]
+    if errors:
+        return {"ok": False, "metric_error": errors[0]}
+    started = time.perf_counter()
+    measured = sum(
+        chunk.get(_SECONDS, {}).get(spec.name, 0.0)  # type: ignore[union-attr]
+        for chunk in chunks
+        if chunk is not None
+    )
+    with activity("summary"):
+        matrix = np.concatenate([np.asarray(v, dtype=np.float64) for v in values], axis=0)
+        vectors = {name: matrix[:, j] for j, name in enumerate(spec.outputs)}
+        stats = [_summarize_values(vectors[name]) for name in spec.outputs]
+        pair_summary = spec.resolve_pair_summary()
+        extra = {}
+        if pair_summary is not None:
+            extra = {k: float(v) for k, v in pair_summary(matrix).items()}
     data = {
         "metric": spec.name,
         "outputs": {
-            name: {
-                "per_frame": vectors[name].tolist(),
-                "summary": np.asarray(summary, dtype=np.float64).tolist(),
-            }
+            name: {"per_frame": vectors[name].tolist(), "summary": summary.tolist()}
             for name, summary in zip(spec.outputs, stats, strict=True)
         },
         "pair_summary": extra,
+        "compute_seconds": measured + time.perf_counter() - started,
     }
     ResultStore(root).put(key, "metric", data)
     return {"ok": True, "summary": _node_summaries(data), "extra": extra}
 
 
-def _node_summaries(data: Mapping[str, Any]) -> dict[str, list[float]]:
-    return {name: output["summary"] for name, output in data["outputs"].items()}
+def _pair_writes(
+    outcome: PairOutcome,
+    specs: Sequence[MetricSpec],
+    original: StoredGif | PendingGif,
+    compressed: StoredGif | PendingGif,
+    facts: FrameAlignment,
+    root: str,
+    store_root: Path,
+    barrier: DecodeBarrier | None,
+    *,
+    split: bool = False,
+) -> dict[str, Delayed]:
+    """The ``result-write`` task of each metric in ``specs`` for one pair, over one
+    ``pair-metrics`` task per time chunk of the original that computes all of ``specs``
+    (``split``: one per chunk and metric, for batches too small to keep workers busy otherwise).
+
+    Each task is raw (no dask.array): the frames of a chunk are read, aligned and measured in
+    one task, so a pair costs ``chunks + metrics`` tasks plus its decodes.
+    """
+    from dask.base import tokenize
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    sides = (_Side.of(original), _Side.of(compressed))
+    decodes = dict(barrier.decodes) if barrier is not None else {}
+    refs = [decodes.get(side.key) for side in sides]
+    roots = root_token(store_root, root)
+    options = facts.options
+    decode_dsk: dict[Any, Any] = {}
+    if barrier is not None:
+        decode_dsk = {k: v for k, v in barrier.dsk.items() if k in set(decodes.values())}
+    n, step = original.n_frames, original.chunk_frames
+    writes = {}
+    for group in [[s] for s in specs] if split else [list(specs)]:
+        metrics = tuple(BoundMetric.of(s) for s in group)
+        previous = any(s.temporal for s in group)
+        token = tokenize(sides, options, facts.mode, facts.mapping, facts.size, metrics, roots)
+        name = f"pair-metrics-{token}"
+        dsk = dict(decode_dsk)
+        for i, start in enumerate(range(0, n, step)):
+            stop = min(start + step, n)
+            lead = previous and start > 0
+            job = _ChunkJob(
+                *sides, start, stop, lead, facts.mapping[start - 1 if lead else start : stop],
+                options.background, facts.size, options.resize, metrics,
+            )  # fmt: skip
+            dsk[(name, i)] = (_pair_chunk, job, *refs)
+        chunk_keys = [k for k in dsk if isinstance(k, tuple)]
+        for spec in group:
+            node = outcome.metric_keys[spec.name]
+            write_key = f"result-write-{node}-{roots}"
+            task = (_write_from_chunks, root, node, spec, list(refs), chunk_keys)
+            graph = HighLevelGraph.from_collections(
+                write_key, {**dsk, write_key: task}, dependencies=()
+            )
+            writes[spec.name] = Delayed(write_key, graph)
+    return writes
+
+
+#: Below this many pair-metrics tasks in a batch (pairs x time chunks), each metric gets tasks
+#: of its own: a single small pair would otherwise run all its kernels in one task, on one core
+#: (the 14 default metrics of a 30-frame 160x120 pair, 2 threads: 0.94-1.06 s in one task,
+#: 0.89-0.90 s as one task per metric; medians of 7). Above it there are enough tasks for the
+#: workers, and fusing saves reading and aligning the frames once per metric.
+FUSE_FROM_TASKS = 32
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -288,7 +515,9 @@ class PairOutcome:
     missing: dict[str, str] = field(default_factory=dict)
     hits: int = 0
     computed: int = 0
+    saved_seconds: float = 0.0  # recorded compute seconds of this pair's stored nodes
     result: PairResult | None = None
+    sample: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> its sample record
 
 
 @dataclass
@@ -303,6 +532,11 @@ class BatchPlan:
     writes: dict[tuple[int, str], Delayed]  # (pair index, metric) -> result-write task
     decode_keys: set[str]
     started: float = field(default_factory=time.perf_counter)
+    sample: SampleSpec | None = None
+    # Adaptive sampling: this plan is the pilot pass, and ``then()`` plans the final pass.
+    then: Callable[[], BatchPlan] | None = None
+    #: Recorded decode seconds of the GIFs whose frames came from the frame store.
+    decode_saved_seconds: float = 0.0
 
     def dask_objects(self) -> list[Delayed]:
         return list(self.writes.values())
@@ -326,6 +560,11 @@ class BatchPlan:
         """
         from giflab_dask.cluster import execute
 
+        if self.then is not None:  # adaptive sampling (decision 31): the pilot pass first
+            execute(list(self.writes.values()), progress=progress, **compute_kwargs)
+            final = self.then()
+            final.started = self.started
+            return final.compute(progress=progress, **compute_kwargs)
         items = list(self.writes.items())
         # Finished nodes are stored as they finish; a write that failed is pinned on its own
         # pair and metric, and the others keep their results (DESIGN decision 19).
@@ -341,16 +580,18 @@ class BatchPlan:
                 outcome.summaries.update(value["summary"])
                 outcome.extra.update(value["extra"])
                 outcome.computed += 1
+                if "sample" in value:
+                    outcome.sample[metric] = value["sample"]
             elif "metric_error" in value:
                 outcome.missing[metric] = value["metric_error"]
             elif outcome.error is None:
                 outcome.error = value["error"]
         for outcome in self.outcomes:
             if outcome.error is None and outcome.alignment is not None:
-                outcome.result = _pair_result(outcome, self.specs, self.profile, self.results)
-        result = BatchResult(self.outcomes, self, time.perf_counter() - self.started)
-        result.report = report  # type: ignore[attr-defined]
-        return result
+                outcome.result = _pair_result(
+                    outcome, self.specs, self.profile, self.results, self.sample
+                )
+        return BatchResult(self.outcomes, self, time.perf_counter() - self.started, report)
 
 
 def _pair_result(
@@ -358,6 +599,7 @@ def _pair_result(
     specs: list[MetricSpec],
     profile: str | Mapping[str, Any] | None,
     results: ResultStore,
+    sample: SampleSpec | None = None,
 ) -> PairResult:
     summaries: dict[str, float] = {}
     for output, stats in outcome.summaries.items():
@@ -374,6 +616,7 @@ def _pair_result(
     if "mse_mean" in summaries:
         summaries["psnr_of_mean_mse"] = psnr_from_mse(summaries["mse_mean"])
     summaries["composite_quality"], _ = composite_quality(summaries)
+    sample_info = _sample_summaries(outcome, summaries, sample) if sample is not None else None
     return PairResult(
         original=outcome.input.original,
         compressed=outcome.input.compressed,
@@ -385,6 +628,7 @@ def _pair_result(
         alignment={k: v for k, v in outcome.alignment.items() if k not in ("mapping", "facts")},  # type: ignore[union-attr]
         verdict=evaluate(summaries, profile),
         missing=dict(outcome.missing),
+        sample=sample_info,
     )
 
 
@@ -407,7 +651,11 @@ class _LazyVectors(dict):  # type: ignore[type-arg]
             if data is None:
                 continue
             for name, output in data["outputs"].items():
-                super().__setitem__(name, np.asarray(output["per_frame"], dtype=np.float64))
+                values = np.asarray(output["per_frame"], dtype=np.float64)
+                if "sample" in data:  # sampled: NaN at the frames not measured (decision 31)
+                    design = data["sample"]["design"]
+                    values = expand(values, design["positions"], design["population"])
+                super().__setitem__(name, values)
 
     def __getitem__(self, name: str) -> np.ndarray:
         self._load()
@@ -445,6 +693,8 @@ class BatchResult:
     outcomes: list[PairOutcome]
     plan: BatchPlan
     seconds: float
+    #: where and how the graph ran: scheduler, dashboard link, task time per stage
+    report: RunReport | None = None
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -460,6 +710,10 @@ class BatchResult:
             "node_misses": computed,
             "decode_tasks": self.plan.n_decode_tasks,
             "metric_tasks": self.plan.n_metric_tasks,
+            # Task seconds the caches spared this run, as recorded when the stored results were
+            # computed and the stored GIFs decoded (CPU-seconds of tasks, not wall-clock time).
+            "saved_seconds": sum(o.saved_seconds for o in self.outcomes)
+            + self.plan.decode_saved_seconds,
             "seconds": self.seconds,
             "pairs_per_s": len(self.outcomes) / self.seconds if self.seconds else math.nan,
             "frames_per_s": frames / self.seconds if self.seconds else math.nan,
@@ -501,14 +755,23 @@ def plan_batch(
     results: ResultStore | None = None,
     use_cache: bool = True,
     refresh: bool = False,
+    sample: SampleSpec | int | None = None,
+    _pilot_store: ResultStore | None = None,
 ) -> BatchPlan:
-    """Look up existing nodes and build the graph of the missing ones (nothing is computed)."""
+    """Look up existing nodes and build the graph of the missing ones (nothing is computed).
+
+    ``sample`` (a :class:`~giflab_dask.sampling.SampleSpec`, or N for a uniform sample of N
+    frames; default ``giflab.sampling.n``, null: every frame) measures a subset of the aligned
+    frames and reports intervals for the means (DESIGN decision 31). An adaptive sample returns
+    its pilot pass's plan; its ``compute()`` runs the pilot, then plans and runs the rest.
+    """
 
     from giflab_dask.framestore import FrameStore, chunk_frames_for
     from giflab_dask.keys import gif_key
 
     load_profile(profile)  # eager: a bad profile fails before any work
     specs = resolve_metrics(metrics)
+    sample = _resolve_sample(sample)
     options = align_options or AlignOptions.from_config()
     store = store or FrameStore()
     results = results or ResultStore()
@@ -552,7 +815,9 @@ def plan_batch(
             outcome.error = str(exc)
             continue
         outcome.original_key, outcome.compressed_key = o_key, c_key
-        outcome.metric_keys = {s.name: _metric_node_key(o_key, c_key, options, s) for s in specs}
+        outcome.metric_keys = {
+            s.name: _metric_node_key(o_key, c_key, options, s, sample) for s in specs
+        }
         stored_nodes: dict[str, dict[str, Any]] = {}
         if use_cache and not refresh:
             outcome.alignment = results.get(_alignment_node_key(o_key, c_key, options))
@@ -561,10 +826,13 @@ def plan_batch(
                 if data is not None:
                     stored_nodes[spec.name] = data
         missing_specs = [s for s in specs if s.name not in stored_nodes]
-        for data in stored_nodes.values():
+        for name, data in stored_nodes.items():
             outcome.hits += 1
+            outcome.saved_seconds += float(data.get("compute_seconds", 0.0))
             outcome.summaries.update(_node_summaries(data))
             outcome.extra.update(data.get("pair_summary", {}))
+            if "sample" in data:
+                outcome.sample[name] = data["sample"]
         if outcome.alignment is not None and not missing_specs:
             continue  # a pure lookup: no frame is read, no task is built
         try:
@@ -580,10 +848,27 @@ def plan_batch(
             continue
         to_build.append((index, missing_specs))
 
-    # Pass 2: the graph. A pair's frame reads wait for both of its decodes (_decode_barrier);
-    # each pair reads its own copy of a shared GIF (tag), so the pairs' subgraphs stay apart.
+    if sample is not None and sample.strategy == "adaptive" and _pilot_store is None:
+        # The pilot's values decide the final frames: plan the pilot pass first.
+        same = {"metrics": specs, "profile": profile, "align_options": options, "store": store}
+        pilot_store = results if use_cache else ResultStore(_scratch_root())
+        need = _pairs_needing_pilot(to_build, outcomes, options, sample, pilot_store, refresh)
+        if need:
+            pilot_plan = plan_batch(
+                need, **same, results=pilot_store, refresh=refresh, sample=sample.pilot()
+            )
+            pilot_plan.then = functools.partial(
+                plan_batch, pairs, **same, results=results, use_cache=use_cache,
+                refresh=refresh, sample=sample, _pilot_store=pilot_store,
+            )  # fmt: skip
+            return pilot_plan
+        _pilot_store = pilot_store
+
+    # Pass 2: the graph. One pair-metrics task per pair and time chunk reads, aligns and
+    # measures its frames after both decodes of the pair (decision 32); sampled nodes still go
+    # through the lazy arrays of align().
     writes: dict[tuple[int, str], Delayed] = {}
-    decode_keys = {f"gif-decode-{k}" for k in pending}
+    decode_keys = {decode_task_key(k, root) for k, (_, root) in pending.items()}
 
     def gif_for(path: str, key: str, barrier: DecodeBarrier | None) -> StoredGif | PendingGif:
         stored = stored_gifs.get(key)
@@ -593,6 +878,19 @@ def plan_batch(
         chunk = min(chunk_frames_for(layout.height, layout.width), layout.n_frames)
         assert barrier is not None
         return PendingGif(key, Path(path), layout, chunk, store.root, barrier)
+
+    def chunks_of(index: int) -> int:
+        """How many pair-metrics tasks a pair needs (time chunks of its original)."""
+        path, key = outcomes[index].input.original, outcomes[index].original_key or ""
+        try:
+            gif = stored_gifs.get(key) or layout_of(path, key)
+        except GiflabError:
+            return 0  # an error row, found again below
+        n = gif.n_frames
+        chunk = getattr(gif, "chunk_frames", None) or chunk_frames_for(gif.height, gif.width)
+        return -(-n // min(chunk, n))
+
+    split = sum(chunks_of(index) for index, _ in to_build) < FUSE_FROM_TASKS
 
     for index, missing_specs in to_build:
         outcome = outcomes[index]
@@ -608,20 +906,23 @@ def plan_batch(
                     store.ensure(outcome.input.original),
                     store.ensure(outcome.input.compressed),
                 )
-            # Each pair reads its own copy of a shared original (tag): shared read tasks made
-            # the scheduler hold a chunk in memory until every pair using it had its turn.
-            pair = align(o_gif, c_gif, options, tag=f"p{index}")  # type: ignore[arg-type]
+            pair: AlignedPair | None = None
+            if sample is not None:
+                # Each pair reads its own copy of a shared original (tag): shared read tasks
+                # made the scheduler hold a chunk until every pair using it had its turn.
+                pair = align(o_gif, c_gif, options, tag=f"p{index}")  # type: ignore[arg-type]
+            facts = pair or frame_alignment(o_gif, c_gif, options)  # type: ignore[arg-type]
         except GiflabError as exc:
             outcome.error = str(exc)
             continue
         if outcome.alignment is None:
             outcome.alignment = {
-                "mapping": pair.mapping.tolist(),
-                "mode": pair.mode,
-                "size": list(pair.size),
-                "original_size": list(pair.original_size),
-                "compressed_size": list(pair.compressed_size),
-                "notes": pair.notes,
+                "mapping": facts.mapping.tolist(),
+                "mode": facts.mode,
+                "size": list(facts.size),
+                "original_size": list(facts.original_size),
+                "compressed_size": list(facts.compressed_size),
+                "notes": facts.notes,
                 "facts": pair_facts(options, o_gif, c_gif),
             }
             if use_cache:
@@ -629,50 +930,23 @@ def plan_batch(
                     _alignment_node_key(o_key, c_key, options), "alignment", outcome.alignment
                 )
         target = str(results.root) if use_cache else _scratch_root()
-        for spec in missing_specs:
-            writes[(index, spec.name)] = _write_task(
-                target, outcome.metric_keys[spec.name], spec, pair, barrier, list(pair_pending)
-            )
-    return BatchPlan(outcomes, specs, options, profile, results, writes, decode_keys)
-
-
-def _write_task(
-    root: str,
-    key: str,
-    spec: MetricSpec,
-    pair: AlignedPair,
-    barrier: DecodeBarrier | None,
-    pending: list[str],
-) -> Delayed:
-    """The ``result-write-<key>`` task with its per-frame and summary layers beneath it.
-
-    Built as one raw task referencing the arrays' keys (not ``dask.delayed`` over collections,
-    which would finalize and cull every array graph again for every task).
-    """
-    from dask.base import tokenize
-    from dask.delayed import Delayed
-    from dask.highlevelgraph import HighLevelGraph
-
-    vectors = per_frame(spec, pair)
-    summaries = [
-        summary_array(v, name=f"{spec.name}-summary-{tokenize(name, v.name)}")
-        for name, v in vectors.items()
-    ]
-    write_key = f"result-write-{key}"
-    task = (
-        _write_metric_node,
-        root,
-        key,
-        spec,
-        barrier.key if barrier is not None and pending else None,
-        list(pending),
-        [list(v.__dask_keys__()) for v in vectors.values()],
-        [s.__dask_keys__()[0] for s in summaries],
+        if sample is not None:  # which frames to measure is decided here, per pair (decision 31)
+            layout = functools.partial(layout_of, outcome.input.original, o_key)
+            for spec, write in _sampled_writes(
+                outcome, missing_specs, pair, sample, target, barrier, list(pair_pending),
+                options, _pilot_store, layout,
+            ):  # fmt: skip
+                writes[(index, spec.name)] = write
+            continue
+        fused = _pair_writes(
+            outcome, missing_specs, o_gif, c_gif, facts, target, store.root, barrier, split=split
+        )
+        writes.update({(index, name): write for name, write in fused.items()})
+    plan = BatchPlan(outcomes, specs, options, profile, results, writes, decode_keys, sample=sample)
+    plan.decode_saved_seconds = sum(
+        float(gif.attrs.get("decode_seconds", 0.0)) for gif in stored_gifs.values() if gif
     )
-    graph = HighLevelGraph.from_collections(
-        write_key, {write_key: task}, dependencies=[*vectors.values(), *summaries]
-    )
-    return Delayed(write_key, graph)
+    return plan
 
 
 def _scratch_root() -> str:
@@ -680,6 +954,236 @@ def _scratch_root() -> str:
     import tempfile
 
     return tempfile.mkdtemp(prefix="giflab-nocache-")
+
+
+# -- sampling (DESIGN decision 31): which aligned frames a sampled node measures --------------
+
+
+def _resolve_sample(sample: SampleSpec | int | None) -> SampleSpec | None:
+    if isinstance(sample, SampleSpec):
+        return sample
+    if sample is None:
+        return SampleSpec.from_config()
+    return SampleSpec.from_config(n=int(sample))
+
+
+def _change_scores(layout: GifLayout) -> np.ndarray:
+    """Per frame of a GIF: the bytes of its image data (what the encoder had to store)."""
+    return np.array([f.lzw_end - f.lzw_offset for f in layout.frames], dtype=np.float64)
+
+
+def _pairs_needing_pilot(
+    to_build: Sequence[tuple[int, list[MetricSpec]]],
+    outcomes: Sequence[PairOutcome],
+    options: AlignOptions,
+    sample: SampleSpec,
+    pilot_store: ResultStore,
+    refresh: bool,
+) -> list[PairInput]:
+    """The pairs whose adaptive nodes are missing and whose pilot nodes are too."""
+    pilot = sample.pilot()
+    need = []
+    for index, missing_specs in to_build:
+        o = outcomes[index]
+        keys = [
+            _metric_node_key(o.original_key or "", o.compressed_key or "", options, s, pilot)
+            for s in missing_specs
+        ]
+        if refresh or any(pilot_store.get(k) is None for k in keys):
+            need.append(o.input)
+    return need
+
+
+def _sampled_writes(
+    outcome: PairOutcome,
+    specs: Sequence[MetricSpec],
+    pair: AlignedPair,
+    sample: SampleSpec,
+    root: str,
+    barrier: DecodeBarrier | None,
+    pending: list[str],
+    options: AlignOptions,
+    pilot_store: ResultStore | None,
+    layout: Callable[[], GifLayout],
+) -> list[tuple[MetricSpec, Delayed]]:
+    """The ``result-write`` tasks of one sampled pair: its design, then one task per metric."""
+    from giflab_dask.sampling import adaptive_design, design_for, seed_for
+
+    o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
+    population = pair.n_frames
+    base = sample.pilot() if sample.strategy == "adaptive" else sample
+    scores = None
+    if base.strategy == "keyframes" and base.n < population:
+        scores = _change_scores(layout())
+    shared = design_for(base, population, seed_for(o_key, c_key, base.label), scores)
+    out = []
+    for spec in specs:
+        design, known = shared, None
+        if sample.strategy == "adaptive":
+            assert pilot_store is not None
+            data = pilot_store.get(_metric_node_key(o_key, c_key, options, spec, base))
+            if data is None or "sample" not in data:
+                outcome.missing[spec.name] = "adaptive sampling: its pilot sample is missing"
+                continue
+            pilot = SampleDesign.from_dict(data["sample"]["design"])
+            values = np.stack(
+                [
+                    np.asarray(data["outputs"][o]["per_frame"], dtype=np.float64)
+                    for o in spec.outputs
+                ],
+                axis=1,
+            )
+            seed = seed_for(o_key, c_key, sample.label, spec.name)
+            design = adaptive_design(pilot, values, sample.n, sample.tolerance, seed)
+            known = {
+                "positions": pilot.positions.tolist(),
+                "values": {o: data["outputs"][o]["per_frame"] for o in spec.outputs},
+            }
+        key = outcome.metric_keys[spec.name]
+        write = _sampled_write_task(root, key, spec, pair, barrier, pending, sample, design, known)
+        out.append((spec, write))
+    return out
+
+
+def _sampled_write_task(
+    root: str,
+    key: str,
+    spec: MetricSpec,
+    pair: AlignedPair,
+    barrier: DecodeBarrier | None,
+    pending: list[str],
+    sample: SampleSpec,
+    design: SampleDesign,
+    known: Mapping[str, Any] | None,
+) -> Delayed:
+    """``result-write-<key>`` of a sampled node: the metric on the design's frames not already
+    ``known`` (an adaptive sample's pilot values), on the pair restricted to those frames."""
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    todo = np.setdiff1d(design.positions, (known or {}).get("positions", []))
+    at, keep = todo, None
+    if spec.temporal:
+        # A transition needs the frame before it: measure those too, keep only the sample's.
+        at = np.union1d(todo, todo[todo > 0] - 1)
+        keep = np.searchsorted(at, todo)
+    vectors: dict[str, da.Array] = {}
+    if len(at):
+        vectors = per_frame(spec, pair.restrict(at))
+        if keep is not None:
+            vectors = {name: v[keep] for name, v in vectors.items()}
+    record = {
+        "spec": sample.to_dict(),
+        "design": design.to_dict(),
+        "computed": todo.tolist(),
+        "known": dict(known) if known else None,
+    }
+    write_key = f"result-write-{key}"
+    task = (
+        _write_sampled_node,
+        root,
+        key,
+        spec,
+        barrier.key if barrier is not None and pending and vectors else None,
+        list(pending),
+        [list(vectors[name].__dask_keys__()) if vectors else [] for name in spec.outputs],
+        record,
+    )
+    graph = HighLevelGraph.from_collections(
+        write_key, {write_key: task}, dependencies=list(vectors.values())
+    )
+    return Delayed(write_key, graph)
+
+
+def _write_sampled_node(
+    root: str,
+    key: str,
+    spec: MetricSpec,
+    decoded: dict[str, dict[str, Any]] | None,
+    pending: Sequence[str],
+    vector_chunks: Sequence[Sequence[np.ndarray]],
+    record: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The ``result-write`` task of a sampled node: merge, summarise, estimate, persist.
+
+    The stored per-frame vectors hold one value per sampled position (``sample.design``
+    names them); ``sample.mean_se``/``mean_df`` carry each output's standard error.
+    """
+    from giflab_dask.reduce import summarize_sample
+    from giflab_dask.sampling import estimate_mean
+
+    failed = [decoded[k]["error"] for k in pending if decoded and not decoded[k]["ok"]]
+    if failed:
+        return {"ok": False, "error": "; ".join(failed)}
+    design = SampleDesign.from_dict(record["design"])
+    computed = np.searchsorted(design.positions, np.asarray(record["computed"], dtype=np.int64))
+    known = record.get("known") or {"positions": [], "values": {}}
+    known_at = np.searchsorted(design.positions, np.asarray(known["positions"], dtype=np.int64))
+    vectors: dict[str, np.ndarray] = {}
+    for name, chunks in zip(spec.outputs, vector_chunks, strict=True):
+        values = np.full(len(design.positions), np.nan)
+        if len(computed):
+            values[computed] = _concat(chunks)
+        if len(known_at):
+            values[known_at] = np.asarray(known["values"][name], dtype=np.float64)
+        vectors[name] = values
+    weights = design.weights
+    stats = {
+        name: summarize_sample(v, weights, design.positions, design.population)
+        for name, v in vectors.items()
+    }
+    estimates = {name: estimate_mean(v, design) for name, v in vectors.items()}
+    pair_summary = spec.resolve_pair_summary()
+    extra = {}
+    if pair_summary is not None:  # on the sampled frames, unweighted (decision 31)
+        matrix = np.stack([vectors[name] for name in spec.outputs], axis=-1)
+        extra = {k: float(v) for k, v in pair_summary(matrix).items()}
+    info = {
+        **record["spec"],
+        "design": design.to_dict(),
+        "mean_se": {name: e.se for name, e in estimates.items()},
+        "mean_df": {name: e.df for name, e in estimates.items()},
+    }
+    data = {
+        "metric": spec.name,
+        "outputs": {
+            name: {"per_frame": vectors[name].tolist(), "summary": stats[name].tolist()}
+            for name in spec.outputs
+        },
+        "pair_summary": extra,
+        "sample": info,
+    }
+    ResultStore(root).put(key, "metric", data)
+    return {"ok": True, "summary": _node_summaries(data), "extra": extra, "sample": info}
+
+
+def _sample_summaries(
+    outcome: PairOutcome, summaries: dict[str, float], sample: SampleSpec
+) -> dict[str, Any]:
+    """Add the means' intervals and ``sampled_frames`` to a sampled pair's summaries; return
+    what :attr:`PairResult.sample` holds."""
+    from giflab_dask import config
+    from giflab_dask.reduce import mean_intervals
+
+    confidence = float(config.get("sampling.confidence", 0.95))
+    errors: dict[str, tuple[float, int]] = {}
+    positions: dict[str, list[int]] = {}
+    population = int(summaries.get("original_frames", 0))
+    for metric, info in outcome.sample.items():
+        positions[metric] = list(info["design"]["positions"])
+        population = int(info["design"]["population"])
+        for output, se in info["mean_se"].items():
+            errors[output] = (float(se), int(info["mean_df"][output]))
+    summaries.update(mean_intervals(summaries, errors, confidence))
+    measured = set().union(*positions.values()) if positions else set()
+    summaries["sampled_frames"] = float(len(measured))
+    return {
+        **sample.to_dict(),
+        "confidence": confidence,
+        "population": population,
+        "frames": len(measured),
+        "positions": positions,
+    }
 
 
 def validate_batch(
@@ -692,9 +1196,13 @@ def validate_batch(
     results: ResultStore | None = None,
     use_cache: bool = True,
     refresh: bool = False,
+    sample: SampleSpec | int | None = None,
     **compute_kwargs: Any,
 ) -> BatchResult:
-    """Validate a batch in one graph and one compute; every row gets a result or an error."""
+    """Validate a batch in one graph and one compute; every row gets a result or an error.
+
+    ``sample``: measure a subset of the frames (see :func:`plan_batch`; default: every frame).
+    """
     plan = plan_batch(
         pairs,
         metrics=metrics,
@@ -704,6 +1212,7 @@ def validate_batch(
         results=results,
         use_cache=use_cache,
         refresh=refresh,
+        sample=sample,
     )
     return plan.compute(**compute_kwargs)
 
@@ -766,11 +1275,13 @@ def validate_pair(
     results: ResultStore | None = None,
     use_cache: bool = True,
     refresh: bool = False,
+    sample: SampleSpec | int | None = None,
     **compute_kwargs: Any,
 ) -> PairResult:
     """Validate one pair: summaries, per-frame vectors, the frame mapping and the verdict.
 
     Results persist in the result store: validating the same pair again is a lookup.
+    ``sample``: measure a subset of the frames (see :func:`plan_batch`; default: every frame).
     """
     return validate_pair_lazy(
         original,
@@ -782,4 +1293,5 @@ def validate_pair(
         results=results,
         use_cache=use_cache,
         refresh=refresh,
+        sample=sample,
     ).compute(**compute_kwargs)

@@ -21,8 +21,10 @@ __all__ = [
     "COMPOSITE_WEIGHTS",
     "STATS",
     "composite_quality",
+    "mean_intervals",
     "psnr_from_mse",
     "summarize",
+    "summarize_sample",
     "summary_array",
 ]
 
@@ -83,6 +85,73 @@ def summary_array(values: da.Array, name: str) -> da.Array:
         name=name,
         meta=np.empty((0,), dtype=np.float64),
     )
+
+
+# -- sampled summaries (DESIGN decision 31; the design and estimators are in sampling.py) ------
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """Inverted-CDF quantile of a weighted sample (each value stands for ``weight`` frames)."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    index = int(np.searchsorted(cum, q / 100 * cum[-1], side="left"))
+    return float(values[order][min(index, len(values) - 1)])
+
+
+def summarize_sample(
+    values: np.ndarray, weights: np.ndarray, positions: np.ndarray, population: int
+) -> np.ndarray:
+    """:data:`STATS` estimated from a weighted sample of a ``(population,)`` vector.
+
+    ``mean`` is the weighted estimate (its interval: :func:`giflab_dask.sampling.estimate_mean`);
+    ``std`` and ``p5/p50/p95`` are weighted estimates of the population's (no interval);
+    ``min``/``max`` are the sample's own (the population's can only be lower / higher);
+    ``first``/``middle``/``last`` are exact when those positions were measured (the designs
+    always measure them), else NaN; ``n_frames``/``n_missing`` count the measured frames.
+    A sample of every frame gives exactly :func:`summary_array`'s statistics.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    weights = np.asarray(weights, dtype=np.float64).ravel()
+    positions = np.asarray(positions, dtype=np.int64).ravel()
+    if len(positions) == population:  # every frame (positions are sorted and unique): exact
+        return _summarize_values(values)
+    out = np.full(len(STATS), np.nan)
+    finite = np.isfinite(values)
+    out[STATS.index("n_frames")] = len(values)
+    out[STATS.index("n_missing")] = len(values) - int(finite.sum())
+    for name, position in (("first", 0), ("middle", population // 2), ("last", population - 1)):
+        hit = np.flatnonzero(positions == position)
+        if len(hit):
+            out[STATS.index(name)] = values[hit[0]]
+    if finite.any():
+        y, w = values[finite], weights[finite]
+        total = math.fsum(w)
+        mean = math.fsum(w * y) / total
+        out[STATS.index("mean")] = mean
+        out[STATS.index("std")] = math.sqrt(math.fsum(w * (y - mean) ** 2) / total)
+        out[STATS.index("min")] = y.min()
+        out[STATS.index("max")] = y.max()
+        for name, q in (("p5", 5), ("p50", 50), ("p95", 95)):
+            out[STATS.index(name)] = _weighted_quantile(y, w, q)
+    return out
+
+
+def mean_intervals(
+    summaries: Mapping[str, float],
+    standard_errors: Mapping[str, tuple[float, int]],
+    confidence: float,
+) -> dict[str, float]:
+    """``<output>_mean_ci_low`` / ``_mean_ci_high`` from each output's estimated mean (in
+    ``summaries``) and its ``(standard error, degrees of freedom)``. Only means get intervals:
+    nothing else a sample reports has one."""
+    from giflab_dask.sampling import t_interval
+
+    out: dict[str, float] = {}
+    for output, (se, df) in standard_errors.items():
+        mean = summaries.get(f"{output}_mean", math.nan)
+        low, high = t_interval(mean, se, df, confidence)
+        out[f"{output}_mean_ci_low"], out[f"{output}_mean_ci_high"] = low, high
+    return out
 
 
 def summarize(output: str, stats: np.ndarray) -> dict[str, float]:

@@ -39,6 +39,12 @@ class PairResult:
     vector (one value per original frame, NaN where a frame could not be measured);
     ``mapping[i]`` is the compressed frame shown with original frame ``i``; ``missing`` names
     each metric that could not be computed and why.
+
+    ``sample`` is None for a full-frame result. For a sampled one (DESIGN decision 31) it holds
+    the strategy, the requested size ``n``, ``frames`` measured, the ``population`` of aligned
+    frames, the ``confidence`` of the intervals and each metric's measured ``positions``;
+    ``summaries`` then hold ``<output>_mean_ci_low/_high`` and ``sampled_frames``, and the
+    per-frame vectors are NaN at the frames not measured.
     """
 
     original: str
@@ -51,6 +57,7 @@ class PairResult:
     alignment: dict[str, Any]
     verdict: Verdict
     missing: dict[str, str] = field(default_factory=dict)
+    sample: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -84,6 +91,7 @@ class PairResult:
             "summaries": {k: clean(v) for k, v in self.summaries.items()},
             "missing": self.missing,
             "alignment": self.alignment,
+            "sample": self.sample,
         }
 
     def _repr_html_(self) -> str:
@@ -240,6 +248,9 @@ def batch_rows(outcomes: list[Any]) -> list[dict[str, Any]]:
                     "missing_metrics": json.dumps(result.missing) if result.missing else "",
                 }
             )
+            if result.sample is not None:  # a sampled row says so (decision 31)
+                row["sample_strategy"] = result.sample["strategy"]
+                row["sample_n"] = result.sample["n"]
             row.update({k: v for k, v in s.items() if k not in row})
         rows.append(row)
     return rows
@@ -297,10 +308,13 @@ def load_per_frame(
     metrics: Any = None,
     align_options: Any = None,
     results: Any = None,
+    sample: Any = None,
 ) -> pd.DataFrame:
     """Per-frame vectors of one batch row (a dict or a DataFrame row) from the result store.
 
-    ``metrics`` and ``align_options`` must be those of the run (defaults: the defaults).
+    ``metrics``, ``align_options`` and ``sample`` must be those of the run (defaults: the
+    defaults; a sampled row's ``sample_strategy``/``sample_n`` columns give its sample, with
+    ``giflab.sampling`` options). Sampled vectors are NaN at the frames not measured.
     Nothing is recomputed: a vector missing from the store is simply absent.
     """
     import pandas as pd
@@ -308,6 +322,10 @@ def load_per_frame(
     from giflab_dask.align import AlignOptions
     from giflab_dask.metrics import resolve_metrics
     from giflab_dask.resultstore import ResultStore, node_key
+    from giflab_dask.sampling import SampleSpec, expand
+
+    if sample is None and isinstance(row.get("sample_strategy"), str):
+        sample = SampleSpec.from_config(int(row["sample_n"]), row["sample_strategy"])
 
     results = results or ResultStore()
     options = align_options or AlignOptions.from_config()
@@ -317,9 +335,14 @@ def load_per_frame(
     if alignment is not None:
         columns["compressed_frame"] = np.asarray(alignment["mapping"])
     for spec in resolve_metrics(metrics):
-        data = results.get(node_key("metric", o_key, c_key, options, spec))
+        parts = (spec,) if sample is None else (spec, sample)
+        data = results.get(node_key("metric", o_key, c_key, options, *parts))
         for name, output in (data or {}).get("outputs", {}).items():
-            columns[name] = np.asarray(output["per_frame"], dtype=np.float64)
+            values = np.asarray(output["per_frame"], dtype=np.float64)
+            if "sample" in (data or {}):
+                design = data["sample"]["design"]  # type: ignore[index]
+                values = expand(values, design["positions"], design["population"])
+            columns[name] = values
     frame = pd.DataFrame(columns)
     frame.index.name = "original_frame"
     return frame

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from giflab_dask.cli import cli
 from giflab_dask.demo import write_demo_data
 from giflab_dask.errors import CacheIntegrityWarning
+from giflab_dask.framestore import FrameStore
 from giflab_dask.inputs import PairInput, collect_pairs, read_manifest
 from giflab_dask.metrics import get_metric
 from giflab_dask.pipeline import plan_batch, validate_batch
@@ -57,6 +58,34 @@ def test_second_run_builds_no_tasks_and_gives_identical_results(demo: Path) -> N
     assert second.stats["node_hits"] == 6 * 4 and second.stats["node_misses"] == 0
     t1, t2 = batch_table(first.outcomes), batch_table(second.outcomes)
     pd.testing.assert_frame_equal(t1, t2)
+
+
+def test_time_saved_is_the_recorded_cost_of_what_the_caches_spared(demo: Path) -> None:
+    pairs = collect_pairs(demo)
+    first = validate_batch(pairs, metrics=METRICS)
+    assert first.stats["saved_seconds"] == 0.0  # empty caches: nothing was spared
+    store = ResultStore()
+    recorded = [
+        store.get(key)["compute_seconds"] for o in first.outcomes for key in o.metric_keys.values()
+    ]
+    assert len(recorded) == 6 * 4 and all(s > 0 for s in recorded)
+    # Every node a lookup: the run saves exactly the seconds its nodes cost when computed.
+    hot = validate_batch(pairs, metrics=METRICS)
+    assert hot.stats["saved_seconds"] == pytest.approx(sum(recorded))
+    # One metric recomputed from stored frames: the other nodes and every decode are spared.
+    chist = get_metric("chist").with_params(bins=16)
+    warm = validate_batch(pairs, metrics=["ssim", "psnr", "mse", chist])
+    assert warm.stats["node_misses"] == 6
+    others = [
+        store.get(o.metric_keys[name])["compute_seconds"]
+        for o in first.outcomes
+        for name in ("ssim", "psnr", "mse")
+    ]
+    keys = {k for o in first.outcomes for k in (o.original_key, o.compressed_key)}
+    frames = FrameStore()
+    decoded = [frames.open(k).attrs["decode_seconds"] for k in keys]
+    assert len(decoded) == 8 and all(s > 0 for s in decoded)
+    assert warm.stats["saved_seconds"] == pytest.approx(sum(others) + sum(decoded))
 
 
 def test_changing_one_metric_parameter_recomputes_only_that_metric(demo: Path) -> None:

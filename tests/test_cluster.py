@@ -21,6 +21,7 @@ import dask
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from dask.utils import key_split
 
 from giflab_dask.cli import cli
 from giflab_dask.cluster import INSTALL_HINT, SCHEDULERS, format_summary, run_summary
@@ -29,15 +30,15 @@ from giflab_dask.demo import write_demo_data
 from giflab_dask.errors import ConfigError
 from giflab_dask.framestore import FrameStore
 from giflab_dask.inputs import collect_pairs
-from giflab_dask.pipeline import validate_batch
+from giflab_dask.pipeline import plan_batch, validate_batch
 from giflab_dask.results import batch_table, load_results, write_table
 from giflab_dask.resultstore import ResultStore
 
 METRICS = "psnr,mse,ssim"
-STAGE_PREFIXES = {
-    "gif-decode", "gif-decoded", "gif-frames", "align-frames-original", "align-frames-compressed",
-    "psnr-frame", "mse-frame", "ssim-frame", "psnr-summary", "ssim-summary", "result-write",
-}  # fmt: skip
+# One pair-metrics task per pair and chunk reads, aligns and measures (DESIGN decision 32);
+# inside it, reading, aligning and each kernel are activities on the dashboard.
+STAGE_PREFIXES = {"gif-decode", "pair-metrics", "result-write"}
+ACTIVITIES = {"read", "align", "psnr-frame", "mse-frame", "ssim-frame"}
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +124,35 @@ def test_same_results_under_sync_threads_and_processes(
             assert chunks == {2}, f"{name}: chunking set in the client did not reach the pool"
 
 
+def _graph_keys(demo: Path, cache: Path) -> set[Any]:
+    with dask.config.set({"giflab.cache-dir": str(cache)}):
+        plan = plan_batch(collect_pairs(demo), metrics=METRICS)
+    graph: dict[Any, Any] = {}
+    for write in plan.dask_objects():
+        graph.update(dict(write.__dask_graph__()))
+    return set(graph)
+
+
+def test_batches_with_different_cache_roots_share_no_task(demo: Path, tmp_path: Path) -> None:
+    # On one cluster a shared key would hand one batch the other's task: its decode would name
+    # the other cache's entry, its writes the other result store.
+    first, second = _graph_keys(demo, tmp_path / "a"), _graph_keys(demo, tmp_path / "b")
+    assert {key_split(k) for k in first} == STAGE_PREFIXES
+    assert not first & second
+    assert _graph_keys(demo, tmp_path / "a") == first  # and the keys are deterministic
+
+
+def test_local_run_report_splits_pair_metrics_into_stages(demo: Path, tmp_path: Path) -> None:
+    with dask.config.set({"giflab.cache-dir": str(tmp_path / "cache")}):
+        result = validate_batch(collect_pairs(demo), metrics=METRICS, scheduler="threads")
+    assert result.report is not None and set(result.report.activities) >= ACTIVITIES
+    stages = result.report.stages
+    assert stages["metric"][0] == 9 and stages["write"][0] == 9
+    for stage in ("read", "align", "summary"):  # measured inside other stages' tasks
+        assert stages[stage][0] == 0 and stages[stage][1] > 0
+    assert "read" in format_summary(run_summary(result))
+
+
 # -- a LocalCluster ---------------------------------------------------------------------------
 
 
@@ -202,13 +232,24 @@ def test_dashboard_serves_status_and_tasks_carry_stage_names(
     spans = client.run_on_scheduler(
         lambda dask_scheduler: [s.name for s in dask_scheduler.extensions["spans"].spans.values()]
     )
-    for stage in ("decode", "read", "align", "metric", "summary", "write"):
+    for stage in ("decode", "metric", "write"):
         assert ("giflab-batch", stage) in spans
+    # Fine Performance Metrics: the stages inside pair-metrics tasks, by name
+    metrics = client.run_on_scheduler(
+        lambda dask_scheduler: list(dask_scheduler.cumulative_worker_metrics)
+    )
+    inside = {k[2] for k in metrics if k[0] == "execute" and k[1] == "pair-metrics"}
+    assert inside >= ACTIVITIES
+    assert set(result.report.activities) >= ACTIVITIES | {"summary"}
     summary = run_summary(result)
     assert summary["pairs"] == 3 and summary["decoded"] == 4 and summary["result_misses"] == 9
-    assert set(summary["stage_tasks"]) >= {"decode", "read", "align", "metric", "summary", "write"}
+    stages = ("decode", "read", "align", "metric", "summary", "write")
+    assert set(summary["stage_seconds"]) >= set(stages)
+    assert all(summary["stage_seconds"][s] > 0 for s in stages)
     assert result.report.prefixes["gif-decode"][0] == 4  # each distinct GIF once
     assert summary["stage_tasks"]["write"] == 9
+    # 3 pairs of one chunk: too few to fuse, so one pair-metrics task per pair and metric
+    assert summary["stage_tasks"]["metric"] == 9
     text = format_summary(summary)
     assert "pairs/s" in text and "frames/s" in text and "decode" in text
 
@@ -329,7 +370,7 @@ def test_a_worker_killed_mid_batch_does_not_lose_the_batch(
 
     plugin = type("KillOnFirstTaskPlugin", (KillOnFirstTask, WorkerPlugin), {})
     marker = tmp_path / "killed"
-    client.register_plugin(plugin("ssim-frame", str(marker)))
+    client.register_plugin(plugin("pair-metrics", str(marker)))
     try:
         pids_before = set(client.run(os.getpid).values())
         table = _run(demo, tmp_path / "cache", scheduler=client)

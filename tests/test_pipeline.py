@@ -12,10 +12,12 @@ import pytest
 from click.testing import CliRunner
 from dask.utils import key_split
 
+from giflab_dask import pipeline
 from giflab_dask.cli import cli
 from giflab_dask.metrics import available_metrics, register_metric
 from giflab_dask.pipeline import validate_pair, validate_pair_lazy
-from giflab_dask.testing import make_animation
+from giflab_dask.resultstore import ResultStore
+from giflab_dask.testing import GifFrame, encode_gif, make_animation, make_animation_frames
 
 from .conftest import write_pillow_gif
 
@@ -79,7 +81,10 @@ def test_results_do_not_depend_on_chunking(
             ), key
 
 
-def test_building_the_graph_computes_nothing(gifs: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("fused", [True, False])
+def test_building_the_graph_computes_nothing(
+    gifs: tuple[Path, Path], fused: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[int] = []
 
     def spy(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
@@ -88,17 +93,19 @@ def test_building_the_graph_computes_nothing(gifs: tuple[Path, Path]) -> None:
 
     register_metric("spy_metric", spy, replace=True)
     original, compressed = gifs
+    # A batch of few chunks gives each metric its own tasks (parallel); a large one fuses them.
+    monkeypatch.setattr(pipeline, "FUSE_FROM_TASKS", 0 if fused else 10**9)
     lazy = validate_pair_lazy(original, compressed, metrics=["spy_metric", "ssim"])
     assert calls == []
     graph = {}
     for obj in lazy.dask_objects():
         graph.update(dict(obj.__dask_graph__()))
-    prefixes = {key_split(k) for k in graph}
-    for expected in ("gif-decode", "gif-frames", "align-frames-original",
-                     "align-frames-compressed", "spy_metric-frame", "ssim-frame",
-                     "spy_metric-summary", "ssim-summary", "result-write"):  # fmt: skip
-        assert expected in prefixes, (expected, prefixes)
+    # A pair-metrics task per chunk reads, aligns and runs the kernels (decision 32).
+    assert {key_split(k) for k in graph} == {"gif-decode", "pair-metrics", "result-write"}
     assert sum(1 for k in graph if key_split(k) == "gif-decode") == 2
+    assert sum(1 for k in graph if key_split(k) == "result-write") == 2  # a node per metric
+    # 15 frames: 1 chunk, for both metrics at once or one task each
+    assert sum(1 for k in graph if key_split(k) == "pair-metrics") == (1 if fused else 2)
     result = lazy.compute()
     assert sum(calls) == T  # each frame measured once
     assert result.summaries["spy_metric_mean"] == 0.0
@@ -190,3 +197,88 @@ def test_numba_setting_changes_speed_not_values(gifs: tuple[Path, Path], tmp_pat
         pytest.raises(Exception, match="auto, on or off"),
     ):
         validate_pair(original, compressed, metrics="ssim", use_cache=False)
+
+
+# -- the batch graph's pair-metrics tasks (DESIGN decision 32) --------------------------------
+
+
+def _transparent_gif(path: Path, n: int) -> Path:
+    """Frames whose first palette index is transparent: alpha is stored and composited."""
+    frames, palette = make_animation_frames(n, W, H, seed=5, delay_cs=4)
+    hole = int(frames[0].indices[0, 0])
+    gif_frames = [GifFrame(f.indices, transparency=hole, disposal=2, delay_cs=4) for f in frames]
+    path.write_bytes(encode_gif(gif_frames, W, H, global_palette=palette))
+    return path
+
+
+def _scenario(name: str, gifs: tuple[Path, Path], root: Path) -> tuple[Path, Path]:
+    from PIL import Image, ImageSequence
+
+    original, compressed = gifs
+    if name == "dropped frames":  # frames shown twice: repeated indices
+        return original, compressed
+    with Image.open(original) as im:
+        frames = [f.convert("RGB") for f in ImageSequence.Iterator(im)]
+    out = root / f"{name.replace(' ', '-')}.gif"
+    if name == "more frames":  # 3 compressed frames per original frame: sparse reads
+        many = [f.quantize(64) for f in frames for _ in range(3)]
+        many[0].save(out, save_all=True, append_images=many[1:], duration=20, loop=0)
+        return original, out
+    if name == "resized":
+        small = [f.resize((W * 3 // 4, H * 3 // 4)).quantize(32) for f in frames]
+        small[0].save(out, save_all=True, append_images=small[1:], duration=40, loop=0)
+        return original, out
+    assert name == "transparent"
+    return _transparent_gif(out, T), compressed
+
+
+@pytest.mark.parametrize("scenario", ["dropped frames", "more frames", "resized", "transparent"])
+def test_pair_metrics_tasks_equal_the_lazy_array_path(
+    scenario: str, gifs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every metric, per frame, bit for bit: pair-metrics tasks (all metrics of a chunk in one
+    task, or one task per metric) give what the per-stage arrays (align(), then per_frame())
+    give, whatever the chunking."""
+    from giflab_dask.align import align
+    from giflab_dask.framestore import decode_gif
+    from giflab_dask.metrics import per_frame, resolve_metrics
+
+    original, compressed = _scenario(scenario, gifs, tmp_path)
+    for n in (1, 4, T):
+        with dask.config.set({**with_chunk_frames(n), "giflab.cache-dir": str(tmp_path / str(n))}):
+            pair = align(decode_gif(original), decode_gif(compressed))
+            arrays = {k: v for s in resolve_metrics(None) for k, v in per_frame(s, pair).items()}
+            (expected,) = dask.compute(arrays, scheduler="sync")
+            for fuse_from in (0, 10**9):
+                monkeypatch.setattr(pipeline, "FUSE_FROM_TASKS", fuse_from)
+                results = ResultStore(tmp_path / f"results-{n}-{fuse_from}")
+                result = validate_pair(
+                    original, compressed, metrics=None, scheduler="sync", results=results
+                )
+                assert set(result.per_frame) == set(expected)
+                for name, values in expected.items():
+                    np.testing.assert_array_equal(
+                        result.per_frame[name], values, err_msg=f"{name}, {n} frames a chunk"
+                    )
+
+
+def test_alpha_is_read_only_when_the_decode_found_transparency(
+    gifs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import giflab_dask.framestore as framestore
+
+    opened: list[str] = []
+    real = framestore.open_entry_array
+
+    def spy(entry: str, name: str):  # type: ignore[no-untyped-def]
+        opened.append(name)
+        return real(entry, name)
+
+    monkeypatch.setattr(framestore, "open_entry_array", spy)
+    original, compressed = gifs
+    validate_pair(original, compressed, metrics="psnr", scheduler="sync")
+    assert opened and "alpha" not in opened
+    opened.clear()
+    transparent = _transparent_gif(tmp_path / "t.gif", T)
+    result = validate_pair(transparent, compressed, metrics="psnr", scheduler="sync")
+    assert "alpha" in opened and np.isfinite(result.summaries["psnr_mean"])
