@@ -766,15 +766,29 @@ def plan_batch(
     its pilot pass's plan; its ``compute()`` runs the pilot, then plans and runs the rest.
     """
 
-    from giflab_dask.framestore import FrameStore, chunk_frames_for
     from giflab_dask.keys import gif_key
 
     load_profile(profile)  # eager: a bad profile fails before any work
     specs = resolve_metrics(metrics)
     sample = _resolve_sample(sample)
     options = align_options or AlignOptions.from_config()
-    store = store or FrameStore()
+    frame_store = store
+
+    def frames() -> FrameStore:
+        # Opened only when some pair needs frames: a run of pure lookups never imports zarr
+        # (importing it was 0.5 s of a 0.6 s hot batch).
+        nonlocal frame_store
+        if frame_store is None:
+            from giflab_dask.framestore import FrameStore
+
+            frame_store = FrameStore()
+        return frame_store
+
     results = results or ResultStore()
+    if not use_cache:
+        # Nodes still pass through a store (per-frame vectors are read back from it), but one
+        # of this run's own, removed when the last result that reads from it is gone.
+        results = _scratch_store()
     outcomes = [PairOutcome(p, error=p.error) for p in pairs]
 
     keys: dict[str, str | GiflabError] = {}
@@ -839,10 +853,10 @@ def plan_batch(
             for path, key in ((outcome.input.original, o_key), (outcome.input.compressed, c_key)):
                 if key not in stored_gifs:
                     # the frame store is the decode cache, whatever use_cache says
-                    stored_gifs[key] = store.open(key)
+                    stored_gifs[key] = frames().open(key)
                 if stored_gifs[key] is None:
                     layout_of(path, key)  # unreadable structure: an error row now
-                    pending.setdefault(key, (Path(path), store.root))
+                    pending.setdefault(key, (Path(path), frames().root))
         except GiflabError as exc:
             outcome.error = str(exc)
             continue
@@ -850,8 +864,8 @@ def plan_batch(
 
     if sample is not None and sample.strategy == "adaptive" and _pilot_store is None:
         # The pilot's values decide the final frames: plan the pilot pass first.
-        same = {"metrics": specs, "profile": profile, "align_options": options, "store": store}
-        pilot_store = results if use_cache else ResultStore(_scratch_root())
+        same = {"metrics": specs, "profile": profile, "align_options": options, "store": frames()}
+        pilot_store = results
         need = _pairs_needing_pilot(to_build, outcomes, options, sample, pilot_store, refresh)
         if need:
             pilot_plan = plan_batch(
@@ -875,9 +889,11 @@ def plan_batch(
         if stored is not None:
             return stored
         layout = layout_of(path, key)
+        from giflab_dask.framestore import chunk_frames_for
+
         chunk = min(chunk_frames_for(layout.height, layout.width), layout.n_frames)
         assert barrier is not None
-        return PendingGif(key, Path(path), layout, chunk, store.root, barrier)
+        return PendingGif(key, Path(path), layout, chunk, frames().root, barrier)
 
     def chunks_of(index: int) -> int:
         """How many pair-metrics tasks a pair needs (time chunks of its original)."""
@@ -887,6 +903,8 @@ def plan_batch(
         except GiflabError:
             return 0  # an error row, found again below
         n = gif.n_frames
+        from giflab_dask.framestore import chunk_frames_for
+
         chunk = getattr(gif, "chunk_frames", None) or chunk_frames_for(gif.height, gif.width)
         return -(-n // min(chunk, n))
 
@@ -903,8 +921,8 @@ def plan_batch(
             if options.mode == "content":
                 # Content alignment compares frames before the graph: decode those now.
                 o_gif, c_gif = (
-                    store.ensure(outcome.input.original),
-                    store.ensure(outcome.input.compressed),
+                    frames().ensure(outcome.input.original),
+                    frames().ensure(outcome.input.compressed),
                 )
             pair: AlignedPair | None = None
             if sample is not None:
@@ -929,7 +947,7 @@ def plan_batch(
                 results.put(
                     _alignment_node_key(o_key, c_key, options), "alignment", outcome.alignment
                 )
-        target = str(results.root) if use_cache else _scratch_root()
+        target = str(results.root)
         if sample is not None:  # which frames to measure is decided here, per pair (decision 31)
             layout = functools.partial(layout_of, outcome.input.original, o_key)
             for spec, write in _sampled_writes(
@@ -939,7 +957,7 @@ def plan_batch(
                 writes[(index, spec.name)] = write
             continue
         fused = _pair_writes(
-            outcome, missing_specs, o_gif, c_gif, facts, target, store.root, barrier, split=split
+            outcome, missing_specs, o_gif, c_gif, facts, target, frames().root, barrier, split=split
         )
         writes.update({(index, name): write for name, write in fused.items()})
     plan = BatchPlan(outcomes, specs, options, profile, results, writes, decode_keys, sample=sample)
@@ -949,11 +967,16 @@ def plan_batch(
     return plan
 
 
-def _scratch_root() -> str:
-    """With the cache off, nodes still pass through a store: a per-run scratch folder."""
+def _scratch_store() -> ResultStore:
+    """A result store in a fresh temporary folder, deleted with the store object."""
+    import shutil
     import tempfile
+    import weakref
 
-    return tempfile.mkdtemp(prefix="giflab-nocache-")
+    root = tempfile.mkdtemp(prefix="giflab-nocache-")
+    store = ResultStore(root)
+    weakref.finalize(store, shutil.rmtree, root, True)
+    return store
 
 
 # -- sampling (DESIGN decision 31): which aligned frames a sampled node measures --------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import subprocess
 import sys
@@ -215,8 +216,18 @@ def test_corrupted_result_is_detected_and_recomputed(demo: Path) -> None:
 
 def test_no_cache_and_refresh(demo: Path) -> None:
     pairs = collect_pairs(demo)[:2]
-    validate_batch(pairs, metrics="psnr", use_cache=False)
+    uncached = validate_batch(pairs, metrics="psnr", use_cache=False)
     assert ResultStore().entries() == []
+    # Per-frame vectors still come back (from the run's own scratch store) ...
+    result = uncached.outcomes[0].result
+    vector = result.per_frame["psnr"]
+    assert len(vector) == result.summaries["original_frames"] and np.isfinite(vector).all()
+    scratch = uncached.plan.results.root
+    assert scratch.is_dir() and scratch != ResultStore().root
+    # ... and the scratch store is gone once nothing refers to it.
+    del uncached, result
+    gc.collect()
+    assert not scratch.exists()
     validate_batch(pairs, metrics="psnr")
     assert plan_batch(pairs, metrics="psnr").n_metric_tasks == 0
     assert plan_batch(pairs, metrics="psnr", refresh=True).n_metric_tasks == 2
