@@ -192,6 +192,9 @@ def main() -> None:
         "--quiet-wait", type=float, default=60.0,
         help="seconds to wait for idle CPUs before each run (0: do not wait)",
     )  # fmt: skip
+    parser.add_argument(
+        "--clusters-only", action="store_true", help="only the LocalCluster runs (1 and 2 workers)"
+    )
     args = parser.parse_args()
     setups = {
         "threads (2 threads)": (LOCAL, "threads"),
@@ -199,6 +202,8 @@ def main() -> None:
         "LocalCluster 1 worker": (CLUSTER, "1"),
         "LocalCluster 2 workers": (CLUSTER, "2"),
     }
+    if args.clusters_only:
+        setups = {k: v for k, v in setups.items() if k.startswith("LocalCluster")}
     runs: dict[str, dict] = {}
     rounds: list[dict[str, dict]] = []
     ceilings = []
@@ -220,7 +225,7 @@ def main() -> None:
                 rounds[-1][name] = r
                 if name not in runs or r["seconds"] < runs[name]["seconds"]:
                     runs[name] = r
-    frames = runs["threads (2 threads)"]["frames"]
+    frames = next(iter(runs.values()))["frames"]
     print(f"batch: 40 pairs, {frames} original frames, metrics ssim+psnr+mse, cold caches"
           f" (fastest of {args.repeat})")  # fmt: skip
     header = f"{'scheduler':<26}{'seconds':>9}{'pairs/s':>9}{'frames/s':>10}{'cores':>7}"
@@ -249,8 +254,9 @@ def main() -> None:
           f"round by round: {', '.join(f'{s:.2f}x' for s in per_round)}")  # fmt: skip
     print(f"ceiling (a pure-Python loop in 2 processes / 1, before each round): "
           f"{', '.join(f'{c:.2f}x' for c in ceilings)}")  # fmt: skip
-    threads = runs["threads (2 threads)"]["seconds"]
-    print(f"LocalCluster 2 workers vs threads: {threads / two['seconds']:.2f}x")
+    if "threads (2 threads)" in runs:
+        threads = runs["threads (2 threads)"]["seconds"]
+        print(f"LocalCluster 2 workers vs threads: {threads / two['seconds']:.2f}x")
     for name in ("LocalCluster 1 worker", "LocalCluster 2 workers"):
         r = runs[name]
         peak, limit = max(r["worker_peak_mib"]), r["memory_limit_mib"]

@@ -19,6 +19,7 @@ FULL = [
     ["bench_batch.py"],
     ["bench_memory.py"],
     ["bench_sampling.py"],
+    ["bench_scaling.py"],  # full runs only: its quick version alone takes about a minute
 ]
 QUICK = [
     ["bench_decode.py", "--frames", "300"],
