@@ -165,6 +165,23 @@ class StoredGif:
     def __dask_tokenize__(self) -> tuple[str, str]:
         return ("giflab-stored-gif", self.key)
 
+    @classmethod
+    def from_group(cls, key: str, path: Path | str, group: zarr.Group) -> StoredGif:
+        """The entry described by an open Zarr group (its ``giflab`` attributes)."""
+        attrs = dict(group.attrs["giflab"])
+        return cls(
+            key=key,
+            path=path,
+            n_frames=int(attrs["n_frames"]),
+            height=int(attrs["height"]),
+            width=int(attrs["width"]),
+            chunk_frames=int(attrs["chunk_frames"]),
+            has_alpha=bool(attrs["has_alpha"]),
+            loop=attrs["loop"],
+            durations_ms=np.asarray(group["durations_ms"][...], dtype=np.int32),
+            attrs=attrs,
+        )
+
     @property
     def shape(self) -> tuple[int, int, int, int]:
         return (self.n_frames, self.height, self.width, 3)
@@ -398,20 +415,7 @@ class FrameStore:
 
     def _load(self, key: str, path: Path) -> StoredGif:
         group = zarr.open_group(store=LocalStore(path, read_only=True), mode="r")
-        attrs = dict(group.attrs["giflab"])
-        durations = np.asarray(group["durations_ms"][...], dtype=np.int32)
-        return StoredGif(
-            key=key,
-            path=path,
-            n_frames=int(attrs["n_frames"]),
-            height=int(attrs["height"]),
-            width=int(attrs["width"]),
-            chunk_frames=int(attrs["chunk_frames"]),
-            has_alpha=bool(attrs["has_alpha"]),
-            loop=attrs["loop"],
-            durations_ms=durations,
-            attrs=attrs,
-        )
+        return StoredGif.from_group(key, path, group)
 
     def _touch(self, path: Path) -> None:
         # O_APPEND writes are atomic across processes: the file's size counts hits.
@@ -679,7 +683,7 @@ class FrameStore:
         return removed
 
 
-class FsspecFrameStore(FrameStore):
+class FsspecFrameStore(storage.RemoteRoot, FrameStore):
     """A frame store on an fsspec URL (object store): no rename, no locks (DESIGN decision 30).
 
     Entries are immutable and content-keyed, so concurrent writers need no lock: each writes a
@@ -690,21 +694,7 @@ class FsspecFrameStore(FrameStore):
     root: str  # type: ignore[assignment]
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        resolved = _resolve_root(root)
-        if not isinstance(resolved, str):
-            raise FrameStoreError(f"FsspecFrameStore needs a URL root, got {resolved}")
-        self.root = resolved
-        self._fs: AbstractFileSystem | None = None
-        self._base = ""
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"root": self.root, "_fs": None, "_base": ""}  # the filesystem is reopened
-
-    @property
-    def fs(self) -> AbstractFileSystem:
-        if self._fs is None:
-            self._fs, self._base = storage.filesystem(self.root)
-        return self._fs
+        self._set_url_root(_resolve_root(root), FrameStoreError)
 
     def _p(self, *parts: str) -> str:
         """A path inside the filesystem (what fsspec calls take)."""
@@ -788,20 +778,7 @@ class FsspecFrameStore(FrameStore):
         url = f"{self.entry_path(key)}/{data}"
         # zarr_format=3: no probing for Zarr v2 files, each probe a request to the object store
         group = zarr.open_group(store=_zarr_store(url), mode="r", zarr_format=3)
-        attrs = dict(group.attrs["giflab"])
-        durations = np.asarray(group["durations_ms"][...], dtype=np.int32)
-        return StoredGif(
-            key=key,
-            path=url,
-            n_frames=int(attrs["n_frames"]),
-            height=int(attrs["height"]),
-            width=int(attrs["width"]),
-            chunk_frames=int(attrs["chunk_frames"]),
-            has_alpha=bool(attrs["has_alpha"]),
-            loop=attrs["loop"],
-            durations_ms=durations,
-            attrs=attrs,
-        )
+        return StoredGif.from_group(key, url, group)
 
     def _touch_remote(self, key: str) -> None:
         # No appends on an object store: the marker is rewritten (read-modify-write, so

@@ -25,13 +25,10 @@ import os
 import uuid
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from giflab_dask import config, storage
 from giflab_dask.errors import CacheIntegrityWarning, GiflabError
-
-if TYPE_CHECKING:
-    from fsspec import AbstractFileSystem
 
 __all__ = ["SCHEMA_VERSION", "FsspecResultStore", "ResultStore", "node_key"]
 
@@ -76,6 +73,16 @@ def _problem(document: Any, key: str) -> str | None:
     return None
 
 
+def _verified(text: str | bytes, key: str) -> tuple[Any, str | None]:
+    """(the node's data, None), or (None, why the document cannot be trusted)."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        return None, f"not valid JSON ({exc})"
+    problem = _problem(document, key)
+    return (None, problem) if problem else (document["data"], None)
+
+
 class ResultStore:
     """Nodes of validation graphs, as atomic, checksummed JSON documents.
 
@@ -115,14 +122,8 @@ class ResultStore:
             return None
         except OSError as exc:
             return self._reject(path, f"unreadable ({exc.strerror or exc})")
-        try:
-            document = json.loads(text)
-        except ValueError as exc:
-            return self._reject(path, f"not valid JSON ({exc})")
-        problem = _problem(document, key)
-        if problem:
-            return self._reject(path, problem)
-        return document["data"]
+        data, problem = _verified(text, key)
+        return self._reject(path, problem) if problem else data
 
     def _reject(self, path: Path, reason: str) -> None:
         warnings.warn(
@@ -191,27 +192,13 @@ class ResultStore:
         return removed
 
 
-class FsspecResultStore(ResultStore):
+class FsspecResultStore(storage.RemoteRoot, ResultStore):
     """A result store on an fsspec URL (object store): one object per node, no temporaries."""
 
     root: str  # type: ignore[assignment]
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        resolved = _resolve_root(root)
-        if not isinstance(resolved, str):
-            raise GiflabError(f"FsspecResultStore needs a URL root, got {resolved}")
-        self.root = resolved
-        self._fs: AbstractFileSystem | None = None
-        self._base = ""
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"root": self.root, "_fs": None, "_base": ""}  # the filesystem is reopened
-
-    @property
-    def fs(self) -> AbstractFileSystem:
-        if self._fs is None:
-            self._fs, self._base = storage.filesystem(self.root)
-        return self._fs
+        self._set_url_root(_resolve_root(root), GiflabError)
 
     def _p(self, key: str) -> str:
         self.fs  # noqa: B018 - resolves self._base
@@ -231,14 +218,8 @@ class FsspecResultStore(ResultStore):
             raw = self.fs.cat_file(self._p(key))
         except FileNotFoundError:
             return None
-        try:
-            document = json.loads(raw)
-        except ValueError as exc:
-            return self._reject_remote(key, f"not valid JSON ({exc})")
-        problem = _problem(document, key)
-        if problem:
-            return self._reject_remote(key, problem)
-        return document["data"]
+        data, problem = _verified(raw, key)
+        return self._reject_remote(key, problem) if problem else data
 
     def _reject_remote(self, key: str, reason: str) -> None:
         warnings.warn(

@@ -21,7 +21,7 @@ from giflab_dask.errors import ConfigError
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-__all__ = ["Root", "as_root", "child", "filesystem", "is_url", "storage_options"]
+__all__ = ["RemoteRoot", "Root", "as_root", "child", "filesystem", "is_url", "storage_options"]
 
 #: A cache root: a local directory, or an fsspec URL without a trailing slash.
 Root = Path | str
@@ -84,3 +84,28 @@ def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
         ) from exc
     except ValueError as exc:
         raise ConfigError(f"cache root {url} is not a usable fsspec URL: {exc}") from exc
+
+
+class RemoteRoot:
+    """Mixin of the stores on a URL root: the fsspec filesystem opens on first use, and again
+    after unpickling on a worker (a filesystem object, with its credentials, never travels)."""
+
+    root: str
+    _fs: AbstractFileSystem | None
+    _base: str
+
+    def _set_url_root(self, resolved: Root, error: type[Exception]) -> None:
+        if not isinstance(resolved, str):
+            raise error(f"{type(self).__name__} needs a URL root, got {resolved}")
+        self.root = resolved
+        self._fs = None
+        self._base = ""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": self.root, "_fs": None, "_base": ""}
+
+    @property
+    def fs(self) -> AbstractFileSystem:
+        if self._fs is None:
+            self._fs, self._base = filesystem(self.root)
+        return self._fs
