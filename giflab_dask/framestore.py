@@ -132,9 +132,113 @@ def open_entry_array(entry: str, name: str) -> zarr.Array:
     return zarr.open_array(store=_zarr_store(entry), path=name, mode="r", zarr_format=3)
 
 
+@dataclass(frozen=True)
+class _ChunkFiles:
+    """Where an entry array's chunk files are and how to decode one (the direct read path)."""
+
+    base: str  # the array's directory or URL; chunk files are ``base/<chunk key>``
+    shape: tuple[int, ...]
+    chunk: int  # frames per chunk
+    zero: tuple[int, ...]  # the chunk index of the non-time axes
+    encode_key: Any  # chunk index -> chunk key, as the array's metadata spells it
+    direct: bool  # codecs are exactly bytes + zstd: decode the file with numcodecs
+    fs: AbstractFileSystem | None  # a URL entry's filesystem (this process's options)
+    fs_base: str  # ``base`` inside ``fs``
+
+    def path(self, t: int) -> str:
+        return f"{self.base}/{self.encode_key((t, *self.zero))}"
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_files(entry: str, name: str) -> _ChunkFiles:
+    from zarr.codecs import BytesCodec, ZstdCodec
+
+    array = open_entry_array(entry, name)
+    codecs = array.metadata.codecs
+    direct = (
+        len(codecs) == 2
+        and isinstance(codecs[0], BytesCodec)
+        and isinstance(codecs[1], ZstdCodec)
+        and array.dtype == np.uint8
+    )
+    fs, fs_base = storage.filesystem(f"{entry}/{name}") if storage.is_url(entry) else (None, "")
+    return _ChunkFiles(
+        base=f"{entry}/{name}",
+        fs=fs,
+        fs_base=fs_base,
+        shape=tuple(array.shape),
+        chunk=int(array.chunks[0]),
+        zero=(0,) * (array.ndim - 1),
+        encode_key=array.metadata.encode_chunk_key,
+        direct=direct,
+    )
+
+
+def _read_chunk_file(files: _ChunkFiles, t: int) -> np.ndarray:
+    """Chunk ``t`` decoded straight from its file: Zarr's read path costs about twice as much
+    per chunk (its async store and codec pipeline), and reads are most of a warm run."""
+    from numcodecs import Zstd
+
+    path = files.path(t)
+    try:
+        if files.fs is not None:
+            data = files.fs.cat_file(f"{files.fs_base}/{files.encode_key((t, *files.zero))}")
+        else:
+            data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FrameStoreCorruptError(f"frame store chunk {path} is missing") from None
+    expected = files.chunk * int(np.prod(files.shape[1:], dtype=np.int64))
+    try:
+        raw = Zstd().decode(data)
+    except RuntimeError as exc:  # a zstd frame or content checksum error
+        raise FrameStoreCorruptError(f"frame store chunk {path} is corrupt: {exc}") from None
+    if len(raw) != expected:
+        raise FrameStoreCorruptError(
+            f"frame store chunk {path} decodes to {len(raw)} bytes, expected {expected}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8).reshape((files.chunk, *files.shape[1:]))
+
+
+def read_frames(entry: str, name: str, index: slice | np.ndarray) -> np.ndarray:
+    """Frames at ``index`` (a slice, or any frame numbers: repeated, unsorted) of array
+    ``name`` of a complete entry; each chunk holding a wanted frame is read once.
+
+    ``entry`` is the entry's local directory or the URL of its data directory. A missing or
+    corrupt chunk raises :class:`FrameStoreCorruptError` naming the file (never fill values).
+    """
+    files = _chunk_files(str(entry), name)
+    if not files.direct:  # an entry written with other codecs: Zarr decodes it
+        array = open_entry_array(str(entry), name)
+        if isinstance(index, slice):
+            return np.asarray(array[index])
+        wanted, inverse = np.unique(np.asarray(index), return_inverse=True)
+        return np.asarray(array.oindex[wanted])[inverse.ravel()]
+    if isinstance(index, slice):
+        frames = np.arange(files.shape[0])[index]
+    else:
+        frames = np.asarray(index, dtype=np.int64).ravel()
+        if frames.size and (frames.min() < 0 or frames.max() >= files.shape[0]):
+            raise IndexError(f"frame index out of range 0..{files.shape[0] - 1} for {entry}")
+    out = np.empty((len(frames), *files.shape[1:]), dtype=np.uint8)
+    if not len(frames):
+        return out
+    order = np.argsort(frames, kind="stable")
+    ordered = frames[order]
+    bounds = np.flatnonzero(np.diff(ordered // files.chunk)) + 1
+    for group in np.split(np.arange(len(ordered)), bounds):
+        t = int(ordered[group[0]] // files.chunk)
+        rows = ordered[group] - t * files.chunk
+        data = _read_chunk_file(files, t)
+        if np.array_equal(order[group], group) and rows[-1] - rows[0] + 1 == len(rows):
+            out[group[0] : group[-1] + 1] = data[rows[0] : rows[-1] + 1]  # a run: one copy
+        else:
+            out[order[group]] = data[rows]
+    return out
+
+
 def _read_entry_chunk(entry: str, name: str, start: int, stop: int) -> np.ndarray:
     """Frames ``[start, stop)`` of array ``name`` of a stored entry (a read task)."""
-    return np.asarray(open_entry_array(entry, name)[start:stop])
+    return read_frames(entry, name, slice(start, stop))
 
 
 def chunk_frames_for(height: int, width: int, chunk_mib: float | None = None) -> int:
@@ -186,20 +290,19 @@ class StoredGif:
     def shape(self) -> tuple[int, int, int, int]:
         return (self.n_frames, self.height, self.width, 3)
 
-    def _array(self, name: str) -> zarr.Array:
-        return zarr.open_array(store=_zarr_store(self.path), path=name, zarr_format=3)
-
     def _lazy(self, name: str, tag: str) -> da.Array:
-        graph_name = _name(name, self.key, tag)
-        if isinstance(self.path, Path):
-            import dask.array as da
-
-            return da.from_zarr(self._array(name), name=graph_name)
-        # A URL entry: each read task opens the store from the URL on the worker that runs it
-        # (with that worker's giflab.storage-options), so neither frames nor a filesystem
-        # object holding credentials travel in the graph.
+        # Each read task reads its chunk files by path or URL on the worker that runs it (with
+        # that worker's giflab.storage-options), so neither frames nor a filesystem object
+        # holding credentials travel in the graph.
         inner = self.shape[1:] if name == "frames" else self.shape[1:3]
-        return _url_array(str(self.path), name, self.n_frames, self.chunk_frames, inner, graph_name)
+        return _read_task_array(
+            str(self.path),
+            name,
+            self.n_frames,
+            self.chunk_frames,
+            inner,
+            _name(name, self.key, tag),
+        )
 
     def frames(self, tag: str = "") -> da.Array:
         """Lazy ``(T, H, W, 3)`` uint8 frames chunked like the store, named ``gif-frames-<key>``.
@@ -220,10 +323,10 @@ def _name(array: str, key: str, tag: str) -> str:
     return f"gif-{array}-{key}-{tag}" if tag else f"gif-{array}-{key}"
 
 
-def _url_array(
+def _read_task_array(
     entry: str, name: str, n: int, chunk: int, inner: tuple[int, ...], graph_name: str
 ) -> da.Array:
-    """A dask array whose tasks read time-chunks of ``entry``'s array ``name`` by URL."""
+    """A dask array whose tasks read time-chunks of ``entry``'s array ``name``."""
     import dask.array as da
     from dask.highlevelgraph import HighLevelGraph
 

@@ -115,9 +115,9 @@ def _read_chunk(
     entry = decoded[key]
     if not entry["ok"] or (array == "alpha" and not entry["has_alpha"]):
         return np.full(shape, fill, dtype=np.uint8)
-    from giflab_dask.framestore import open_entry_array
+    from giflab_dask.framestore import read_frames
 
-    return np.asarray(open_entry_array(entry["entry"], array)[start:stop])
+    return read_frames(entry["entry"], array, slice(start, stop))
 
 
 def root_token(*roots: str | os.PathLike[str]) -> str:
@@ -310,28 +310,16 @@ class _ChunkJob:
 def _read_frames(
     where: tuple[str, bool], index: slice | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """RGB frames (and alpha, if the entry has it) at ``index`` of a stored entry."""
-    from giflab_dask.framestore import open_entry_array
+    """RGB frames (and alpha, if the entry has it) at ``index`` of a stored entry.
+
+    Each chunk holding a wanted frame is read once: a compressed GIF with more frames than its
+    original is sampled, never read whole; frames shown more than once are read once.
+    """
+    from giflab_dask.framestore import read_frames
 
     entry, has_alpha = where
-    arrays = [open_entry_array(entry, "frames")]
-    if has_alpha:
-        arrays.append(open_entry_array(entry, "alpha"))
-    if isinstance(index, slice):
-        out = [np.asarray(a[index]) for a in arrays]
-    else:
-        # Each distinct frame is read once; a run of frames is one slice, otherwise only the
-        # chunks holding the wanted frames are read (a compressed GIF with more frames than
-        # its original is sampled, never read whole).
-        wanted, inverse = np.unique(index, return_inverse=True)
-        lo, hi = int(wanted[0]), int(wanted[-1]) + 1
-        if hi - lo == len(wanted):
-            out = [np.asarray(a[lo:hi]) for a in arrays]
-        else:
-            out = [np.asarray(a.oindex[wanted]) for a in arrays]
-        if not np.array_equal(wanted, index):  # frames shown more than once: repeat them
-            out = [x[inverse.ravel()] for x in out]
-    return out[0], (out[1] if has_alpha else None)
+    rgb = read_frames(entry, "frames", index)
+    return rgb, (read_frames(entry, "alpha", index) if has_alpha else None)
 
 
 def _pair_chunk(

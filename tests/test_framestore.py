@@ -15,7 +15,15 @@ import pytest
 
 from giflab_dask.decode import iter_frames
 from giflab_dask.errors import CacheIntegrityWarning, FrameStoreCorruptError
-from giflab_dask.framestore import MANIFEST, FrameStore, chunk_frames_for, decode_gif, open_frames
+from giflab_dask.framestore import (
+    MANIFEST,
+    FrameStore,
+    chunk_frames_for,
+    decode_gif,
+    open_entry_array,
+    open_frames,
+    read_frames,
+)
 from giflab_dask.keys import gif_key
 
 from .conftest import write_pillow_gif
@@ -131,6 +139,43 @@ def test_flipped_byte_fails_the_read_when_not_verified_on_open(anim_gif: Path) -
         reopened.frames().compute()
 
 
+@pytest.mark.parametrize(
+    "index",
+    [
+        slice(0, 11),
+        slice(3, 9),
+        slice(10, 11),
+        slice(5, 5),
+        np.array([0, 4, 8, 10]),  # one frame from each chunk
+        np.array([9, 2, 2, 7, 0, 10, 10]),  # unsorted, repeated
+        np.array([3, 4, 5, 6]),  # a run across a chunk boundary
+        np.array([], dtype=np.int64),
+    ],
+)
+def test_direct_chunk_reads_equal_zarr_reads(index, tmp_path: Path) -> None:
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=11, size=(40, 30), noise=True)
+    with dask.config.set({"giflab.framestore.chunk-mib": 4 * 40 * 30 * 3 / 2**20}):
+        stored = decode_gif(gif)
+    array = open_entry_array(str(stored.path), "frames")
+    expected = array[index] if isinstance(index, slice) else array.get_orthogonal_selection(index)
+    got = read_frames(str(stored.path), "frames", index)
+    assert got.dtype == np.uint8 and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_direct_reads_name_a_corrupt_chunk(anim_gif: Path) -> None:
+    stored = FrameStore().ensure(anim_gif)
+    chunk = _chunk_files(stored.path)[0]
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(FrameStoreCorruptError, match=f"{chunk.name}.* corrupt"):
+        read_frames(str(stored.path), "frames", slice(0, 1))
+    chunk.write_bytes(bytes(data[: len(data) // 2]))  # truncated
+    with pytest.raises(FrameStoreCorruptError, match="corrupt"):
+        read_frames(str(stored.path), "frames", slice(0, 1))
+
+
 def test_missing_chunk_is_detected(anim_gif: Path) -> None:
     store = FrameStore()
     stored = store.ensure(anim_gif)
@@ -139,6 +184,8 @@ def test_missing_chunk_is_detected(anim_gif: Path) -> None:
     assert reopened is not None
     with pytest.raises(FrameStoreCorruptError, match="missing"):
         reopened.frames().compute()  # never silently zeros
+    with pytest.raises(FrameStoreCorruptError, match="missing"):
+        read_frames(str(stored.path), "frames", np.array([0]))
     with pytest.warns(CacheIntegrityWarning, match="missing"):
         assert store.open(stored.key, verify="size") is None
     assert store.ensure(anim_gif).frames().shape[0] == 6
