@@ -51,8 +51,8 @@ def _warm():
     # SSIM kernel too (importing numba and loading the compiled kernel: ~1.4 s per process)
     import zarr, giflab_dask.framestore
     import giflab_dask.kernels.structural, giflab_dask.kernels.fidelity
-    from giflab_dask.kernels import _ssim_numba
-    _ssim_numba.load()
+    from giflab_dask.kernels import _numba
+    _numba.load()
     return True
 def _frames(r):
     return sum(int(o.result.summaries["original_frames"]) for o in r.outcomes if o.result)

@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image, ImageSequence
 from skimage.metrics import structural_similarity
-from giflab_dask.kernels import _ssim_numba
+from giflab_dask.kernels import _numba
 from giflab_dask.kernels._luma import luma
 from giflab_dask.kernels.structural import ssim
 def frames(path):
@@ -59,7 +59,7 @@ impls = {
     "numpy": lambda x, y: ssim(x, y, backend="numpy"),
 }
 t0 = time.perf_counter()
-if _ssim_numba.load() is not None:
+if _numba.load() is not None:
     impls["numba"] = lambda x, y: ssim(x, y, backend="numba")
 numba_load_s = time.perf_counter() - t0
 blocks = [(a[i:i + block], b[i:i + block]) for i in range(0, n, block)]
@@ -90,10 +90,10 @@ if sys.argv[4] == "numpy":
     sys.modules["numba"] = None  # as if numba were not installed: the numpy fallback
 dask.config.set({"giflab.cache-dir": sys.argv[3]})
 from giflab_dask.framestore import decode_gif
-from giflab_dask.kernels import _ssim_numba
+from giflab_dask.kernels import _numba
 from giflab_dask.pipeline import validate_pair
 a, b = decode_gif(sys.argv[1]), decode_gif(sys.argv[2])  # frames in the store, like the lists
-uses_numba = _ssim_numba.load() is not None  # import + cache load, outside the timed region
+uses_numba = _numba.load() is not None  # import + cache load, outside the timed region
 base = _rss_mib()
 seconds = []
 for _ in range(2):  # the 1st run in a process also pays one-off lazy imports (dask.array, ...)
@@ -111,10 +111,10 @@ import numpy as np
 t0 = time.perf_counter()
 import numba
 import_s = time.perf_counter() - t0
-from giflab_dask.kernels import _ssim_numba
+from giflab_dask.kernels import _numba
 from giflab_dask.kernels.structural import ssim
 t0 = time.perf_counter()
-_ssim_numba.load()
+_numba.load()
 load_s = time.perf_counter() - t0
 x = np.zeros((1, 16, 16, 3), np.uint8)
 t0 = time.perf_counter()

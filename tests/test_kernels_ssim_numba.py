@@ -1,4 +1,5 @@
-"""The optional numba SSIM kernel against the numpy kernel and scikit-image, and the dispatch.
+"""The optional numba kernels (SSIM, squared error) against the numpy kernels and
+scikit-image, and the dispatch.
 
 numba is an optional extra (``pip install 'giflab-dask[numba]'``): tests that need it skip
 with that reason when it is not installed; the tests of the fallback run either way. Speed is
@@ -16,12 +17,12 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from giflab_dask.kernels import _ssim_numba, structural
+from giflab_dask.kernels import _numba, structural
 from giflab_dask.kernels._luma import luma
 from giflab_dask.kernels.structural import ssim
 
 requires_numba = pytest.mark.skipif(
-    not _ssim_numba.available(),
+    not _numba.available(),
     reason="numba is not installed (optional: pip install 'giflab-dask[numba]'); the numpy "
     "SSIM kernel is tested in test_kernels_structural.py",
 )
@@ -142,11 +143,48 @@ def test_numba_block_equals_frames_alone_and_layout_is_irrelevant() -> None:
 
 def test_constants_are_the_numpy_kernels() -> None:
     """The numba kernel repeats the numpy kernel's float32 constants (no import cycle)."""
-    fast = (_ssim_numba._C1_HALF, _ssim_numba._C2_HALF, _ssim_numba._C1_FULL, _ssim_numba._C2_FULL)
+    fast = (_numba._C1_HALF, _numba._C2_HALF, _numba._C1_FULL, _numba._C2_FULL)
     c1, c2 = structural._c1, structural._c2
     assert fast == tuple(np.float32(c) for c in (c1 / 2, c2 / 2, c1, c2))
-    assert _ssim_numba._WIN == structural._WIN
-    assert (_ssim_numba._LUMA_R, _ssim_numba._LUMA_G, _ssim_numba._LUMA_B) == (9798, 19235, 3735)
+    assert _numba._WIN == structural._WIN
+    assert (_numba._LUMA_R, _numba._LUMA_G, _numba._LUMA_B) == (9798, 19235, 3735)
+
+
+# ------------------------------------------------------------------------------ squared error
+
+
+@requires_numba
+@pytest.mark.parametrize("shape", [(1, 1), (7, 40), (97, 131), (270, 480)])
+def test_numba_sse_equals_numpy_exactly_and_skimage(shape: tuple[int, int]) -> None:
+    from skimage.metrics import mean_squared_error
+
+    from giflab_dask.kernels import fidelity
+
+    for _, a, b in _pairs(shape, seed=5):
+        fast = _numba.sse(a, b)
+        assert fast is not None and fast.dtype == np.float64
+        np.testing.assert_array_equal(fast, fidelity._sse(a, b, backend="numpy"))
+        n = a[0].size
+        for i in range(a.shape[0]):
+            assert fast[i] / n == pytest.approx(mean_squared_error(a[i], b[i]), rel=1e-12)
+    # a non-contiguous view (every other frame) gives the same integers
+    a, b = _pairs(shape, seed=6, t=4)[1][1:]
+    np.testing.assert_array_equal(_numba.sse(a[::2], b[::2]), fidelity._sse(a[::2], b[::2]))
+    empty = np.zeros((0, *shape, 3), np.uint8)
+    assert _numba.sse(empty, empty).shape == (0,)
+
+
+def test_fidelity_without_numba_gives_the_same_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from giflab_dask.kernels import fidelity
+
+    _, a, b = _pairs((20, 30), seed=7)[1]
+    expected = [fidelity.mse(a, b), fidelity.psnr(a, b)]
+    monkeypatch.setattr(_numba, "_kernel", None)
+    monkeypatch.setattr(_numba, "_sse_kernel", None)
+    monkeypatch.setattr(_numba, "_import_error", "ImportError: No module named 'numba'")
+    assert _numba.sse(a, b) is None
+    np.testing.assert_array_equal(fidelity.mse(a, b), expected[0])
+    np.testing.assert_array_equal(fidelity.psnr(a, b), expected[1])
 
 
 # ----------------------------------------------------------------------------------- threads
@@ -154,7 +192,7 @@ def test_constants_are_the_numpy_kernels() -> None:
 
 @requires_numba
 def test_numba_kernel_releases_the_gil_and_is_thread_safe() -> None:
-    kernel = _ssim_numba.load()
+    kernel = _numba.load()
     assert kernel is not None
     assert kernel.targetoptions.get("nogil") is True  # dask threads run it in parallel
     rng = np.random.default_rng(11)
@@ -172,13 +210,13 @@ def test_numba_kernel_releases_the_gil_and_is_thread_safe() -> None:
 @requires_numba
 def test_auto_uses_numba_when_available(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    original = _ssim_numba.ssim_uniform
+    original = _numba.ssim_uniform
 
     def spy(a, b):
         calls.append(a.shape)
         return original(a, b)
 
-    monkeypatch.setattr(_ssim_numba, "ssim_uniform", spy)
+    monkeypatch.setattr(_numba, "ssim_uniform", spy)
     a = _gradient(np.random.default_rng(2), 2, 20, 30)
     ssim(a, a)
     ssim(a, a, backend="auto")
@@ -189,8 +227,8 @@ def test_auto_uses_numba_when_available(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_without_numba_auto_falls_back_and_numba_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_ssim_numba, "_kernel", None)
-    monkeypatch.setattr(_ssim_numba, "_import_error", "ImportError: No module named 'numba'")
+    monkeypatch.setattr(_numba, "_kernel", None)
+    monkeypatch.setattr(_numba, "_import_error", "ImportError: No module named 'numba'")
     _, a, b = _pairs((20, 30), seed=4)[0]
     np.testing.assert_array_equal(ssim(a, b), ssim(a, b, backend="numpy"))
     with pytest.raises(ImportError, match=r"backend='numba' needs numba.*giflab-dask\[numba\]"):
@@ -210,13 +248,13 @@ def test_kernels_import_without_numba_and_do_not_import_it_eagerly() -> None:
         """
         import sys
         import numpy as np
-        from giflab_dask.kernels import structural, _ssim_numba
+        from giflab_dask.kernels import structural, _numba
         assert "numba" not in sys.modules, "numba imported eagerly"
         sys.modules["numba"] = None  # what an absent numba looks like to import
         a = np.random.default_rng(0).integers(0, 256, (2, 16, 20, 3), dtype=np.uint8)
         b = a[::-1].copy()
         assert np.array_equal(structural.ssim(a, b), structural.ssim(a, b, backend="numpy"))
-        assert _ssim_numba.load() is None and "numba" in _ssim_numba.import_error()
+        assert _numba.load() is None and "numba" in _numba.import_error()
         try:
             structural.ssim(a, b, backend="numba")
         except ImportError as exc:

@@ -19,6 +19,7 @@ import numbers
 
 import numpy as np
 
+from . import _numba
 from ._luma import check_pair
 
 __all__ = [
@@ -66,8 +67,16 @@ def _check_cap(cap_db, name: str = "cap_db") -> float | None:
     return float(cap_db)
 
 
-def _sse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact per-frame sum of squared differences, as float64 ``(t,)``."""
+def _sse(a: np.ndarray, b: np.ndarray, *, backend: str = "auto") -> np.ndarray:
+    """Exact per-frame sum of squared differences, as float64 ``(t,)``.
+
+    ``backend="auto"`` uses the numba kernel when numba is usable (one pass, ~5x faster),
+    else numpy; both sum the same integers exactly, so the values are identical.
+    """
+    if backend == "auto":
+        values = _numba.sse(a, b)
+        if values is not None:
+            return values
     t = a.shape[0]
     out = np.empty(t, dtype=np.float64)
     if t == 0:

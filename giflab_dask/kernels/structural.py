@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import correlate1d
 
-from . import _ssim_numba
+from . import _numba
 from ._luma import LumaConverter, check_pair
 
 __all__ = ["GIFLAB_OUTPUT_NAMES", "MS_SSIM_WEIGHTS", "ms_ssim", "ssim"]
@@ -257,7 +257,7 @@ def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto")
         inside the frame (5-pixel border cropped).
     backend : {"auto", "numba", "numpy"}, optional
         Implementation of the uniform window (the Gaussian one is numpy only): ``"numba"``
-        the fused kernel of :mod:`giflab_dask.kernels._ssim_numba` (optional dependency;
+        the fused kernel of :mod:`giflab_dask.kernels._numba` (optional dependency;
         raises ``ImportError`` when numba is unusable), ``"numpy"`` the vectorised numpy
         kernel, ``"auto"`` numba when it can be imported, else numpy. Not part of the
         metric's definition: both compute the same exact integer window sums and the same
@@ -301,12 +301,12 @@ def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto")
             out[i] = kernel(x, y)[0]
     else:
         if backend != "numpy":
-            values = _ssim_numba.ssim_uniform(a, b)
+            values = _numba.ssim_uniform(a, b)
             if values is not None:
                 return values
             if backend == "numba":
                 raise ImportError(
-                    f"ssim: backend='numba' needs numba ({_ssim_numba.import_error()}). "
+                    f"ssim: backend='numba' needs numba ({_numba.import_error()}). "
                     "Install it with pip install 'giflab-dask[numba]', or use backend='auto' "
                     "(numba when available, else numpy) or 'numpy'; the values are the same."
                 )

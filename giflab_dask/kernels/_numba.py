@@ -1,12 +1,14 @@
-"""Fused numba kernel for the uniform-window SSIM (optional accelerator of ``structural.ssim``).
+"""Numba kernels: the fused uniform-window SSIM (accelerating ``structural.ssim``) and the
+per-frame sum of squared errors (accelerating ``fidelity``'s MSE, RMSE and PSNR).
 
 Numba is an optional dependency: this module imports without it, and numba itself is imported
-only on first use (:func:`ssim_uniform`), never at import time. :func:`load` compiles the kernel
-once per process (``cache=True``: later processes load the machine code from numba's cache
-instead of compiling) behind a lock, so concurrent first calls from dask threads compile once.
+only on first use (:func:`ssim_uniform`, :func:`sse`), never at import time. :func:`load`
+compiles the kernels once per process (``cache=True``: later processes load the machine code
+from numba's cache instead of compiling) behind a lock, so concurrent first calls from dask
+threads compile once.
 
-What it computes is exactly what ``structural._UniformSSIM`` computes, fused into one pass per
-frame with buffers allocated once per block:
+The SSIM kernel computes exactly what ``structural._UniformSSIM`` computes, fused into one
+pass per frame with buffers allocated once per block:
 
 * luma with OpenCV's fixed-point formula ``(9798 R + 19235 G + 3735 B + 2**14) >> 15`` in
   integers, into int32 planes (the numpy kernel's float32 dot product is exact, so both give
@@ -37,7 +39,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["available", "import_error", "load", "loaded", "ssim_uniform"]
+__all__ = ["available", "import_error", "load", "loaded", "sse", "ssim_uniform"]
 
 _WIN = 7
 _NP = _WIN * _WIN
@@ -51,9 +53,11 @@ _C2_FULL = np.float32(_C2 * _NP * (_NP - 1))
 _LUMA_R, _LUMA_G, _LUMA_B, _LUMA_HALF = 9798, 19235, 3735, 16384
 
 _SIGNATURE = "void(uint8[:, :, :, ::1], uint8[:, :, :, ::1], float64[::1])"
+_SSE_SIGNATURE = "void(uint8[:, ::1], uint8[:, ::1], float64[::1])"
 
 _lock = threading.Lock()
 _kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
+_sse_kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
 _import_error: str | None = None
 
 
@@ -151,6 +155,22 @@ def _ssim_block(a, b, out):  # pragma: no cover - compiled by numba, run as mach
         out[i] = 4.0 * total / (hv * wv)
 
 
+def _sse_block(a, b, out):  # pragma: no cover - compiled by numba, run as machine code
+    """Exact sum of squared differences of each row of two C-contiguous (t, n) uint8 arrays.
+
+    Differences are int32 and squares summed in int64, exact (at most 65025 per value) as in
+    ``fidelity._sse``; stored as float64, exact below 2**53. One pass over the bytes instead of
+    numpy's three (subtract, multiply, reduce through int16/int32 temporaries): ~5x faster.
+    """
+    t, n = a.shape
+    for i in range(t):
+        total = 0
+        for j in range(n):
+            d = np.int32(a[i, j]) - np.int32(b[i, j])
+            total += d * d
+        out[i] = total
+
+
 def available() -> bool:
     """Whether numba is installed (checked without importing it)."""
     return importlib.util.find_spec("numba") is not None
@@ -167,7 +187,8 @@ def loaded() -> bool:
 
 
 def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
-    """The compiled block kernel, compiling it on first call; ``None`` when numba is unusable.
+    """The compiled SSIM block kernel, compiling the kernels on first call (the SSE kernel is
+    compiled with it); ``None`` when numba is unusable.
 
     Thread-safe: concurrent first calls wait for one compilation. Later processes load the
     compiled code from numba's on-disk cache (``cache=True``: the ``__pycache__`` folder next
@@ -175,7 +196,7 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
     numba cannot be imported (the normal case without the optional extra) or the kernel does
     not compile (a ``RuntimeWarning`` says why); :func:`import_error` gives the reason.
     """
-    global _kernel, _import_error
+    global _kernel, _sse_kernel, _import_error
     if _kernel is not None:
         return _kernel
     with _lock:
@@ -186,13 +207,19 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
                 _import_error = f"{type(exc).__name__}: {exc}"
                 return None
             options = {"nogil": True, "error_model": "numpy"}
-            try:
+
+            def compile_(signature: str, function: Callable[..., None]) -> Callable[..., None]:
                 try:
-                    _kernel = numba.njit(_SIGNATURE, cache=True, **options)(_ssim_block)
+                    return numba.njit(signature, cache=True, **options)(function)
                 except Exception:  # no writable cache location: compile for this process only
-                    _kernel = numba.njit(_SIGNATURE, cache=False, **options)(_ssim_block)
+                    return numba.njit(signature, cache=False, **options)(function)
+
+            try:
+                _sse_kernel = compile_(_SSE_SIGNATURE, _sse_block)
+                _kernel = compile_(_SIGNATURE, _ssim_block)
             except Exception as exc:
-                _import_error = f"numba could not compile the SSIM kernel: {exc}"
+                _sse_kernel = None
+                _import_error = f"numba could not compile its kernels: {exc}"
                 warnings.warn(
                     f"{_import_error}; using the numpy kernel (same values, slower).",
                     RuntimeWarning,
@@ -219,4 +246,19 @@ def ssim_uniform(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     out = np.empty(a.shape[0], dtype=np.float64)
     if a.shape[0]:
         kernel(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+    return out
+
+
+def sse(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """Exact per-frame sum of squared differences of two validated uint8 blocks of equal
+    shape ``(t, ...)``, as float64 ``(t,)``; ``None`` when numba is unusable (the caller uses
+    the numpy kernel, which gives the same integers)."""
+    if load() is None or _sse_kernel is None:
+        return None
+    t = a.shape[0]
+    out = np.empty(t, dtype=np.float64)
+    if t:
+        _sse_kernel(
+            np.ascontiguousarray(a).reshape(t, -1), np.ascontiguousarray(b).reshape(t, -1), out
+        )
     return out
