@@ -4,8 +4,10 @@
 
 * cold: empty caches, ``validate_batch`` with the SSIM+PSNR+MSE trio (decode included);
 * hot: the same batch again (every node is a lookup);
-* warm: one metric's parameter changed (PSNR's cap, 100 -> 99 dB): only PSNR recomputes, from
-  frames already in the frame store;
+* warm: one metric's parameter changed (PSNR's cap, 100 -> 99 dB): only PSNR recomputes; PSNR
+  is a function of MSE, so it is derived from the stored MSE vectors and reads no frame;
+* warm from frames: the same change with the MSE nodes removed first (metrics ssim+psnr), so
+  PSNR is computed from frames already in the frame store (read, align, kernel);
 * plain loop: Pillow decodes each GIF of each pair into a list, then scikit-image SSIM (OpenCV
   luma), PSNR and MSE per frame, pair after pair — the way GifLab computes them.
 Each run is its own child process; prints seconds, ratios and peak RSS.
@@ -70,6 +72,12 @@ pairs = read_manifest(sys.argv[1])
 metrics = ["ssim", "psnr", "mse"]
 if sys.argv[3] == "warm":
     metrics[1] = get_metric("psnr").with_params(cap_db=99.0)
+if sys.argv[3] == "warm-frames":
+    import json, pathlib
+    for doc in pathlib.Path(sys.argv[2], "results").rglob("*.json"):
+        if json.loads(doc.read_text())["data"].get("metric") == "mse":
+            doc.unlink()
+    metrics = ["ssim", get_metric("psnr").with_params(cap_db=98.0)]
 base = _rss_mib()
 t0 = time.perf_counter()
 r = validate_batch(pairs, metrics=metrics)
@@ -122,13 +130,15 @@ def main() -> None:
         cold = run_child(GIFLAB, str(manifest), cache, "cold")
         hot = run_child(GIFLAB, str(manifest), cache, "hot")
         warm = run_child(GIFLAB, str(manifest), cache, "warm")
+        warm_frames = run_child(GIFLAB, str(manifest), cache, "warm-frames")
         plain = run_child(PLAIN, str(manifest))
     print(f"batch: 40 pairs, {cold['frames']} original frames, metrics ssim+psnr+mse")
     print(f"{'run':<34}{'seconds':>9}{'x cold':>9}{'frames/s':>10}{'peak RSS MiB':>14}")
     runs = [
         ("cold (decode + metrics)", cold),
         ("hot (same batch again)", hot),
-        ("warm (psnr cap_db=99)", warm),
+        ("warm (psnr cap_db=99, from mse)", warm),
+        ("warm (psnr cap_db=98, from frames)", warm_frames),
         ("plain loop (Pillow + skimage)", plain),
     ]
     for name, r in runs:
@@ -141,9 +151,10 @@ def main() -> None:
     psnr_share = inside.get("psnr-frame", 0.0) / total
     shared = (inside.get("read", 0.0) + inside.get("align", 0.0)) / total
     print(
-        f"warm / cold = {warm['seconds'] / cold['seconds']:.2%}; PSNR's share of cold task "
-        f"time {psnr_share:.2%}, plus reading + aligning frames {shared:.2%} "
-        f"(= {psnr_share + shared:.2%})"
+        f"warm / cold = {warm['seconds'] / cold['seconds']:.2%} (target <= PSNR's share of cold "
+        f"task time {psnr_share:.2%}); from frames: "
+        f"{warm_frames['seconds'] / cold['seconds']:.2%} (PSNR's share plus reading + aligning "
+        f"the frames {shared:.2%} = {psnr_share + shared:.2%})"
     )
     print(
         "cold task seconds by prefix: "
@@ -154,6 +165,7 @@ def main() -> None:
     print(f"plain / cold = {plain['seconds'] / cold['seconds']:.2f}x (target >= 3x)")
     print(f"cold: {cold['stats']}")
     print(f"hot:  {hot['stats']}")
+    print(f"warm: {warm['stats']}")
 
 
 if __name__ == "__main__":

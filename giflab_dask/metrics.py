@@ -64,6 +64,13 @@ class MetricSpec:
     # Pair-level values from the whole (T, k) per-frame matrix, for metrics whose summary is
     # not a statistic of one vector (GifLab's temporal consistency, ΔE over all pixels).
     pair_summary: Callable[[np.ndarray], dict[str, float]] | str | None = None
+    # A metric whose per-frame values are a function of another metric's (PSNR of MSE): when
+    # that metric's node (at its registered parameters) is already stored, the batch computes
+    # this one from its stored vector, ``derive(vector, **params)`` -> ``(t,)`` or ``(t, k)``,
+    # reading no frame. The function must give exactly what the kernel gives (tests check),
+    # so it is not part of the cache key.
+    derive_from: str | None = None
+    derive: Callable[..., np.ndarray] | str | None = None
 
     def __post_init__(self) -> None:
         if not self.name.replace("_", "").isalnum():
@@ -81,6 +88,12 @@ class MetricSpec:
         if self.pair_summary is None or callable(self.pair_summary):
             return self.pair_summary
         module, _, attr = self.pair_summary.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def resolve_derive(self) -> Callable[..., np.ndarray] | None:
+        if self.derive is None or callable(self.derive):
+            return self.derive
+        module, _, attr = self.derive.partition(":")
         return getattr(importlib.import_module(module), attr)
 
     def with_params(self, **params: Any) -> MetricSpec:
@@ -125,9 +138,11 @@ _BUILTIN = [
     MetricSpec("mse", f"{_K}.fidelity:mse", higher_is_better=False,
                description="mean squared error over RGB"),
     MetricSpec("rmse", f"{_K}.fidelity:rmse", higher_is_better=False,
-               description="root mean squared error over RGB"),
+               description="root mean squared error over RGB",
+               derive_from="mse", derive=f"{_K}.fidelity:rmse_of_mse"),
     MetricSpec("psnr", f"{_K}.fidelity:psnr", params={"cap_db": 100.0},
-               description="PSNR over RGB in dB, 100 dB for identical frames (GifLab's cap)"),
+               description="PSNR over RGB in dB, 100 dB for identical frames (GifLab's cap)",
+               derive_from="mse", derive=f"{_K}.fidelity:psnr_of_mse"),
     MetricSpec("ssim", f"{_K}.structural:ssim", params={"gaussian": False},
                description="SSIM on OpenCV luma, scikit-image defaults (GifLab's definition)"),
     MetricSpec("ms_ssim", f"{_K}.structural:ms_ssim",
@@ -165,7 +180,8 @@ _BUILTIN = [
 
 _EXTRA = [
     MetricSpec("psnr_normalized", f"{_K}.fidelity:psnr_normalized", params={"max_db": 50.0},
-               description="GifLab's normalised PSNR, dB/50 clamped to [0, 1] (GifLab's 'psnr')"),
+               description="GifLab's normalised PSNR, dB/50 clamped to [0, 1] (GifLab's 'psnr')",
+               derive_from="mse", derive=f"{_K}.fidelity:psnr_normalized_of_mse"),
 ]  # fmt: skip
 
 

@@ -45,7 +45,14 @@ from giflab_dask.align import (
 )
 from giflab_dask.errors import GiflabError
 from giflab_dask.inputs import PairInput
-from giflab_dask.metrics import BoundMetric, MetricSpec, measure_block, per_frame, resolve_metrics
+from giflab_dask.metrics import (
+    BoundMetric,
+    MetricSpec,
+    get_metric,
+    measure_block,
+    per_frame,
+    resolve_metrics,
+)
 from giflab_dask.reduce import composite_quality, psnr_from_mse, summarize
 from giflab_dask.results import PairResult
 from giflab_dask.resultstore import ResultStore, node_key
@@ -381,9 +388,6 @@ def _write_from_chunks(
 ) -> dict[str, Any]:
     """The ``result-write`` task: one metric node of one pair from its ``pair-metrics``
     chunks (summaries included), persisted unless a decode failed or the kernel raised."""
-    from giflab_dask.cluster import activity
-    from giflab_dask.reduce import _summarize_values
-
     failed = [d["error"] for d in decoded if d is not None and not d["ok"]]
     if failed:
         return {"ok": False, "error": "; ".join(failed)}
@@ -397,8 +401,18 @@ def _write_from_chunks(
         for chunk in chunks
         if chunk is not None
     )
+    matrix = np.concatenate([np.asarray(v, dtype=np.float64) for v in values], axis=0)
+    return _persist_node(root, key, spec, matrix, measured, started)
+
+
+def _persist_node(
+    root: str, key: str, spec: MetricSpec, matrix: np.ndarray, measured: float, started: float
+) -> dict[str, Any]:
+    """Summarise a metric's ``(T, k)`` per-frame matrix and store the node."""
+    from giflab_dask.cluster import activity
+    from giflab_dask.reduce import _summarize_values
+
     with activity("summary"):
-        matrix = np.concatenate([np.asarray(v, dtype=np.float64) for v in values], axis=0)
         vectors = {name: matrix[:, j] for j, name in enumerate(spec.outputs)}
         stats = [_summarize_values(vectors[name]) for name in spec.outputs]
         pair_summary = spec.resolve_pair_summary()
@@ -416,6 +430,46 @@ def _write_from_chunks(
     }
     ResultStore(root).put(key, "metric", data)
     return {"ok": True, "summary": _node_summaries(data), "extra": extra}
+
+
+def _write_derived(root: str, key: str, spec: MetricSpec, parent: np.ndarray) -> dict[str, Any]:
+    """The ``result-write`` task of a metric derived from a stored node's per-frame vector
+    (PSNR from MSE, ``MetricSpec.derive``): no frame is read."""
+    started = time.perf_counter()
+    derive = spec.resolve_derive()
+    assert derive is not None
+    matrix = np.asarray(derive(parent, **spec.params), dtype=np.float64).reshape(len(parent), -1)
+    return _persist_node(root, key, spec, matrix, 0.0, started)
+
+
+def _derivable(
+    specs: Sequence[MetricSpec],
+    requested: Sequence[MetricSpec],
+    keys: tuple[str, str],
+    options: AlignOptions,
+    results: ResultStore,
+    found: Mapping[str, Mapping[str, Any]],
+) -> dict[str, np.ndarray]:
+    """Which of ``specs`` can be derived from a stored node, with that node's per-frame
+    vector: the parent as requested in this batch, else at its registered parameters."""
+    out: dict[str, np.ndarray] = {}
+    for spec in specs:
+        parent = spec.derive_from
+        if parent is None or spec.derive is None:
+            continue
+        if parent in found:
+            data: Mapping[str, Any] | None = found[parent]
+        else:
+            parent_spec = next((s for s in requested if s.name == parent), None)
+            try:
+                parent_spec = parent_spec or get_metric(parent)
+            except GiflabError:
+                continue
+            data = results.get(_metric_node_key(*keys, options, parent_spec))
+        output = (data or {}).get("outputs", {}).get(parent)
+        if output is not None:
+            out[spec.name] = np.asarray(output["per_frame"], dtype=np.float64)
+    return out
 
 
 def _pair_writes(
@@ -805,6 +859,9 @@ def plan_batch(
         return layout
 
     # Pass 1: keys, lookups, and which GIFs the graph must decode.
+    from dask.delayed import Delayed
+
+    derived_writes: dict[tuple[int, str], Delayed] = {}
     stored_gifs: dict[str, StoredGif | None] = {}
     to_build: list[tuple[int, list[MetricSpec]]] = []
     pending: dict[str, tuple[Path, Path]] = {}
@@ -835,8 +892,19 @@ def plan_batch(
             outcome.extra.update(data.get("pair_summary", {}))
             if "sample" in data:
                 outcome.sample[name] = data["sample"]
+        if use_cache and not refresh and sample is None and missing_specs:
+            # A metric that is a function of a stored node (PSNR of MSE) reads no frame.
+            pair_keys = (o_key, c_key)
+            parents = _derivable(missing_specs, specs, pair_keys, options, results, stored_nodes)
+            for spec in missing_specs:
+                if spec.name in parents:
+                    node = outcome.metric_keys[spec.name]
+                    write_key = f"result-write-{node}-{root_token(results.root)}"
+                    task = (_write_derived, str(results.root), node, spec, parents[spec.name])
+                    derived_writes[(index, spec.name)] = Delayed(write_key, {write_key: task})
+            missing_specs = [s for s in missing_specs if s.name not in parents]
         if outcome.alignment is not None and not missing_specs:
-            continue  # a pure lookup: no frame is read, no task is built
+            continue  # lookups and derivations: no frame is read
         try:
             for path, key in ((outcome.input.original, o_key), (outcome.input.compressed, c_key)):
                 if key not in stored_gifs:
@@ -869,7 +937,7 @@ def plan_batch(
     # Pass 2: the graph. One pair-metrics task per pair and time chunk reads, aligns and
     # measures its frames after both decodes of the pair (decision 32); sampled nodes still go
     # through the lazy arrays of align().
-    writes: dict[tuple[int, str], Delayed] = {}
+    writes: dict[tuple[int, str], Delayed] = dict(derived_writes)
     decode_keys = {decode_task_key(k, root) for k, (_, root) in pending.items()}
 
     def gif_for(path: str, key: str, barrier: DecodeBarrier | None) -> StoredGif | PendingGif:

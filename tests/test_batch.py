@@ -105,6 +105,40 @@ def test_changing_one_metric_parameter_recomputes_only_that_metric(demo: Path) -
         assert a.result.summaries["ssim_mean"] != b.result.summaries["ssim_mean"]
 
 
+def _graph_prefixes(plan) -> set[str]:
+    from dask.utils import key_split
+
+    return {key_split(k) for d in plan.dask_objects() for k in d.__dask_graph__()}
+
+
+def test_psnr_with_a_new_cap_is_derived_from_stored_mse_without_reading_frames(
+    demo: Path,
+) -> None:
+    pairs = collect_pairs(demo)
+    validate_batch(pairs, metrics="ssim,mse,psnr")
+    specs = ["ssim", "mse", get_metric("psnr").with_params(cap_db=30.0), "rmse", "psnr_normalized"]
+    plan = plan_batch(pairs, metrics=specs)
+    assert plan.n_decode_tasks == 0
+    assert {metric for _, metric in plan.writes} == {"psnr", "rmse", "psnr_normalized"}
+    assert _graph_prefixes(plan) == {"result-write"}  # no pair-metrics task: no frame read
+    derived = plan.compute()
+    # the same nodes computed from the frames (use_cache=False derives nothing)
+    direct = validate_batch(pairs, metrics=specs, use_cache=False)
+    for a, b in zip(derived.outcomes, direct.outcomes, strict=True):
+        assert a.result is not None and b.result is not None
+        for name in ("psnr", "rmse", "psnr_normalized"):
+            np.testing.assert_array_equal(a.result.per_frame[name], b.result.per_frame[name])
+            assert a.result.summaries[f"{name}_mean"] == b.result.summaries[f"{name}_mean"]
+        assert max(a.result.per_frame["psnr"]) <= 30.0
+    # MSE need not be requested: its stored node (registered parameters) is found
+    plan = plan_batch(pairs, metrics=[get_metric("psnr").with_params(cap_db=31.0)])
+    assert _graph_prefixes(plan) == {"result-write"}
+    # without a stored MSE node, PSNR is computed from the frames
+    ResultStore().clear()
+    plan = plan_batch(pairs, metrics=[get_metric("psnr").with_params(cap_db=31.0)])
+    assert "pair-metrics" in _graph_prefixes(plan)
+
+
 def test_adding_pairs_computes_only_the_new_ones(demo: Path) -> None:
     pairs = collect_pairs(demo)
     validate_batch(pairs[:3], metrics=METRICS)

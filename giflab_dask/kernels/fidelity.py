@@ -30,7 +30,10 @@ __all__ = [
     "psnr",
     "psnr_from_mse",
     "psnr_normalized",
+    "psnr_normalized_of_mse",
+    "psnr_of_mse",
     "rmse",
+    "rmse_of_mse",
 ]
 
 #: Peak value of 8-bit data: PSNR's data range.
@@ -137,7 +140,40 @@ def rmse(original, compressed) -> np.ndarray:
     GifLab ``giflab.metrics.rmse`` (output ``rmse``).
     """
     check_pair(original, compressed, "rmse")
-    return np.sqrt(mse(original, compressed))
+    return rmse_of_mse(mse(original, compressed))
+
+
+# Per-frame transforms of MSE: the kernels below are these applied to :func:`mse`, and the
+# batch applies them to a stored MSE vector instead when it has one (MetricSpec.derive), so a
+# changed PSNR cap reads no frame; both ways give the same floats.
+
+
+def rmse_of_mse(mse_values: np.ndarray) -> np.ndarray:
+    """RMSE per frame from MSE per frame (``(t,)`` float64)."""
+    return np.sqrt(np.asarray(mse_values, dtype=np.float64))
+
+
+def psnr_of_mse(mse_values: np.ndarray, *, cap_db: float | None = PSNR_CAP_DB) -> np.ndarray:
+    """:func:`psnr` per frame from MSE per frame (``(t,)`` float64)."""
+    return np.asarray(psnr_from_mse(np.asarray(mse_values, dtype=np.float64), cap_db=cap_db))
+
+
+def psnr_normalized_of_mse(
+    mse_values: np.ndarray, *, max_db: float = PSNR_NORMALIZATION_DB
+) -> np.ndarray:
+    """:func:`psnr_normalized` per frame from MSE per frame (``(t,)`` float64)."""
+    if (
+        isinstance(max_db, bool)
+        or not isinstance(max_db, numbers.Real)
+        or not math.isfinite(max_db)
+        or max_db <= 0
+    ):
+        raise ValueError(
+            f"psnr_normalized: max_db must be a positive finite number of dB (GifLab uses "
+            f"{PSNR_NORMALIZATION_DB}); got {max_db!r}."
+        )
+    db = psnr_of_mse(mse_values, cap_db=None)
+    return np.clip(db / float(max_db), 0.0, 1.0)
 
 
 def psnr_from_mse(mse_value, *, cap_db: float | None = PSNR_CAP_DB):
@@ -205,7 +241,7 @@ def psnr(original, compressed, *, cap_db: float | None = PSNR_CAP_DB) -> np.ndar
     GifLab uses per frame; GifLab reports the frame mean of this as ``psnr_raw``.
     """
     cap = _check_cap(cap_db)
-    return psnr_from_mse(mse(original, compressed), cap_db=cap)
+    return psnr_of_mse(mse(original, compressed), cap_db=cap)
 
 
 def psnr_normalized(original, compressed, *, max_db: float = PSNR_NORMALIZATION_DB) -> np.ndarray:
@@ -232,15 +268,5 @@ def psnr_normalized(original, compressed, *, max_db: float = PSNR_NORMALIZATION_
     GifLab ``giflab.metrics.calculate_comprehensive_metrics`` (``min(psnr / PSNR_MAX_DB,
     1.0)`` then ``max(0.0, ...)``) and ``giflab.config.MetricsConfig.PSNR_MAX_DB``.
     """
-    if (
-        isinstance(max_db, bool)
-        or not isinstance(max_db, numbers.Real)
-        or not math.isfinite(max_db)
-        or max_db <= 0
-    ):
-        raise ValueError(
-            f"psnr_normalized: max_db must be a positive finite number of dB (GifLab uses "
-            f"{PSNR_NORMALIZATION_DB}); got {max_db!r}."
-        )
-    db = psnr(original, compressed, cap_db=None)
-    return np.clip(db / float(max_db), 0.0, 1.0)
+    psnr_normalized_of_mse(np.empty(0), max_db=max_db)  # parameter check before any work
+    return psnr_normalized_of_mse(mse(original, compressed), max_db=max_db)
