@@ -529,10 +529,15 @@ class _TaskTimer:
 def _execute_local(
     writes: Sequence[Delayed], progress: bool, kwargs: dict[str, Any]
 ) -> tuple[list[Any], dict[str, tuple[int, float]], dict[str, float]]:
-    from dask.base import get_scheduler
+    from dask.base import named_schedulers
     from dask.multiprocessing import get as processes_get
 
-    processes = get_scheduler(scheduler=kwargs.get("scheduler")) is processes_get
+    # dask's scheduler function, not its name: resolving a name imports distributed to look
+    # for a Client (0.5 s of every run; scheduler_context has already looked for one).
+    name = kwargs.get("scheduler")
+    if isinstance(name, str) and name in named_schedulers:
+        kwargs["scheduler"] = named_schedulers[name]
+    processes = kwargs.get("scheduler") is processes_get
     if processes and "initializer" not in kwargs and "pool" not in kwargs:
         # The pool's processes start fresh: hand them this process's giflab configuration.
         kwargs["initializer"] = functools.partial(apply_config, config_snapshot())

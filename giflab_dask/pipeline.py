@@ -1157,7 +1157,7 @@ def _sampled_write_task(
         "computed": todo.tolist(),
         "known": dict(known) if known else None,
     }
-    write_key = f"result-write-{key}"
+    write_key = f"result-write-{key}-{root_token(root)}"  # two result roots, two writes
     task = (
         _write_sampled_node,
         root,

@@ -112,6 +112,20 @@ def test_without_distributed_local_schedulers_work_and_clusters_say_what_to_inst
     assert out.exit_code == 2 and INSTALL_HINT in out.output
 
 
+def test_a_local_run_never_imports_distributed(demo: Path, tmp_path: Path) -> None:
+    """Resolving a scheduler by name imports distributed to look for a Client (0.5 s)."""
+    code = (
+        "import sys, dask\n"
+        f"dask.config.set({{'giflab.cache-dir': {str(tmp_path)!r}}})\n"
+        "from giflab_dask.inputs import collect_pairs\n"
+        "from giflab_dask.pipeline import validate_batch\n"
+        f"r = validate_batch(collect_pairs({str(demo)!r}), metrics='psnr', scheduler='threads')\n"
+        "assert r.counts()['error'] == 0, r.counts()\n"
+        "assert 'distributed' not in sys.modules, 'distributed imported by a local run'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_same_results_under_sync_threads_and_processes(
     demo: Path, reference: pd.DataFrame, tmp_path: Path
 ) -> None:
