@@ -174,9 +174,10 @@ def _chunk_files(entry: str, name: str) -> _ChunkFiles:
     )
 
 
-def _read_chunk_file(files: _ChunkFiles, t: int) -> np.ndarray:
-    """Chunk ``t`` decoded straight from its file: Zarr's read path costs about twice as much
-    per chunk (its async store and codec pipeline), and reads are most of a warm run."""
+def _read_chunk_file(files: _ChunkFiles, t: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Chunk ``t`` decoded straight from its file (into ``out``, a whole chunk, if given):
+    Zarr's read path costs about twice as much per chunk (its async store and codec
+    pipeline), and reads are most of a warm run."""
     from numcodecs import Zstd
 
     path = files.path(t)
@@ -187,16 +188,21 @@ def _read_chunk_file(files: _ChunkFiles, t: int) -> np.ndarray:
             data = Path(path).read_bytes()
     except FileNotFoundError:
         raise FrameStoreCorruptError(f"frame store chunk {path} is missing") from None
-    expected = files.chunk * int(np.prod(files.shape[1:], dtype=np.int64))
+    shape = (files.chunk, *files.shape[1:])
+    expected = int(np.prod(shape, dtype=np.int64))
     try:
-        raw = Zstd().decode(data)
-    except RuntimeError as exc:  # a zstd frame or content checksum error
+        raw = Zstd().decode(data, out=out)
+    except (RuntimeError, ValueError) as exc:  # a zstd frame or checksum error, a wrong size
         raise FrameStoreCorruptError(f"frame store chunk {path} is corrupt: {exc}") from None
+    if out is not None:
+        # A whole-chunk frame of another size cannot pass: every chunk this store writes is a
+        # full chunk (edges padded), and opened entries are checked against their manifest.
+        return out
     if len(raw) != expected:
         raise FrameStoreCorruptError(
             f"frame store chunk {path} decodes to {len(raw)} bytes, expected {expected}"
         )
-    return np.frombuffer(raw, dtype=np.uint8).reshape((files.chunk, *files.shape[1:]))
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
 
 
 def read_frames(entry: str, name: str, index: slice | np.ndarray) -> np.ndarray:
@@ -228,9 +234,13 @@ def read_frames(entry: str, name: str, index: slice | np.ndarray) -> np.ndarray:
     for group in np.split(np.arange(len(ordered)), bounds):
         t = int(ordered[group[0]] // files.chunk)
         rows = ordered[group] - t * files.chunk
+        run = np.array_equal(order[group], group) and rows[-1] - rows[0] + 1 == len(rows)
+        if run and len(rows) == files.chunk:  # the whole chunk, in order: decode in place
+            _read_chunk_file(files, t, out[group[0] : group[-1] + 1])
+            continue
         data = _read_chunk_file(files, t)
-        if np.array_equal(order[group], group) and rows[-1] - rows[0] + 1 == len(rows):
-            out[group[0] : group[-1] + 1] = data[rows[0] : rows[-1] + 1]  # a run: one copy
+        if run:
+            out[group[0] : group[-1] + 1] = data[rows[0] : rows[-1] + 1]  # one copy
         else:
             out[order[group]] = data[rows]
     return out
