@@ -185,6 +185,10 @@ def test_fidelity_without_numba_gives_the_same_values(monkeypatch: pytest.Monkey
     assert _numba.sse(a, b) is None
     np.testing.assert_array_equal(fidelity.mse(a, b), expected[0])
     np.testing.assert_array_equal(fidelity.psnr(a, b), expected[1])
+    with pytest.raises(ImportError, match=r"backend='numba' needs numba.*giflab-dask\[numba\]"):
+        fidelity.psnr(a, b, backend="numba")
+    with pytest.raises(ValueError, match=r"backend must be 'auto'"):
+        fidelity.mse(a, b, backend="cuda")
 
 
 # ----------------------------------------------------------------------------------- threads

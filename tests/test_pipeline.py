@@ -182,16 +182,28 @@ def test_missing_metric_never_passes_silently(tmp_path: Path) -> None:
     assert math.isnan(result.summaries["ms_ssim_mean"])
 
 
-def test_numba_setting_changes_speed_not_values(gifs: tuple[Path, Path], tmp_path: Path) -> None:
+def test_numba_setting_changes_speed_not_values(
+    gifs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from giflab_dask.kernels import _numba
+
+    calls = []
+    monkeypatch.setattr(_numba, "sse", lambda a, b: calls.append(a.shape) or None)
     original, compressed = gifs
     results = {}
     for setting in ("off", "auto"):
         with dask.config.set({"giflab.kernels.numba": setting,
                               "giflab.cache-dir": str(tmp_path / setting)}):  # fmt: skip
-            results[setting] = validate_pair(original, compressed, metrics="ssim")
+            results[setting] = validate_pair(original, compressed, metrics="ssim,psnr,mse")
+        # "off" reaches the squared-error kernels too; "auto" asks numba first
+        assert bool(calls) is (setting == "auto"), setting
     np.testing.assert_allclose(
         results["off"].per_frame["ssim"], results["auto"].per_frame["ssim"], rtol=0, atol=1e-12
     )
+    for name in ("psnr", "mse"):
+        np.testing.assert_array_equal(
+            results["off"].per_frame[name], results["auto"].per_frame[name]
+        )
     with (
         dask.config.set({"giflab.kernels.numba": "sometimes"}),
         pytest.raises(Exception, match="auto, on or off"),

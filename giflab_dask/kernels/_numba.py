@@ -39,7 +39,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["available", "import_error", "load", "loaded", "sse", "ssim_uniform"]
+__all__ = [
+    "available",
+    "check_backend",
+    "import_error",
+    "load",
+    "loaded",
+    "numba_missing",
+    "sse",
+    "ssim_uniform",
+]
 
 _WIN = 7
 _NP = _WIN * _WIN
@@ -226,6 +235,25 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
                     stacklevel=2,
                 )
     return _kernel
+
+
+def check_backend(backend: object, kernel: str) -> str:
+    """A kernel's ``backend`` argument, checked: ``"auto"``, ``"numba"`` or ``"numpy"``."""
+    if not isinstance(backend, str) or backend not in ("auto", "numba", "numpy"):
+        raise ValueError(
+            f"{kernel}: backend must be 'auto' (numba when it can be imported, else numpy), "
+            f"'numba' or 'numpy'; got {backend!r}. All give the same values."
+        )
+    return backend
+
+
+def numba_missing(kernel: str) -> ImportError:
+    """The error of ``backend="numba"`` when numba is unusable, saying what to do."""
+    return ImportError(
+        f"{kernel}: backend='numba' needs numba ({import_error()}). "
+        "Install it with pip install 'giflab-dask[numba]', or use backend='auto' "
+        "(numba when available, else numpy) or 'numpy'; the values are the same."
+    )
 
 
 def import_error() -> str | None:

@@ -76,10 +76,12 @@ def _sse(a: np.ndarray, b: np.ndarray, *, backend: str = "auto") -> np.ndarray:
     ``backend="auto"`` uses the numba kernel when numba is usable (one pass, ~5x faster),
     else numpy; both sum the same integers exactly, so the values are identical.
     """
-    if backend == "auto":
+    if _numba.check_backend(backend, "mse") != "numpy":
         values = _numba.sse(a, b)
         if values is not None:
             return values
+        if backend == "numba":
+            raise _numba.numba_missing("mse")
     t = a.shape[0]
     out = np.empty(t, dtype=np.float64)
     if t == 0:
@@ -95,7 +97,7 @@ def _sse(a: np.ndarray, b: np.ndarray, *, backend: str = "auto") -> np.ndarray:
     return out
 
 
-def mse(original, compressed) -> np.ndarray:
+def mse(original, compressed, *, backend: str = "auto") -> np.ndarray:
     """Mean squared error per frame over all RGB values.
 
     ``MSE = mean((original - compressed) ** 2)`` over the ``H * W * 3`` values of a frame, in
@@ -105,6 +107,9 @@ def mse(original, compressed) -> np.ndarray:
     ----------
     original, compressed : ndarray of uint8, shape ``(t, H, W, 3)``
         Aligned blocks of RGB frames.
+    backend : {"auto", "numba", "numpy"}, optional
+        How squared errors are summed, not part of the metric (the same integers either
+        way): the numba kernel (optional extra), numpy, or numba when it can be imported.
 
     Returns
     -------
@@ -118,10 +123,10 @@ def mse(original, compressed) -> np.ndarray:
     n = a.shape[1] * a.shape[2] * a.shape[3]
     if n == 0:
         return np.full(a.shape[0], np.nan)
-    return _sse(a, b) / n
+    return _sse(a, b, backend=backend) / n
 
 
-def rmse(original, compressed) -> np.ndarray:
+def rmse(original, compressed, *, backend: str = "auto") -> np.ndarray:
     """Root mean squared error per frame over all RGB values: ``sqrt(mse)``.
 
     In 8-bit levels (0 for identical frames, at most 255).
@@ -130,6 +135,9 @@ def rmse(original, compressed) -> np.ndarray:
     ----------
     original, compressed : ndarray of uint8, shape ``(t, H, W, 3)``
         Aligned blocks of RGB frames.
+    backend : {"auto", "numba", "numpy"}, optional
+        How squared errors are summed, not part of the metric (the same integers either
+        way): the numba kernel (optional extra), numpy, or numba when it can be imported.
 
     Returns
     -------
@@ -140,7 +148,7 @@ def rmse(original, compressed) -> np.ndarray:
     GifLab ``giflab.metrics.rmse`` (output ``rmse``).
     """
     check_pair(original, compressed, "rmse")
-    return rmse_of_mse(mse(original, compressed))
+    return rmse_of_mse(mse(original, compressed, backend=backend))
 
 
 # Per-frame transforms of MSE: the kernels below are these applied to :func:`mse`, and the
@@ -214,7 +222,9 @@ def psnr_from_mse(mse_value, *, cap_db: float | None = PSNR_CAP_DB):
     return float(out) if out.ndim == 0 else out
 
 
-def psnr(original, compressed, *, cap_db: float | None = PSNR_CAP_DB) -> np.ndarray:
+def psnr(
+    original, compressed, *, cap_db: float | None = PSNR_CAP_DB, backend: str = "auto"
+) -> np.ndarray:
     """Peak signal-to-noise ratio per frame over all RGB values, in dB.
 
     ``PSNR = 10 * log10(255**2 / MSE)`` with :func:`mse` over the three channels, capped at
@@ -230,6 +240,9 @@ def psnr(original, compressed, *, cap_db: float | None = PSNR_CAP_DB) -> np.ndar
         one value of a 480x270 frame is 104 dB) are clipped to it. ``None`` gives the
         uncapped value, ``inf`` for identical frames, which is what skimage and GifLab
         compute (GifLab has no ceiling of its own; its normalised PSNR clamps at 1.0).
+    backend : {"auto", "numba", "numpy"}, optional
+        How squared errors are summed, not part of the metric (the same integers either
+        way): the numba kernel (optional extra), numpy, or numba when it can be imported.
 
     Returns
     -------
@@ -241,10 +254,12 @@ def psnr(original, compressed, *, cap_db: float | None = PSNR_CAP_DB) -> np.ndar
     GifLab uses per frame; GifLab reports the frame mean of this as ``psnr_raw``.
     """
     cap = _check_cap(cap_db)
-    return psnr_of_mse(mse(original, compressed), cap_db=cap)
+    return psnr_of_mse(mse(original, compressed, backend=backend), cap_db=cap)
 
 
-def psnr_normalized(original, compressed, *, max_db: float = PSNR_NORMALIZATION_DB) -> np.ndarray:
+def psnr_normalized(
+    original, compressed, *, max_db: float = PSNR_NORMALIZATION_DB, backend: str = "auto"
+) -> np.ndarray:
     """GifLab's normalised PSNR per frame: ``clip(PSNR_dB / max_db, 0, 1)``.
 
     PSNR as in :func:`psnr` (RGB, data range 255) divided by ``max_db`` (GifLab's
@@ -258,6 +273,9 @@ def psnr_normalized(original, compressed, *, max_db: float = PSNR_NORMALIZATION_
         Aligned blocks of RGB frames.
     max_db : float, optional
         PSNR in dB that maps to 1.0 (default 50.0).
+    backend : {"auto", "numba", "numpy"}, optional
+        How squared errors are summed, not part of the metric (the same integers either
+        way): the numba kernel (optional extra), numpy, or numba when it can be imported.
 
     Returns
     -------
@@ -269,4 +287,4 @@ def psnr_normalized(original, compressed, *, max_db: float = PSNR_NORMALIZATION_
     1.0)`` then ``max(0.0, ...)``) and ``giflab.config.MetricsConfig.PSNR_MAX_DB``.
     """
     psnr_normalized_of_mse(np.empty(0), max_db=max_db)  # parameter check before any work
-    return psnr_normalized_of_mse(mse(original, compressed), max_db=max_db)
+    return psnr_normalized_of_mse(mse(original, compressed, backend=backend), max_db=max_db)

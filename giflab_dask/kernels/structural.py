@@ -278,11 +278,7 @@ def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto")
     """
     a, b = check_pair(original, compressed, "ssim")
     gaussian = _check_bool(gaussian, "gaussian", "ssim")
-    if not isinstance(backend, str) or backend not in ("auto", "numba", "numpy"):
-        raise ValueError(
-            "ssim: backend must be 'auto' (numba when it can be imported, else numpy), "
-            f"'numba' or 'numpy'; got {backend!r}. All give the same values."
-        )
+    backend = _numba.check_backend(backend, "ssim")
     t, h, w, _ = a.shape
     out = np.full(t, np.nan)
     win = _GWIN if gaussian else _WIN
@@ -305,11 +301,7 @@ def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto")
             if values is not None:
                 return values
             if backend == "numba":
-                raise ImportError(
-                    f"ssim: backend='numba' needs numba ({_numba.import_error()}). "
-                    "Install it with pip install 'giflab-dask[numba]', or use backend='auto' "
-                    "(numba when available, else numpy) or 'numpy'; the values are the same."
-                )
+                raise _numba.numba_missing("ssim")
         kernel = _UniformSSIM(h, w)
         for i in range(t):
             out[i] = kernel(a[i], b[i])
