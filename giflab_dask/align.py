@@ -17,7 +17,7 @@ Everything stays lazy except the ``content`` thumbnails.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -116,12 +116,12 @@ def time_mapping(
     return np.clip(mapping, 0, len(c) - 1).astype(np.int64)
 
 
-@dataclass
-class AlignedPair:
-    """Two frame arrays of equal shape and chunks, frame ``i`` of each shown together."""
+@dataclass(frozen=True, eq=False)
+class FrameAlignment:
+    """Which compressed frame is shown with each original frame, and the size both are compared
+    at: what :func:`align` decides before it builds any array (the batch graph's per-chunk tasks
+    need only this)."""
 
-    original: da.Array
-    compressed: da.Array
     mapping: np.ndarray  # compressed frame index for each original frame
     mode: str  # the mode actually used (auto resolved)
     size: tuple[int, int]  # (height, width) compared
@@ -129,6 +129,15 @@ class AlignedPair:
     compressed_size: tuple[int, int]
     options: AlignOptions
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class AlignedPair(FrameAlignment):
+    """Two frame arrays of equal shape and chunks, frame ``i`` of each shown together, with the
+    :class:`FrameAlignment` that built them."""
+
+    original: da.Array
+    compressed: da.Array
     # The aligned positions (original frame indices) the arrays hold; None: every one.
     positions: np.ndarray | None = None
 
@@ -232,21 +241,6 @@ def _content_mapping(
     return mapping
 
 
-@dataclass(frozen=True, eq=False)
-class FrameAlignment:
-    """Which compressed frame is shown with each original frame, and the size both are compared
-    at: what :func:`align` decides before it builds any array (the batch graph's per-chunk tasks
-    need only this)."""
-
-    mapping: np.ndarray  # compressed frame index for each original frame
-    mode: str  # the mode actually used (auto resolved)
-    size: tuple[int, int]  # (height, width) compared
-    original_size: tuple[int, int]
-    compressed_size: tuple[int, int]
-    options: AlignOptions
-    notes: list[str] = field(default_factory=list)
-
-
 def frame_alignment(
     original: StoredGif, compressed: StoredGif, options: AlignOptions | None = None
 ) -> FrameAlignment:
@@ -336,15 +330,9 @@ def align(
         )
 
     return AlignedPair(
+        **{f.name: getattr(facts, f.name) for f in fields(FrameAlignment)},
         original=prepare(o_frames, original.alpha(tag), "original"),
         compressed=prepare(gathered, c_alpha, "compressed"),
-        mapping=mapping,
-        mode=mode,
-        size=size,
-        original_size=facts.original_size,
-        compressed_size=facts.compressed_size,
-        options=options,
-        notes=facts.notes,
     )
 
 
