@@ -338,7 +338,7 @@ _GREY = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
 
 
 def _rgb_table(palette: np.ndarray | None) -> np.ndarray:
-    """256 colours as 3-byte void scalars, so one gather moves a whole RGB pixel.
+    """The (256, 3) uint8 colour table of a frame.
 
     Indices past the file's colour table read as black; with no colour table at all the
     indices are grey levels, as Pillow shows them.
@@ -346,7 +346,44 @@ def _rgb_table(palette: np.ndarray | None) -> np.ndarray:
     table = np.zeros((256, 3), dtype=np.uint8)
     source = _GREY if palette is None else palette
     table[: len(source)] = source[:256]
-    return table.view(_PIXEL).ravel()
+    return table
+
+
+def _draw(
+    indices: np.ndarray,
+    table: np.ndarray,
+    transparency: int | None,
+    pixels: np.ndarray,
+    alpha: np.ndarray,
+    use_numba: bool,
+) -> None:
+    """Draw a frame's palette indices onto the canvas views ``pixels`` (h, w) of 3-byte
+    pixels and ``alpha`` (h, w), leaving the transparent index's pixels as they are."""
+    if use_numba:
+        from giflab_dask.kernels import _numba
+
+        rgb = pixels[..., None].view(np.uint8)  # the same memory as (h, w, 3) bytes
+        if _numba.draw_frame(indices, table, transparency, rgb, alpha):
+            return
+    colours = table.view(_PIXEL).ravel()  # one gather moves a whole RGB pixel
+    if transparency is None:
+        np.take(colours, indices, out=pixels)
+        alpha[...] = 255
+    else:
+        opaque = indices != transparency
+        np.copyto(pixels, np.take(colours, indices), where=opaque)
+        alpha[opaque] = 255
+
+
+def _numba_drawing() -> bool:
+    """Whether frames are drawn by the numba kernel (``giflab.kernels.numba``: not off, and
+    numba installed; the numpy path gives the same pixels)."""
+    import importlib.util
+
+    from giflab_dask import config
+
+    setting = config.get("kernels.numba", "auto")
+    return setting not in ("off", False) and importlib.util.find_spec("numba") is not None
 
 
 _PIXEL = np.dtype("V3")
@@ -416,6 +453,7 @@ def iter_frames(
         alpha[...] = 255
     pixels = rgb.view(_PIXEL)[..., 0]  # (H, W) of 3-byte pixels: draw a pixel in one move
     global_table = _rgb_table(layout.global_palette)
+    use_numba = _numba_drawing()
     with _open(path) as f:
         for frame_no, record in enumerate(layout.frames):
             if deadline is not None and time.monotonic() > deadline:
@@ -435,13 +473,7 @@ def iter_frames(
                 data = f.read(record.lzw_end - record.lzw_offset)
                 indices = _decode_indices(path, frame_no, record, data)[: y1 - y0, : x1 - x0]
                 table = global_table if record.palette is None else _rgb_table(record.palette)
-                if record.transparency is None:
-                    np.take(table, indices, out=region)
-                    region_alpha[...] = 255
-                else:
-                    opaque = indices != record.transparency
-                    np.copyto(region, np.take(table, indices), where=opaque)
-                    region_alpha[opaque] = 255
+                _draw(indices, table, record.transparency, region, region_alpha, use_numba)
             yield rgb, alpha
             if record.disposal == 2:
                 region[...] = b"\0\0\0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import sysconfig
@@ -137,6 +138,29 @@ def test_real_gifs_agree_with_a_reference_decoder(imagemagick: str) -> None:
             np.testing.assert_array_equal(
                 pillow[t][..., :3][visible], rgb[t][visible], err_msg=f"{path} frame {t}"
             )
+
+
+@pytest.mark.skipif(
+    not importlib.util.find_spec("numba"), reason="numba not installed (optional extra)"
+)
+def test_numba_drawing_gives_the_numpy_frames(tmp_path: Path) -> None:
+    """The numba palette kernel and the numpy gather draw identical canvases (all pixels)."""
+    import dask
+
+    paths = []
+    for name in sorted(CASES):
+        paths.append(tmp_path / f"{name}.gif")
+        paths[-1].write_bytes(CASES[name])
+    paths.append(tmp_path / "animation.gif")
+    paths[-1].write_bytes(make_animation(6, 41, 23, delay_cs=[3] * 6, loop=0))
+    paths.extend(_real_gifs()[:20])
+    for path in paths:
+        with dask.config.set({"giflab.kernels.numba": "auto"}):
+            fast = decode_all(path)
+        with dask.config.set({"giflab.kernels.numba": "off"}):
+            plain = decode_all(path)
+        np.testing.assert_array_equal(fast[0], plain[0], err_msg=str(path))
+        np.testing.assert_array_equal(fast[1], plain[1], err_msg=str(path))
 
 
 def test_layout_reports_durations_loop_and_size(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Numba kernels: the fused uniform-window SSIM (accelerating ``structural.ssim``) and the
-per-frame sum of squared errors (accelerating ``fidelity``'s MSE, RMSE and PSNR).
+"""Numba kernels: the fused uniform-window SSIM (accelerating ``structural.ssim``), the
+per-frame sum of squared errors (accelerating ``fidelity``'s MSE, RMSE and PSNR) and the
+palette lookup that draws a decoded GIF frame on its canvas (accelerating ``decode``).
 
 Numba is an optional dependency: this module imports without it, and numba itself is imported
 only on first use (:func:`ssim_uniform`, :func:`sse`), never at import time. :func:`load`
@@ -36,12 +37,14 @@ import importlib.util
 import threading
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 __all__ = [
     "available",
     "check_backend",
+    "draw_frame",
     "import_error",
     "load",
     "loaded",
@@ -67,6 +70,7 @@ _SSE_SIGNATURE = "void(uint8[:, ::1], uint8[:, ::1], float64[::1])"
 _lock = threading.Lock()
 _kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
 _sse_kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
+_draw_kernel: Callable[..., None] | None = None
 _import_error: str | None = None
 
 
@@ -180,6 +184,24 @@ def _sse_block(a, b, out):  # pragma: no cover - compiled by numba, run as machi
         out[i] = total
 
 
+def _draw_block(indices, table, transparency, rgb, alpha):  # pragma: no cover - numba
+    """Draw palette ``indices`` (h, w) through ``table`` (256, 3) onto the canvas views ``rgb``
+    (h, w, 3) and ``alpha`` (h, w), skipping the ``transparency`` index (-1: none).
+
+    What ``decode.iter_frames`` does with a gather of 3-byte pixels and a masked copy, in one
+    pass (~4x faster on a 640x360 frame).
+    """
+    h, w = indices.shape
+    for y in range(h):
+        for x in range(w):
+            i = indices[y, x]
+            if i != transparency:
+                rgb[y, x, 0] = table[i, 0]
+                rgb[y, x, 1] = table[i, 1]
+                rgb[y, x, 2] = table[i, 2]
+                alpha[y, x] = 255
+
+
 def available() -> bool:
     """Whether numba is installed (checked without importing it)."""
     return importlib.util.find_spec("numba") is not None
@@ -205,7 +227,7 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
     numba cannot be imported (the normal case without the optional extra) or the kernel does
     not compile (a ``RuntimeWarning`` says why); :func:`import_error` gives the reason.
     """
-    global _kernel, _sse_kernel, _import_error
+    global _kernel, _sse_kernel, _draw_kernel, _import_error
     if _kernel is not None:
         return _kernel
     with _lock:
@@ -217,7 +239,7 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
                 return None
             options = {"nogil": True, "error_model": "numpy"}
 
-            def compile_(signature: str, function: Callable[..., None]) -> Callable[..., None]:
+            def compile_(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
                 try:
                     return numba.njit(signature, cache=True, **options)(function)
                 except Exception:  # no writable cache location: compile for this process only
@@ -225,9 +247,13 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
 
             try:
                 _sse_kernel = compile_(_SSE_SIGNATURE, _sse_block)
+                u8 = numba.types.uint8
+                indices = numba.types.Array(u8, 2, "A", readonly=True)  # a Pillow buffer
+                draw = numba.void(indices, u8[:, ::1], numba.types.int64, u8[:, :, :], u8[:, :])
+                _draw_kernel = compile_(draw, _draw_block)
                 _kernel = compile_(_SIGNATURE, _ssim_block)
             except Exception as exc:
-                _sse_kernel = None
+                _sse_kernel = _draw_kernel = None
                 _import_error = f"numba could not compile its kernels: {exc}"
                 warnings.warn(
                     f"{_import_error}; using the numpy kernel (same values, slower).",
@@ -290,3 +316,18 @@ def sse(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
             np.ascontiguousarray(a).reshape(t, -1), np.ascontiguousarray(b).reshape(t, -1), out
         )
     return out
+
+
+def draw_frame(
+    indices: np.ndarray,
+    table: np.ndarray,
+    transparency: int | None,
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+) -> bool:
+    """Draw one frame's palette ``indices`` onto the canvas views ``rgb`` and ``alpha`` (see
+    :func:`_draw_block`); False when numba is unusable (the caller draws with numpy)."""
+    if load() is None or _draw_kernel is None:
+        return False
+    _draw_kernel(indices, table, -1 if transparency is None else int(transparency), rgb, alpha)
+    return True
