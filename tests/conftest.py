@@ -11,7 +11,7 @@ from pathlib import Path
 import dask
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageSequence
 
 # CI sets this so a test that needs ImageMagick or gifsicle fails instead of skipping.
 REQUIRE_TOOLS = os.environ.get("GIFLAB_REQUIRE_TOOLS") == "1"
@@ -60,6 +60,28 @@ def imagemagick() -> str:
 @pytest.fixture(scope="session")
 def gifsicle() -> str:
     return _need(_find_tool(["gifsicle"], ["--version"], "Gifsicle"), "Gifsicle")
+
+
+def write_lossy_variants(
+    root: Path, n_frames: int, width: int, height: int, *, seed: int
+) -> dict[str, Path]:
+    """An original animation and two Pillow-made variants: ``quantized`` (16 colours, same
+    frames) and ``dropped`` (16 colours, every 3rd frame dropped, the next one shown twice as
+    long)."""
+    from giflab_dask.testing import make_animation
+
+    original = root / "original.gif"
+    original.write_bytes(make_animation(n_frames, width, height, seed=seed, delay_cs=4))
+    with Image.open(original) as im:
+        frames = [f.convert("RGB") for f in ImageSequence.Iterator(im)]
+    quantized = [f.quantize(16, method=Image.Quantize.FASTOCTREE) for f in frames]
+    variant = root / "quantized.gif"
+    quantized[0].save(variant, save_all=True, append_images=quantized[1:], duration=40, loop=0)
+    kept = [f for i, f in enumerate(quantized) if i % 3]
+    durations = [80 if i % 3 == 2 else 40 for i in range(n_frames) if i % 3]
+    dropped = root / "dropped.gif"
+    kept[0].save(dropped, save_all=True, append_images=kept[1:], duration=durations, loop=0)
+    return {"original": original, "quantized": variant, "dropped": dropped}
 
 
 def write_pillow_gif(

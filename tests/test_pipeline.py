@@ -17,9 +17,9 @@ from giflab_dask.cli import cli
 from giflab_dask.metrics import available_metrics, register_metric
 from giflab_dask.pipeline import validate_pair, validate_pair_lazy
 from giflab_dask.resultstore import ResultStore
-from giflab_dask.testing import GifFrame, encode_gif, make_animation, make_animation_frames
+from giflab_dask.testing import GifFrame, encode_gif, make_animation_frames
 
-from .conftest import write_pillow_gif
+from .conftest import write_lossy_variants, write_pillow_gif
 
 H, W, T = 40, 56, 15
 
@@ -27,18 +27,8 @@ H, W, T = 40, 56, 15
 @pytest.fixture(scope="module")
 def gifs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """An original and a lossy variant (palette cut to 16 colours, every 3rd frame dropped)."""
-    from PIL import Image, ImageSequence
-
-    root = tmp_path_factory.mktemp("pair")
-    original = root / "original.gif"
-    original.write_bytes(make_animation(T, W, H, seed=11, delay_cs=4))
-    with Image.open(original) as im:
-        frames = [f.convert("RGB") for f in ImageSequence.Iterator(im)]
-    kept = [f.quantize(16, method=Image.Quantize.FASTOCTREE) for i, f in enumerate(frames) if i % 3]
-    durations = [80 if i % 3 == 2 else 40 for i in range(T) if i % 3]
-    compressed = root / "compressed.gif"
-    kept[0].save(compressed, save_all=True, append_images=kept[1:], duration=durations, loop=0)
-    return original, compressed
+    made = write_lossy_variants(tmp_path_factory.mktemp("pair"), T, W, H, seed=11)
+    return made["original"], made["dropped"]
 
 
 def with_chunk_frames(n: int) -> dict[str, float]:

@@ -40,8 +40,9 @@ from giflab_dask.sampling import (
     t_interval,
     uniform_design,
 )
-from giflab_dask.testing import make_animation
 from giflab_dask.verdicts import evaluate
+
+from .conftest import write_lossy_variants
 
 H, W, T = 32, 40, 48
 CHUNK = 4  # frames per time-chunk in the pipeline tests
@@ -215,21 +216,7 @@ def test_95_percent_intervals_cover_the_true_mean(strategy: str) -> None:
 @pytest.fixture(scope="module")
 def gifs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """An original; a 16-colour variant (same frames); one with every 3rd frame dropped."""
-    from PIL import Image, ImageSequence
-
-    root = tmp_path_factory.mktemp("sampling")
-    original = root / "original.gif"
-    original.write_bytes(make_animation(T, W, H, seed=5, delay_cs=4))
-    with Image.open(original) as im:
-        frames = [f.convert("RGB") for f in ImageSequence.Iterator(im)]
-    quantized = [f.quantize(16, method=Image.Quantize.FASTOCTREE) for f in frames]
-    variant = root / "quantized.gif"
-    quantized[0].save(variant, save_all=True, append_images=quantized[1:], duration=40, loop=0)
-    kept = [f for i, f in enumerate(quantized) if i % 3]
-    durations = [80 if i % 3 == 2 else 40 for i in range(T) if i % 3]
-    dropped = root / "dropped.gif"
-    kept[0].save(dropped, save_all=True, append_images=kept[1:], duration=durations, loop=0)
-    return {"original": original, "quantized": variant, "dropped": dropped}
+    return write_lossy_variants(tmp_path_factory.mktemp("sampling"), T, W, H, seed=5)
 
 
 @pytest.fixture(autouse=True)
