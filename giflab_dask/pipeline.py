@@ -36,10 +36,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from giflab_dask.align import (
-    AlignedPair,
     AlignOptions,
     FrameAlignment,
-    align,
     display_times,
     frame_alignment,
 )
@@ -50,7 +48,6 @@ from giflab_dask.metrics import (
     MetricSpec,
     get_metric,
     measure_block,
-    per_frame,
     resolve_metrics,
 )
 from giflab_dask.reduce import composite_quality, psnr_from_mse, summarize
@@ -312,6 +309,11 @@ class _ChunkJob:
     size: tuple[int, int]
     method: str
     metrics: tuple[BoundMetric, ...]
+    # A sampled pair's job (decision 31): these original frames (sorted) instead of
+    # [start, stop), and the rows of the results to keep (temporal metrics also read the
+    # frame before each sampled one).
+    frames: np.ndarray | None = None
+    keep: np.ndarray | None = None
 
 
 def _read_frames(
@@ -345,11 +347,12 @@ def _pair_chunk(
     if o_where is None or c_where is None:
         return None
     lo = job.start - 1 if job.previous else job.start
+    index = job.frames if job.frames is not None else slice(lo, job.stop)
     prep = {"background": job.background, "size": job.size, "method": job.method}
     started = time.perf_counter()
     try:
         with activity("read"):
-            o_rgb, o_alpha = _read_frames(o_where, slice(lo, job.stop))
+            o_rgb, o_alpha = _read_frames(o_where, index)
             c_rgb, c_alpha = _read_frames(c_where, job.mapping)
         with activity("align"):
             original = _prepare_block(o_rgb, o_alpha, **prep)
@@ -371,6 +374,8 @@ def _pair_chunk(
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - began
 
     out = measure_block(job.metrics, original, compressed, previous=job.previous, meter=meter)
+    if job.keep is not None:
+        out = {k: v if isinstance(v, str) else v[job.keep] for k, v in out.items()}
     out[_SECONDS] = seconds  # type: ignore[assignment]
     return out
 
@@ -492,17 +497,10 @@ def _pair_writes(
     one task, so a pair costs ``chunks + metrics`` tasks plus its decodes.
     """
     from dask.base import tokenize
-    from dask.delayed import Delayed
-    from dask.highlevelgraph import HighLevelGraph
 
-    sides = (_Side.of(original), _Side.of(compressed))
-    decodes = dict(barrier.decodes) if barrier is not None else {}
-    refs = [decodes.get(side.key) for side in sides]
+    sides, refs, decode_dsk = _pair_inputs(original, compressed, barrier)
     roots = root_token(store_root, root)
     options = facts.options
-    decode_dsk: dict[Any, Any] = {}
-    if barrier is not None:
-        decode_dsk = {k: v for k, v in barrier.dsk.items() if k in set(decodes.values())}
     n, step = original.n_frames, original.chunk_frames
     writes = {}
     for group in [[s] for s in specs] if split else [list(specs)]:
@@ -522,13 +520,33 @@ def _pair_writes(
         chunk_keys = [k for k in dsk if isinstance(k, tuple)]
         for spec in group:
             node = outcome.metric_keys[spec.name]
-            write_key = f"result-write-{node}-{roots}"
             task = (_write_from_chunks, root, node, spec, list(refs), chunk_keys)
-            graph = HighLevelGraph.from_collections(
-                write_key, {**dsk, write_key: task}, dependencies=()
-            )
-            writes[spec.name] = Delayed(write_key, graph)
+            writes[spec.name] = _write_delayed(f"result-write-{node}-{roots}", task, dsk)
     return writes
+
+
+def _pair_inputs(
+    original: StoredGif | PendingGif,
+    compressed: StoredGif | PendingGif,
+    barrier: DecodeBarrier | None,
+) -> tuple[tuple[_Side, _Side], list[Any], dict[Any, Any]]:
+    """A pair's two sides, the keys of their decode results (None: already stored) and the
+    decode tasks its pair-metrics tasks wait for."""
+    sides = (_Side.of(original), _Side.of(compressed))
+    decodes = dict(barrier.decodes) if barrier is not None else {}
+    refs = [decodes.get(side.key) for side in sides]
+    decode_dsk: dict[Any, Any] = {}
+    if barrier is not None:
+        decode_dsk = {k: v for k, v in barrier.dsk.items() if k in set(decodes.values())}
+    return sides, refs, decode_dsk
+
+
+def _write_delayed(write_key: str, task: tuple[Any, ...], dsk: Mapping[Any, Any]) -> Delayed:
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    graph = HighLevelGraph.from_collections(write_key, {**dsk, write_key: task}, dependencies=())
+    return Delayed(write_key, graph)
 
 
 #: Below this many pair-metrics tasks in a batch (pairs x time chunks), each metric gets tasks
@@ -935,8 +953,8 @@ def plan_batch(
         _pilot_store = pilot_store
 
     # Pass 2: the graph. One pair-metrics task per pair and time chunk reads, aligns and
-    # measures its frames after both decodes of the pair (decision 32); sampled nodes still go
-    # through the lazy arrays of align().
+    # measures its frames after both decodes of the pair (decision 32); a sampled pair's
+    # tasks measure only its sampled frames (decision 36).
     writes: dict[tuple[int, str], Delayed] = dict(derived_writes)
     decode_keys = {decode_task_key(k, root) for k, (_, root) in pending.items()}
 
@@ -980,12 +998,7 @@ def plan_batch(
                     frames().ensure(outcome.input.original),
                     frames().ensure(outcome.input.compressed),
                 )
-            pair: AlignedPair | None = None
-            if sample is not None:
-                # Each pair reads its own copy of a shared original (tag): shared read tasks
-                # made the scheduler hold a chunk until every pair using it had its turn.
-                pair = align(o_gif, c_gif, options, tag=f"p{index}")  # type: ignore[arg-type]
-            facts = pair or frame_alignment(o_gif, c_gif, options)  # type: ignore[arg-type]
+            facts = frame_alignment(o_gif, c_gif, options)  # type: ignore[arg-type]
         except GiflabError as exc:
             outcome.error = str(exc)
             continue
@@ -1007,8 +1020,8 @@ def plan_batch(
         if sample is not None:  # which frames to measure is decided here, per pair (decision 31)
             layout = functools.partial(layout_of, outcome.input.original, o_key)
             for spec, write in _sampled_writes(
-                outcome, missing_specs, pair, sample, target, barrier, list(pair_pending),
-                options, _pilot_store, layout,
+                outcome, missing_specs, o_gif, c_gif, facts, sample, target, frames().root,
+                barrier, _pilot_store, layout,
             ):  # fmt: skip
                 writes[(index, spec.name)] = write
             continue
@@ -1076,26 +1089,32 @@ def _pairs_needing_pilot(
 def _sampled_writes(
     outcome: PairOutcome,
     specs: Sequence[MetricSpec],
-    pair: AlignedPair,
+    original: StoredGif | PendingGif,
+    compressed: StoredGif | PendingGif,
+    facts: FrameAlignment,
     sample: SampleSpec,
     root: str,
+    store_root: Path,
     barrier: DecodeBarrier | None,
-    pending: list[str],
-    options: AlignOptions,
     pilot_store: ResultStore | None,
     layout: Callable[[], GifLayout],
 ) -> list[tuple[MetricSpec, Delayed]]:
-    """The ``result-write`` tasks of one sampled pair: its design, then one task per metric."""
+    """The ``result-write`` tasks of one sampled pair: its design, then one task per metric
+    over ``pair-metrics`` tasks that read and measure only the sampled frames."""
+    from dask.base import tokenize
+
     from giflab_dask.sampling import adaptive_design, design_for, seed_for
 
     o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
-    population = pair.n_frames
+    options = facts.options
+    population = len(facts.mapping)
     base = sample.pilot() if sample.strategy == "adaptive" else sample
     scores = None
     if base.strategy == "keyframes" and base.n < population:
         scores = _change_scores(layout())
     shared = design_for(base, population, seed_for(o_key, c_key, base.label), scores)
-    out = []
+    # Which frames each metric measures: the design's, less an adaptive pilot's known ones.
+    plans: dict[str, tuple[SampleDesign, np.ndarray, dict[str, Any] | None]] = {}
     for spec in specs:
         design, known = shared, None
         if sample.strategy == "adaptive":
@@ -1118,69 +1137,58 @@ def _sampled_writes(
                 "positions": pilot.positions.tolist(),
                 "values": {o: data["outputs"][o]["per_frame"] for o in spec.outputs},
             }
-        key = outcome.metric_keys[spec.name]
-        write = _sampled_write_task(root, key, spec, pair, barrier, pending, sample, design, known)
-        out.append((spec, write))
+        todo = np.setdiff1d(design.positions, (known or {}).get("positions", []))
+        plans[spec.name] = (design, todo.astype(np.int64), known)
+    # Metrics measuring the same frames share pair-metrics tasks (one group per design and
+    # kind: temporal metrics also read the frame before each sampled one).
+    groups: dict[tuple[bool, bytes], list[MetricSpec]] = {}
+    for spec in specs:
+        if spec.name in plans:
+            groups.setdefault((spec.temporal, plans[spec.name][1].tobytes()), []).append(spec)
+    sides, refs, decode_dsk = _pair_inputs(original, compressed, barrier)
+    roots = root_token(store_root, root)
+    step = original.chunk_frames
+    out = []
+    for (temporal, _), group in groups.items():
+        todo = plans[group[0].name][1]
+        metrics = tuple(BoundMetric.of(s) for s in group)
+        jobs = []
+        for part in np.split(todo, np.flatnonzero(np.diff(todo // step)) + 1) if len(todo) else []:
+            frames, keep = part, None
+            if temporal:
+                frames = np.union1d(part, part[part > 0] - 1)
+                keep = np.searchsorted(frames, part)
+            job = _ChunkJob(
+                *sides, int(frames[0]), int(frames[-1]) + 1, False, facts.mapping[frames],
+                options.background, facts.size, options.resize, metrics, frames, keep,
+            )  # fmt: skip
+            jobs.append(job)
+        where = [(j.frames, j.mapping) for j in jobs]
+        token = tokenize(sides, options, facts.mode, facts.size, metrics, roots, where)
+        dsk = dict(decode_dsk)
+        for i, job in enumerate(jobs):
+            dsk[(f"pair-metrics-{token}", i)] = (_pair_chunk, job, *refs)
+        chunk_keys = [k for k in dsk if isinstance(k, tuple)]
+        for spec in group:
+            design, todo, known = plans[spec.name]
+            record = {
+                "spec": sample.to_dict(),
+                "design": design.to_dict(),
+                "computed": todo.tolist(),
+                "known": known,
+            }
+            key = outcome.metric_keys[spec.name]
+            task = (_write_sampled_node, root, key, spec, list(refs), chunk_keys, record)
+            out.append((spec, _write_delayed(f"result-write-{key}-{roots}", task, dsk)))
     return out
-
-
-def _sampled_write_task(
-    root: str,
-    key: str,
-    spec: MetricSpec,
-    pair: AlignedPair,
-    barrier: DecodeBarrier | None,
-    pending: list[str],
-    sample: SampleSpec,
-    design: SampleDesign,
-    known: Mapping[str, Any] | None,
-) -> Delayed:
-    """``result-write-<key>`` of a sampled node: the metric on the design's frames not already
-    ``known`` (an adaptive sample's pilot values), on the pair restricted to those frames."""
-    from dask.delayed import Delayed
-    from dask.highlevelgraph import HighLevelGraph
-
-    todo = np.setdiff1d(design.positions, (known or {}).get("positions", []))
-    at, keep = todo, None
-    if spec.temporal:
-        # A transition needs the frame before it: measure those too, keep only the sample's.
-        at = np.union1d(todo, todo[todo > 0] - 1)
-        keep = np.searchsorted(at, todo)
-    vectors: dict[str, da.Array] = {}
-    if len(at):
-        vectors = per_frame(spec, pair.restrict(at))
-        if keep is not None:
-            vectors = {name: v[keep] for name, v in vectors.items()}
-    record = {
-        "spec": sample.to_dict(),
-        "design": design.to_dict(),
-        "computed": todo.tolist(),
-        "known": dict(known) if known else None,
-    }
-    write_key = f"result-write-{key}-{root_token(root)}"  # two result roots, two writes
-    task = (
-        _write_sampled_node,
-        root,
-        key,
-        spec,
-        barrier.key if barrier is not None and pending and vectors else None,
-        list(pending),
-        [list(vectors[name].__dask_keys__()) if vectors else [] for name in spec.outputs],
-        record,
-    )
-    graph = HighLevelGraph.from_collections(
-        write_key, {write_key: task}, dependencies=list(vectors.values())
-    )
-    return Delayed(write_key, graph)
 
 
 def _write_sampled_node(
     root: str,
     key: str,
     spec: MetricSpec,
-    decoded: dict[str, dict[str, Any]] | None,
-    pending: Sequence[str],
-    vector_chunks: Sequence[Sequence[np.ndarray]],
+    decoded: Sequence[dict[str, Any] | None],
+    chunks: Sequence[dict[str, np.ndarray | str] | None],
     record: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The ``result-write`` task of a sampled node: merge, summarise, estimate, persist.
@@ -1191,21 +1199,37 @@ def _write_sampled_node(
     from giflab_dask.reduce import summarize_sample
     from giflab_dask.sampling import estimate_mean
 
-    failed = [decoded[k]["error"] for k in pending if decoded and not decoded[k]["ok"]]
+    failed = [d["error"] for d in decoded if d is not None and not d["ok"]]
     if failed:
         return {"ok": False, "error": "; ".join(failed)}
+    values = [chunk[spec.name] for chunk in chunks if chunk is not None]
+    errors = [v for v in values if isinstance(v, str)]
+    if errors:
+        return {"ok": False, "metric_error": errors[0]}
+    started = time.perf_counter()
+    measured = sum(
+        chunk.get(_SECONDS, {}).get(spec.name, 0.0)  # type: ignore[union-attr]
+        for chunk in chunks
+        if chunk is not None
+    )
+    k = len(spec.outputs)
+    matrix = (
+        np.concatenate([np.asarray(v, dtype=np.float64).reshape(len(v), k) for v in values])
+        if values
+        else np.empty((0, k))
+    )
     design = SampleDesign.from_dict(record["design"])
     computed = np.searchsorted(design.positions, np.asarray(record["computed"], dtype=np.int64))
     known = record.get("known") or {"positions": [], "values": {}}
     known_at = np.searchsorted(design.positions, np.asarray(known["positions"], dtype=np.int64))
     vectors: dict[str, np.ndarray] = {}
-    for name, chunks in zip(spec.outputs, vector_chunks, strict=True):
-        values = np.full(len(design.positions), np.nan)
+    for j, name in enumerate(spec.outputs):
+        merged = np.full(len(design.positions), np.nan)
         if len(computed):
-            values[computed] = _concat(chunks)
+            merged[computed] = matrix[:, j]
         if len(known_at):
-            values[known_at] = np.asarray(known["values"][name], dtype=np.float64)
-        vectors[name] = values
+            merged[known_at] = np.asarray(known["values"][name], dtype=np.float64)
+        vectors[name] = merged
     weights = design.weights
     stats = {
         name: summarize_sample(v, weights, design.positions, design.population)
@@ -1215,8 +1239,8 @@ def _write_sampled_node(
     pair_summary = spec.resolve_pair_summary()
     extra = {}
     if pair_summary is not None:  # on the sampled frames, unweighted (decision 31)
-        matrix = np.stack([vectors[name] for name in spec.outputs], axis=-1)
-        extra = {k: float(v) for k, v in pair_summary(matrix).items()}
+        stacked = np.stack([vectors[name] for name in spec.outputs], axis=-1)
+        extra = {k: float(v) for k, v in pair_summary(stacked).items()}
     info = {
         **record["spec"],
         "design": design.to_dict(),
@@ -1231,6 +1255,7 @@ def _write_sampled_node(
         },
         "pair_summary": extra,
         "sample": info,
+        "compute_seconds": measured + time.perf_counter() - started,
     }
     ResultStore(root).put(key, "metric", data)
     return {"ok": True, "summary": _node_summaries(data), "extra": extra, "sample": info}

@@ -23,6 +23,7 @@ from giflab_dask.decode import scan_gif
 from giflab_dask.demo import write_demo_data
 from giflab_dask.framestore import FrameStore
 from giflab_dask.inputs import PairInput, collect_pairs
+from giflab_dask.keys import gif_key
 from giflab_dask.metrics import register_metric
 from giflab_dask.pipeline import plan_batch, validate_batch, validate_pair
 from giflab_dask.reduce import STATS, _summarize_values, summarize_sample
@@ -249,23 +250,39 @@ class _Tasks(Callback):
 
 @pytest.mark.parametrize("variant", ["quantized", "dropped"])
 def test_sampled_run_measures_only_sampled_frames_with_the_full_values(
-    gifs: dict[str, Path], variant: str
+    gifs: dict[str, Path], variant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from giflab_dask import framestore
+
     original, compressed = gifs["original"], gifs[variant]
     metrics = "abs_diff_spy,ssim,temporal_consistency"
     seen.clear()
+    read: set[tuple[str, int]] = set()
+    reader = framestore._read_chunk_file
+
+    def spy(files, t, out=None):  # type: ignore[no-untyped-def]
+        read.add((files.base, t))
+        return reader(files, t, out)
+
+    monkeypatch.setattr(framestore, "_read_chunk_file", spy)
     with _Tasks() as tasks:  # a fresh cache: frames come from decode tasks in the graph
         sampled = validate_pair(original, compressed, metrics=metrics, sample=SampleSpec(10))
     assert sum(seen) == 10, "the metric saw the sampled frames only"
+    assert tasks.prefixes["pair-metrics"] > 0 and tasks.prefixes["gif-frames"] == 0  # fused
     positions = np.array(sampled.sample["positions"]["abs_diff_spy"])
     assert len(positions) == 10 and sampled.summaries["abs_diff_spy_n_frames"] == 10
     # only the chunks holding sampled frames (or their predecessors) were read: on the
-    # original's side those chunks, on the compressed side the chunks they map to
+    # original's side those chunks, on the compressed side the chunks those frames map to
     transitions = np.union1d(positions, positions[positions > 0] - 1)
-    o_chunks = np.unique(transitions // CHUNK)
-    frames = np.concatenate([np.arange(c * CHUNK, min(T, (c + 1) * CHUNK)) for c in o_chunks])
-    c_chunks = np.unique(sampled.mapping[frames] // CHUNK)
-    assert tasks.prefixes["gif-frames"] == len(o_chunks) + len(c_chunks)
+    o_chunks = {int(c) for c in np.unique(transitions // CHUNK)}
+    c_chunks = {int(c) for c in np.unique(sampled.mapping[transitions] // CHUNK)}
+    by_entry: dict[str, set[int]] = {}
+    for base, t in read:
+        if base.endswith("/frames"):
+            by_entry.setdefault(base, set()).add(t)
+    o_entry = FrameStore().entry_path(gif_key(original))
+    assert by_entry.pop(f"{o_entry}/frames") == o_chunks
+    assert list(by_entry.values()) == [c_chunks]
     assert len(o_chunks) < math.ceil(T / CHUNK)
 
     seen.clear()
