@@ -218,17 +218,46 @@ def _prepare_block(
     return _resize_block(_composite_block(rgb, alpha, background), size, method)
 
 
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _resized_luma(block: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    luma = block.astype(np.float32) @ _LUMA
+    out = np.empty((len(luma), *shape), dtype=np.float32)
+    for i, frame in enumerate(luma):
+        image = Image.fromarray(frame, mode="F").resize(shape[::-1], Image.Resampling.BOX)
+        out[i] = np.asarray(image)
+    return out
+
+
 def _content_mapping(
     original: da.Array, compressed: da.Array, start: np.ndarray, window: int
 ) -> np.ndarray:
     import dask
+    import dask.array as da
+
+    # Luma thumbnails about 32 pixels on the short side of the smaller frame: cheap to compare.
+    f = max(1, min(*original.shape[1:3], *compressed.shape[1:3]) // 32)
+    same_size = original.shape[1:3] == compressed.shape[1:3]
 
     def thumbs(frames: da.Array) -> da.Array:
-        # Block-mean luma thumbnails about 32 pixels on the short side: cheap to compare.
-        luma = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        f = max(1, min(luma.shape[1], luma.shape[2]) // 32)
-        h, w = luma.shape[1] // f * f, luma.shape[2] // f * f
-        return luma[:, :h, :w].reshape(luma.shape[0], h // f, f, w // f, f).mean(axis=(2, 4))
+        if same_size:  # block means
+            luma = frames.astype(np.float32) @ _LUMA
+            h, w = luma.shape[1] // f * f, luma.shape[2] // f * f
+            return luma[:, :h, :w].reshape(luma.shape[0], h // f, f, w // f, f).mean(axis=(2, 4))
+        # Sizes differ (a resized variant): area-resize both sides to one thumbnail shape, or
+        # the thumbnails could not be compared.
+        shape = (
+            max(1, min(original.shape[1], compressed.shape[1]) // f),
+            max(1, min(original.shape[2], compressed.shape[2]) // f),
+        )
+        whole = frames.rechunk({1: -1, 2: -1, 3: -1})
+        return da.map_blocks(
+            _resized_luma, whole, shape=shape, dtype=np.float32, drop_axis=3,
+            chunks=(whole.chunks[0], (shape[0],), (shape[1],)),
+        )  # fmt: skip
 
     o, c = dask.compute(thumbs(original), thumbs(compressed))
     mapping = start.copy()

@@ -234,7 +234,9 @@ def read_frames(entry: str, name: str, index: slice | np.ndarray) -> np.ndarray:
     for group in np.split(np.arange(len(ordered)), bounds):
         t = int(ordered[group[0]] // files.chunk)
         rows = ordered[group] - t * files.chunk
-        run = np.array_equal(order[group], group) and rows[-1] - rows[0] + 1 == len(rows)
+        # a run: in order, each frame once, no gap (duplicates and gaps can cancel out in a
+        # span check: [0, 0, 2])
+        run = np.array_equal(order[group], group) and bool(np.all(np.diff(rows) == 1))
         if run and len(rows) == files.chunk:  # the whole chunk, in order: decode in place
             _read_chunk_file(files, t, out[group[0] : group[-1] + 1])
             continue

@@ -149,6 +149,9 @@ def test_flipped_byte_fails_the_read_when_not_verified_on_open(anim_gif: Path) -
         np.array([0, 4, 8, 10]),  # one frame from each chunk
         np.array([9, 2, 2, 7, 0, 10, 10]),  # unsorted, repeated
         np.array([3, 4, 5, 6]),  # a run across a chunk boundary
+        np.array([0, 0, 2]),  # a repeat and a gap: as many frames as a run would have
+        np.array([0, 0, 1, 3]),  # the whole first chunk's length, not its frames
+        np.array([4, 4, 5, 7, 8, 8, 9, 10]),  # dropped and repeated frames (time alignment)
         np.array([], dtype=np.int64),
     ],
 )

@@ -226,6 +226,11 @@ def _scenario(name: str, gifs: tuple[Path, Path], root: Path) -> tuple[Path, Pat
         many = [f.quantize(64) for f in frames for _ in range(3)]
         many[0].save(out, save_all=True, append_images=many[1:], duration=20, loop=0)
         return original, out
+    if name == "repeats and gaps":  # time alignment repeats some frames and skips others
+        varied = [f.quantize(48) for f in frames]
+        durations = [(80, 20, 20, 40)[i % 4] for i in range(len(varied))]
+        varied[0].save(out, save_all=True, append_images=varied[1:], duration=durations, loop=0)
+        return original, out
     if name == "resized":
         small = [f.resize((W * 3 // 4, H * 3 // 4)).quantize(32) for f in frames]
         small[0].save(out, save_all=True, append_images=small[1:], duration=40, loop=0)
@@ -234,7 +239,9 @@ def _scenario(name: str, gifs: tuple[Path, Path], root: Path) -> tuple[Path, Pat
     return _transparent_gif(out, T), compressed
 
 
-@pytest.mark.parametrize("scenario", ["dropped frames", "more frames", "resized", "transparent"])
+@pytest.mark.parametrize(
+    "scenario", ["dropped frames", "more frames", "repeats and gaps", "resized", "transparent"]
+)
 def test_pair_metrics_tasks_equal_the_lazy_array_path(
     scenario: str, gifs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
