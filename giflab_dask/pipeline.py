@@ -393,6 +393,21 @@ def _write_from_chunks(
 ) -> dict[str, Any]:
     """The ``result-write`` task: one metric node of one pair from its ``pair-metrics``
     chunks (summaries included), persisted unless a decode failed or the kernel raised."""
+    started = time.perf_counter()
+    gathered = _gather_chunks(spec, decoded, chunks)
+    if isinstance(gathered, dict):
+        return gathered
+    matrix, measured = gathered
+    return _persist_node(root, key, spec, matrix, measured, started)
+
+
+def _gather_chunks(
+    spec: MetricSpec,
+    decoded: Sequence[dict[str, Any] | None],
+    chunks: Sequence[dict[str, np.ndarray | str] | None],
+) -> tuple[np.ndarray, float] | dict[str, Any]:
+    """One metric's ``(t, k)`` values from its ``pair-metrics`` chunks, in order, with their
+    measured task seconds; or the write's result when a decode failed or the kernel raised."""
     failed = [d["error"] for d in decoded if d is not None and not d["ok"]]
     if failed:
         return {"ok": False, "error": "; ".join(failed)}
@@ -400,14 +415,16 @@ def _write_from_chunks(
     errors = [v for v in values if isinstance(v, str)]
     if errors:
         return {"ok": False, "metric_error": errors[0]}
-    started = time.perf_counter()
     measured = sum(
         chunk.get(_SECONDS, {}).get(spec.name, 0.0)  # type: ignore[union-attr]
         for chunk in chunks
         if chunk is not None
     )
-    matrix = np.concatenate([np.asarray(v, dtype=np.float64) for v in values], axis=0)
-    return _persist_node(root, key, spec, matrix, measured, started)
+    k = len(spec.outputs)
+    if not values:
+        return np.empty((0, k)), measured
+    matrix = np.concatenate([np.asarray(v, dtype=np.float64).reshape(len(v), k) for v in values])
+    return matrix, measured
 
 
 def _persist_node(
@@ -1199,25 +1216,11 @@ def _write_sampled_node(
     from giflab_dask.reduce import summarize_sample
     from giflab_dask.sampling import estimate_mean
 
-    failed = [d["error"] for d in decoded if d is not None and not d["ok"]]
-    if failed:
-        return {"ok": False, "error": "; ".join(failed)}
-    values = [chunk[spec.name] for chunk in chunks if chunk is not None]
-    errors = [v for v in values if isinstance(v, str)]
-    if errors:
-        return {"ok": False, "metric_error": errors[0]}
     started = time.perf_counter()
-    measured = sum(
-        chunk.get(_SECONDS, {}).get(spec.name, 0.0)  # type: ignore[union-attr]
-        for chunk in chunks
-        if chunk is not None
-    )
-    k = len(spec.outputs)
-    matrix = (
-        np.concatenate([np.asarray(v, dtype=np.float64).reshape(len(v), k) for v in values])
-        if values
-        else np.empty((0, k))
-    )
+    gathered = _gather_chunks(spec, decoded, chunks)
+    if isinstance(gathered, dict):
+        return gathered
+    matrix, measured = gathered
     design = SampleDesign.from_dict(record["design"])
     computed = np.searchsorted(design.positions, np.asarray(record["computed"], dtype=np.int64))
     known = record.get("known") or {"positions": [], "values": {}}

@@ -54,15 +54,20 @@ GIFLAB_OUTPUT_NAMES = {
 }
 
 
+def _positive_db(value: object) -> bool:
+    """A finite positive number of dB (bools are not numbers here)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 def _check_cap(cap_db, name: str = "cap_db") -> float | None:
     if cap_db is None:
         return None
-    if (
-        isinstance(cap_db, bool)
-        or not isinstance(cap_db, numbers.Real)
-        or not math.isfinite(cap_db)
-        or cap_db <= 0
-    ):
+    if not _positive_db(cap_db):
         raise ValueError(
             f"{name} must be a positive finite number of dB (default {PSNR_CAP_DB}) or None "
             f"for no ceiling (identical frames then give inf); got {cap_db!r}."
@@ -170,12 +175,7 @@ def psnr_normalized_of_mse(
     mse_values: np.ndarray, *, max_db: float = PSNR_NORMALIZATION_DB
 ) -> np.ndarray:
     """:func:`psnr_normalized` per frame from MSE per frame (``(t,)`` float64)."""
-    if (
-        isinstance(max_db, bool)
-        or not isinstance(max_db, numbers.Real)
-        or not math.isfinite(max_db)
-        or max_db <= 0
-    ):
+    if not _positive_db(max_db):
         raise ValueError(
             f"psnr_normalized: max_db must be a positive finite number of dB (GifLab uses "
             f"{PSNR_NORMALIZATION_DB}); got {max_db!r}."
