@@ -227,7 +227,7 @@ def _resized_luma(block: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     luma = block.astype(np.float32) @ _LUMA
     out = np.empty((len(luma), *shape), dtype=np.float32)
     for i, frame in enumerate(luma):
-        image = Image.fromarray(frame, mode="F").resize(shape[::-1], Image.Resampling.BOX)
+        image = Image.fromarray(frame).resize(shape[::-1], Image.Resampling.BOX)  # mode F
         out[i] = np.asarray(image)
     return out
 
