@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 some validation failed, 2 usage or input error.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -202,7 +203,8 @@ def validate(
             **session.compute_kwargs,
         )
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        # strict JSON: a missing (NaN) or unbounded value is null (its reason is in "missing")
+        click.echo(json.dumps(_finite_or_null(result.to_dict()), indent=2, allow_nan=False))
     else:
         from giflab_dask.metrics import resolve_metrics
 
@@ -490,3 +492,14 @@ main: Callable[..., Any] = cli
 
 if __name__ == "__main__":
     main()
+
+
+def _finite_or_null(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(v) for v in value]
+    return value

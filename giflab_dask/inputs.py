@@ -86,6 +86,14 @@ def read_manifest(path: str | os.PathLike[str]) -> list[PairInput]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise BatchInputError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        hint = ""
+        if path.read_bytes()[:6] in (b"GIF87a", b"GIF89a"):
+            hint = "; to compare two GIFs use: giflab-dask validate ORIGINAL COMPRESSED"
+        raise BatchInputError(
+            f"{path}: not a text manifest (CSV/TSV with an original,compressed header, or JSON "
+            f"lines), nor a directory{hint}"
+        ) from None
     rows: list[dict[str, str]] = []
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         for n, line in enumerate(text.splitlines(), start=1):

@@ -71,6 +71,9 @@ class MetricSpec:
     # so it is not part of the cache key.
     derive_from: str | None = None
     derive: Callable[..., np.ndarray] | str | None = None
+    # What a frame needs for the metric to have a value (said when every frame is NaN);
+    # documentation, not part of the cache key.
+    needs: str = ""
 
     def __post_init__(self) -> None:
         if not self.name.replace("_", "").isalnum():
@@ -144,13 +147,17 @@ _BUILTIN = [
                description="PSNR over RGB in dB, 100 dB for identical frames (GifLab's cap)",
                derive_from="mse", derive=f"{_K}.fidelity:psnr_of_mse"),
     MetricSpec("ssim", f"{_K}.structural:ssim", params={"gaussian": False},
-               description="SSIM on OpenCV luma, scikit-image defaults (GifLab's definition)"),
+               description="SSIM on OpenCV luma, scikit-image defaults (GifLab's definition)",
+               needs="frames of at least 7x7 pixels (11x11 with gaussian=True)"),
     MetricSpec("ms_ssim", f"{_K}.structural:ms_ssim",
-               description="MS-SSIM (Wang, Simoncelli & Bovik 2003), 5 scales"),
+               description="MS-SSIM (Wang, Simoncelli & Bovik 2003), 5 scales",
+               needs="frames of at least 161x161 pixels (an 11x11 window at the fifth scale)"),
     MetricSpec("fsim", f"{_K}.perceptual:fsim", params={"chroma": False},
-               description="FSIM (Zhang et al. 2011); chroma=True gives FSIMc"),
+               description="FSIM (Zhang et al. 2011); chroma=True gives FSIMc",
+               needs="frames of at least 3x3 pixels after its downsampling"),
     MetricSpec("gmsd", f"{_K}.perceptual:gmsd", higher_is_better=False,
-               description="GMSD (Xue et al. 2014)"),
+               description="GMSD (Xue et al. 2014)",
+               needs="frames of at least 5x5 pixels (3x3 after halving)"),
     MetricSpec("chist", f"{_K}.texture:chist", params={"bins": 32},
                description="32-bin colour histogram correlation"),
     MetricSpec("edge_similarity", f"{_K}.texture:edge_similarity",
@@ -164,7 +171,8 @@ _BUILTIN = [
                outputs=("temporal_consistency_original", "temporal_consistency_compressed"),
                temporal=True, higher_is_better=False,
                pair_summary=f"{_K}.temporal:temporal_consistency_summary",
-               description="inter-frame change of each stream; GifLab's consistency and delta"),
+               description="inter-frame change of each stream; GifLab's consistency and delta",
+               needs="at least two frames (each value compares a frame with the one before)"),
     MetricSpec("deltae", f"{_K}.colour:deltae",
                outputs=("deltae_mean", "deltae_p95", "deltae_max", "deltae_pct_gt1",
                         "deltae_pct_gt2", "deltae_pct_gt3", "deltae_pct_gt5",
@@ -175,7 +183,8 @@ _BUILTIN = [
                outputs=("banding_score_mean", "banding_score_p95", "banding_patch_count",
                         "gradient_region_count"),
                higher_is_better=False, pair_summary=f"{_K}.colour:banding_summary",
-               description="GifLab's gradient banding score"),
+               description="GifLab's gradient banding score",
+               needs="smooth gradient regions in the original (GifLab's detector found none)"),
 ]  # fmt: skip
 
 _EXTRA = [

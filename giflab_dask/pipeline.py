@@ -689,7 +689,7 @@ def _pair_result(
         for output in spec.outputs:
             n = summaries.get(f"{output}_n_frames", 0)
             if n and summaries.get(f"{output}_n_missing") == n:
-                outcome.missing.setdefault(spec.name, "no frame could be measured (all NaN)")
+                outcome.missing.setdefault(spec.name, _all_nan_reason(spec, outcome, int(n)))
     if "mse_mean" in summaries:
         summaries["psnr_of_mean_mse"] = psnr_from_mse(summaries["mse_mean"])
     summaries["composite_quality"], _ = composite_quality(summaries)
@@ -707,6 +707,15 @@ def _pair_result(
         missing=dict(outcome.missing),
         sample=sample_info,
     )
+
+
+def _all_nan_reason(spec: MetricSpec, outcome: PairOutcome, n: int) -> str:
+    """Why a metric has no value on any frame: what it needs, and what these frames are."""
+    height, width = (outcome.alignment or {}).get("size", (0, 0))
+    reason = "no frame could be measured (all NaN)"
+    if spec.needs:
+        reason += f": it needs {spec.needs}"
+    return f"{reason}; this pair has {n} frames of {width}x{height} (as compared)"
 
 
 class _LazyVectors(dict):  # type: ignore[type-arg]
@@ -1018,6 +1027,12 @@ def plan_batch(
             facts = frame_alignment(o_gif, c_gif, options)  # type: ignore[arg-type]
         except GiflabError as exc:
             outcome.error = str(exc)
+            continue
+        except Exception as exc:  # a bug must cost its pair, never the batch (decision 19)
+            outcome.error = (
+                f"aligning {outcome.input.compressed} with {outcome.input.original} failed: "
+                f"{type(exc).__name__}: {exc}"
+            )
             continue
         if outcome.alignment is None:
             outcome.alignment = {

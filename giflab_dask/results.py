@@ -205,6 +205,12 @@ BASE_COLUMNS = (
 )  # fmt: skip
 
 
+_INTEGER_COLUMNS = (
+    "row", "original_frames", "compressed_frames", "original_bytes", "compressed_bytes",
+    "sample_n",
+)  # fmt: skip
+
+
 def _file_size(path: str) -> float:
     try:
         return float(Path(path).stat().st_size)
@@ -261,6 +267,10 @@ def batch_table(outcomes: list[Any]) -> pd.DataFrame:
     import pandas as pd
 
     frame = pd.DataFrame(batch_rows(outcomes))
+    # counts stay integers when an error row leaves them empty (not 12.0 in a CSV)
+    for column in _INTEGER_COLUMNS:
+        if column in frame.columns:
+            frame[column] = frame[column].astype("Int64")
     first = [c for c in BASE_COLUMNS if c in frame.columns]
     extra = [c for c in frame.columns if c not in BASE_COLUMNS]
     return frame[first + extra]

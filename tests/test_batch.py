@@ -186,6 +186,42 @@ def test_bad_inputs_become_error_rows_and_good_pairs_finish(demo: Path, tmp_path
     assert again.n_metric_tasks == 0
 
 
+def test_an_unexpected_alignment_failure_is_that_pairs_error_row(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from giflab_dask import pipeline
+    from giflab_dask.keys import gif_key
+
+    pairs = collect_pairs(demo)
+    real = pipeline.frame_alignment
+    broken = gif_key(pairs[1].compressed)
+
+    def frame_alignment(original, compressed, options):  # type: ignore[no-untyped-def]
+        if compressed.key == broken:
+            raise ZeroDivisionError("a bug in alignment")
+        return real(original, compressed, options)
+
+    monkeypatch.setattr(pipeline, "frame_alignment", frame_alignment)
+    table = batch_table(validate_batch(pairs, metrics="psnr").outcomes)
+    errors = table["error"].fillna("").tolist()
+    assert "ZeroDivisionError: a bug in alignment" in errors[1]
+    assert pairs[1].compressed in errors[1]
+    assert [e for i, e in enumerate(errors) if i != 1] == [""] * (len(pairs) - 1)
+    # counts stay integers beside an error row (not 12.0 in a CSV)
+    assert str(table["original_bytes"].dtype) == "Int64"
+    assert str(table["original_frames"].dtype) == "Int64"
+
+
+def test_a_gif_given_as_manifest_says_what_to_do(demo: Path) -> None:
+    from giflab_dask.inputs import BatchInputError
+
+    gif = next((demo / "originals").glob("*.gif"))
+    with pytest.raises(BatchInputError, match=r"not a text manifest.*giflab-dask validate"):
+        read_manifest(gif)
+    out = CliRunner().invoke(cli, ["batch", str(gif), "--out", str(demo / "r.csv")])
+    assert out.exit_code == 2 and "not a text manifest" in out.output
+
+
 def test_cli_batch_exit_codes_and_outputs(demo: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "out" / "results.parquet"

@@ -144,11 +144,18 @@ def test_cli_validate_table_json_and_exit_codes(gifs: tuple[Path, Path], tmp_pat
     assert same.exit_code == 0, same.output
     assert "verdict: PASS" in same.output and "ssim" in same.output
     as_json = runner.invoke(
-        cli, ["validate", str(original), str(compressed), "--metrics", "ssim,mse", "--json"]
+        cli,
+        ["validate", str(original), str(compressed), "--metrics", "ssim,mse,ms_ssim", "--json"],
     )
-    payload = json.loads(as_json.output)
+
+    def strict_json(token: str) -> None:
+        raise AssertionError(f"not strict JSON: {token}")
+
+    # MS-SSIM has no value on 56x40 frames: null, never a bare NaN a strict parser rejects
+    payload = json.loads(as_json.output, parse_constant=strict_json)
     assert payload["verdict"]["status"] in ("pass", "warn", "fail")
     assert "ssim_mean" in payload["summaries"]
+    assert payload["summaries"]["ms_ssim_mean"] is None and "ms_ssim" in payload["missing"]
     strict = {"giflab.verdicts.profiles.harsh": {"ssim_mean": {"fail-below": 0.9999}}}
     with dask.config.set(strict):
         failed = runner.invoke(
@@ -169,6 +176,8 @@ def test_missing_metric_never_passes_silently(tmp_path: Path) -> None:
     small = write_pillow_gif(tmp_path / "small.gif", n_frames=3, size=(8, 8), noise=True)
     result = validate_pair(small, small, metrics="ms_ssim,ssim")
     assert "ms_ssim" in result.missing
+    # the reason says what the metric needs and what these frames are
+    assert "161x161" in result.missing["ms_ssim"] and "3 frames of 8x8" in result.missing["ms_ssim"]
     assert math.isnan(result.summaries["ms_ssim_mean"])
 
 
