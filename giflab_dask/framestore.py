@@ -80,8 +80,8 @@ _DATA = "w-"
 _VERIFY_MODES = ("checksum", "size", "none")
 
 
-class _StrictLocalStore(LocalStore):
-    """A LocalStore whose missing chunks raise instead of reading as fill values."""
+class _MissingChunksRaise:
+    """Mixin of a Zarr store whose missing chunks raise instead of reading as fill values."""
 
     async def get(
         self,
@@ -89,25 +89,19 @@ class _StrictLocalStore(LocalStore):
         prototype: BufferPrototype | None = None,
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
-        buf = await super().get(key, prototype, byte_range)
+        buf = await super().get(key, prototype, byte_range)  # type: ignore[misc]
         if buf is None and "/c/" in f"/{key}":
-            raise FrameStoreCorruptError(f"frame store chunk {self.root / key} is missing")
+            where = getattr(self, "root", None) or getattr(self, "path", "")
+            raise FrameStoreCorruptError(f"frame store chunk {where}/{key} is missing")
         return buf
 
 
-class _StrictFsspecStore(FsspecStore):
-    """An FsspecStore whose missing chunks raise instead of reading as fill values."""
+class _StrictLocalStore(_MissingChunksRaise, LocalStore):
+    """A LocalStore whose missing chunks raise (see :class:`_MissingChunksRaise`)."""
 
-    async def get(
-        self,
-        key: str,
-        prototype: BufferPrototype | None = None,
-        byte_range: ByteRequest | None = None,
-    ) -> Buffer | None:
-        buf = await super().get(key, prototype, byte_range)
-        if buf is None and "/c/" in f"/{key}":
-            raise FrameStoreCorruptError(f"frame store chunk {self.path}/{key} is missing")
-        return buf
+
+class _StrictFsspecStore(_MissingChunksRaise, FsspecStore):
+    """An FsspecStore whose missing chunks raise (see :class:`_MissingChunksRaise`)."""
 
 
 def _zarr_store(entry: str | Path) -> LocalStore | FsspecStore:
