@@ -23,7 +23,7 @@ __all__ = ["DECODER_VERSION", "LAYOUT_VERSION", "GifSource", "content_digest", "
 #: Bump when decoded pixels could change for the same bytes (compositing rules, colour handling).
 DECODER_VERSION = 1
 #: Bump when the frame store's on-disk layout changes.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: chunks are zstd (no content checksum) + crc32c
 
 _READ_SIZE = 1 << 20
 _RACY_SECONDS = 2.0
