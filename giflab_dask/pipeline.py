@@ -852,7 +852,7 @@ def plan_batch(
     its pilot pass's plan; its ``compute()`` runs the pilot, then plans and runs the rest.
     """
 
-    from giflab_dask.keys import gif_key
+    from giflab_dask.keys import gif_key, gif_keys
 
     load_profile(profile)  # eager: a bad profile fails before any work
     specs = resolve_metrics(metrics)
@@ -903,6 +903,8 @@ def plan_batch(
         return layout
 
     # Pass 1: keys, lookups, and which GIFs the graph must decode.
+    paths = (p for o in outcomes if o.error is None for p in (o.input.original, o.input.compressed))
+    keys.update(gif_keys(paths))  # all at once: one stat-index transaction, not one per file
     from dask.delayed import Delayed
 
     derived_writes: dict[tuple[int, str], Delayed] = {}

@@ -266,3 +266,28 @@ def test_truncated_anywhere_is_an_error_or_a_prefix(cut: int, tmp_path: Path) ->
     full_rgb, _ = decode_all(full)
     assert len(rgb) < len(full_rgb) or cut >= len(ANIMATION) - 1
     np.testing.assert_array_equal(rgb, full_rgb[: len(rgb)])
+
+
+def test_truncation_names_where_the_file_ends(tmp_path: Path) -> None:
+    path = tmp_path / "cut.gif"
+    path.write_bytes(ANIMATION[: len(ANIMATION) // 2])
+    with pytest.raises(
+        GifDecodeError, match=rf"cut\.gif: file is truncated: .* at byte {len(ANIMATION) // 2}$"
+    ):
+        scan_gif(path)
+
+
+def test_scan_reads_unmappable_files_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mmap
+
+    path = tmp_path / "a.gif"
+    path.write_bytes(ANIMATION)
+    mapped = scan_gif(path)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("cannot map this file")
+
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    read = scan_gif(path)
+    assert [f.lzw_offset for f in read.frames] == [f.lzw_offset for f in mapped.frames]
+    assert read.frames[-1].lzw_end == mapped.frames[-1].lzw_end and len(read.frames) == 4

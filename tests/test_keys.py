@@ -81,3 +81,37 @@ def test_unreadable_paths_name_the_file(tmp_path: Path, kind: str) -> None:
     assert {"missing": "not found", "directory": "directory", "dangling": "dangling"}[kind] in str(
         info.value
     )
+
+
+def test_gif_keys_of_many_files_match_one_by_one_and_use_one_index_transaction(
+    anim_gif: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "_RACY_SECONDS", 0.05)
+    old = time.time() - 3600
+    files = []
+    for i in range(5):
+        copy = tmp_path / f"c{i}.gif"
+        data = bytearray(anim_gif.read_bytes())
+        data[-5] ^= i  # five different contents
+        copy.write_bytes(bytes(data))
+        os.utime(copy, (old, old))
+        files.append(str(copy))
+    missing = str(tmp_path / "missing.gif")
+    time.sleep(0.1)
+    commits = []
+    real_store_many = keys._StatIndex.store_many
+
+    def counting_store_many(self: keys._StatIndex, rows: list) -> None:
+        commits.append(len(rows))
+        real_store_many(self, rows)
+
+    monkeypatch.setattr(keys._StatIndex, "store_many", counting_store_many)
+    got = keys.gif_keys([*files, missing, files[0]])  # a repeated path is hashed once
+    assert list(got) == [*files, missing]
+    assert [got[f] for f in files] == [gif_key(f, use_index=False) for f in files]
+    assert len(set(got[f] for f in files)) == 5
+    assert isinstance(got[missing], GifDecodeError) and "missing.gif" in str(got[missing])
+    assert commits == [5]  # one store for the batch, not one per file
+    # Now indexed: a second call hashes nothing.
+    monkeypatch.setattr(keys, "_hash_file", lambda path: pytest.fail(f"re-hashed {path}"))
+    assert keys.gif_keys(files) == {f: got[f] for f in files}
