@@ -10,6 +10,10 @@ every run, each run in its own child process:
   of every compute under that scheduler);
 * LocalCluster 1 worker / 2 workers: ``distributed.LocalCluster(processes=True,
   threads_per_worker=1)`` with giflab's worker settings (``cluster.WORKER_CONFIG``);
+  and 1 worker with the whole run (client, scheduler, worker) pinned to one core
+  (``sched_setaffinity``): what one worker does with one core of its own, where the unpinned
+  1-worker run also uses the second core for the decoder's writer thread, the scheduler and
+  the client;
   start-up and the first imports (workers' and client's, numba's SSIM kernel included) are
   timed apart (a cluster is started once and serves many batches). The threads and processes
   runs import the same in their parent first (processes: the pool's children still pay it).
@@ -93,7 +97,9 @@ def _vmhwm():
         for line in f:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
-n = int(sys.argv[3])
+n = int(sys.argv[3].split("-")[0])
+if sys.argv[3].endswith("-1core"):  # this process and the cluster's: one core between them
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 t0 = time.perf_counter()
 from giflab_dask.cluster import WORKER_CONFIG  # what giflab's own LocalCluster uses
 with dask.config.set(WORKER_CONFIG):
@@ -201,6 +207,7 @@ def main() -> None:
         "processes (2 processes)": (LOCAL, "processes"),
         "LocalCluster 1 worker": (CLUSTER, "1"),
         "LocalCluster 2 workers": (CLUSTER, "2"),
+        "LocalCluster 1 w, 1 core": (CLUSTER, "1-1core"),
     }
     if args.clusters_only:
         setups = {k: v for k, v in setups.items() if k.startswith("LocalCluster")}
@@ -254,6 +261,10 @@ def main() -> None:
           f"round by round: {', '.join(f'{s:.2f}x' for s in per_round)}")  # fmt: skip
     print(f"ceiling (a pure-Python loop in 2 processes / 1, before each round): "
           f"{', '.join(f'{c:.2f}x' for c in ceilings)}")  # fmt: skip
+    pinned = runs.get("LocalCluster 1 w, 1 core")
+    if pinned:
+        print(f"speedup 2 workers on 2 cores / 1 worker on 1 core (scheduler and client on that "
+              f"core too): {pinned['seconds'] / two['seconds']:.2f}x")  # fmt: skip
     if "threads (2 threads)" in runs:
         threads = runs["threads (2 threads)"]["seconds"]
         print(f"LocalCluster 2 workers vs threads: {threads / two['seconds']:.2f}x")
