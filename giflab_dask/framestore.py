@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 import warnings
@@ -368,6 +369,32 @@ def _configured_max_bytes() -> int | None:
     return config.parse_bytes(config.get("framestore.max-bytes"), key="framestore.max-bytes")
 
 
+#: root -> bytes this process has written there since it last pruned it (absent: never pruned)
+_WRITTEN_SINCE_PRUNE: dict[str, int] = {}
+_PRUNE_STATE_LOCK = threading.Lock()
+#: share of ``max-bytes`` a process may write between two size checks of the store
+PRUNE_SLACK = 1 / 64
+
+
+def _due_for_prune(root: Path, written: int, max_bytes: int) -> bool:
+    """Whether a write of ``written`` bytes should be followed by a size check of the store.
+
+    A check lists every entry (a manifest read each), so checking after every decode made a
+    batch of N new GIFs cost O(N^2) reads of the store. The first write of a process checks;
+    later ones when the process has written ``max-bytes x PRUNE_SLACK`` since its last check
+    (like ccache's cleanup): the store stays within ``max-bytes`` plus that much per writing
+    process.
+    """
+    key = str(root)
+    with _PRUNE_STATE_LOCK:
+        since = _WRITTEN_SINCE_PRUNE.get(key)
+        if since is None or since + written >= max_bytes * PRUNE_SLACK:
+            _WRITTEN_SINCE_PRUNE[key] = 0
+            return True
+        _WRITTEN_SINCE_PRUNE[key] = since + written
+        return False
+
+
 def _digest(data: bytes | memoryview) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
@@ -556,12 +583,15 @@ class FrameStore:
                 return stored
             self._remove_stale_temps(source.key)
             stored = self._write(source)
-        max_bytes = config.parse_bytes(
-            config.get("framestore.max-bytes"), key="framestore.max-bytes"
-        )
-        if max_bytes is not None:
+        max_bytes = _configured_max_bytes()
+        if max_bytes is not None and _due_for_prune(self.root, self._nbytes(stored), max_bytes):
             self.prune(max_bytes, keep={source.key})
         return stored
+
+    def _nbytes(self, stored: StoredGif) -> int:
+        """The bytes of a complete entry, from its manifest."""
+        manifest = json.loads((Path(stored.path) / MANIFEST).read_text(encoding="utf-8"))
+        return int(manifest["nbytes"])
 
     def _write(self, source: GifSource) -> StoredGif:
         layout = scan_gif(source.path)
@@ -926,8 +956,6 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
         bound is not applied here (it would list the whole store per decode): run
         :meth:`prune` (``giflab-dask cache prune``) for URL roots.
         """
-        import threading
-
         if not isinstance(source, GifSource):
             source = GifSource.from_path(source)
         stored = self.open(source.key)

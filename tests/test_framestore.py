@@ -242,6 +242,42 @@ def test_lru_eviction_keeps_store_under_max_bytes(tmp_path: Path) -> None:
     assert store.entries() == []
 
 
+def test_store_size_is_checked_once_per_slack_not_after_every_decode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each size check lists every entry: checking after each decode made N new GIFs cost
+    O(N^2) manifest reads. A process checks on its first write, then once it has written
+    max-bytes x PRUNE_SLACK since its last check."""
+    from giflab_dask import framestore
+
+    gifs = [
+        write_pillow_gif(tmp_path / f"g{i}.gif", n_frames=3, size=(40, 30), seed=i, noise=True)
+        for i in range(10)
+    ]
+    store = FrameStore()
+    checks: list[int] = []
+    real_prune = FrameStore.prune
+
+    def counting_prune(self: FrameStore, *args: object, **kwargs: object) -> list[str]:
+        checks.append(len(self.entries()))
+        return real_prune(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FrameStore, "prune", counting_prune)
+    with dask.config.set({"giflab.framestore.max-bytes": 10**10}):  # slack: 156 MB
+        for gif in gifs[:5]:
+            store.ensure(gif)
+    assert checks == [1]  # the first write only
+    per_entry = max(e.nbytes for e in store.entries())
+    # a slack below one entry: every write checks, and the bound holds after each
+    limit = int(3 * per_entry)
+    assert limit * framestore.PRUNE_SLACK < per_entry
+    with dask.config.set({"giflab.framestore.max-bytes": limit}):
+        for gif in gifs[5:]:
+            store.ensure(gif)
+            assert store.nbytes() <= limit
+    assert len(checks) == 6
+
+
 _KILLABLE = """
 import sys, dask
 dask.config.set({"giflab.cache-dir": sys.argv[2], "giflab.framestore.chunk-mib": 0.05})
