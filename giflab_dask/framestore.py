@@ -36,6 +36,7 @@ take.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import json
@@ -369,6 +370,32 @@ def _configured_max_bytes() -> int | None:
     return config.parse_bytes(config.get("framestore.max-bytes"), key="framestore.max-bytes")
 
 
+@functools.lru_cache(maxsize=4)
+def _metadata_templates(level: int) -> tuple[dict[str, dict[str, Any]], Any]:
+    """Zarr's metadata documents for an entry's group and arrays at compression ``level``
+    (made by Zarr, once per process; only shapes and chunk shapes differ between entries),
+    and the arrays' chunk key encoding (chunk index -> key)."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+    from zarr.storage import MemoryStore
+
+    codec = (ZstdCodec(level=level, checksum=False), Crc32cCodec())
+    documents: dict[str, Buffer] = {}
+    group = zarr.open_group(store=MemoryStore(documents), mode="w")
+    frames = group.create_array(
+        "frames", shape=(1, 1, 1, 3), chunks=(1, 1, 1, 3), dtype="uint8", compressors=codec,
+        fill_value=0, dimension_names=("t", "y", "x", "c"),
+    )  # fmt: skip
+    group.create_array(
+        "alpha", shape=(1, 1, 1), chunks=(1, 1, 1), dtype="uint8", compressors=codec,
+        fill_value=255, dimension_names=("t", "y", "x"),
+    )  # fmt: skip
+    group.create_array("durations_ms", shape=(1,), chunks=(1,), dtype="int32", compressors=codec)
+    templates = {
+        rel: json.loads(buf.to_bytes()) for rel, buf in documents.items() if rel.endswith(".json")
+    }
+    return templates, frames.metadata.encode_chunk_key
+
+
 #: root -> bytes this process has written there since it last pruned it (absent: never pruned)
 _WRITTEN_SINCE_PRUNE: dict[str, int] = {}
 _PRUNE_STATE_LOCK = threading.Lock()
@@ -620,46 +647,39 @@ class FrameStore:
     def _write_entry(self, out: _EntryWriter, source: GifSource, layout: GifLayout) -> None:
         """Decode ``source`` and write every file of its entry through ``out``.
 
-        Zarr writes the metadata (into memory, copied out at the end); the chunks are encoded
-        here into exactly the bytes Zarr would write for the ``bytes`` + ``zstd`` + ``crc32c``
-        codec chain (numcodecs' Zstd, which Zarr's ZstdCodec wraps, then the CRC32C of the
-        compressed bytes), edge chunks padded to the full chunk shape with the fill value as
-        Zarr pads them. zstd's own content checksum (an xxHash of the 8 MiB of pixels) cost
-        about 28% of compressing a chunk and 25% of decompressing one; a CRC32C of the
-        compressed bytes (~100 KB) guards the same file for about 0.01 ms. Going through
-        ``Array.__setitem__`` cost about 7 ms of Python per chunk on the writer thread, which
-        competed with the decoder for the GIL; ``out`` hashes each file as it is written, so
+        The metadata documents are Zarr's own for these arrays (:func:`_metadata_templates`:
+        made by Zarr once per process, shape and chunk shape filled in per entry; creating the
+        arrays through Zarr cost ~7 ms per entry, a third of a tiny GIF's decode). The chunks
+        are encoded here into exactly the bytes Zarr would write for the ``bytes`` + ``zstd``
+        + ``crc32c`` codec chain (numcodecs' Zstd, which Zarr's ZstdCodec wraps, then the
+        CRC32C of the compressed bytes), edge chunks padded to the full chunk shape with the
+        fill value as Zarr pads them. zstd's own content checksum (an xxHash of the 8 MiB of
+        pixels) cost about 28% of compressing a chunk and 25% of decompressing one; a CRC32C
+        of the compressed bytes (~100 KB) guards the same file for about 0.01 ms. Going
+        through ``Array.__setitem__`` cost about 7 ms of Python per chunk on the writer
+        thread, which competed with the decoder for the GIL; ``out`` hashes each file as it
+        is written, so
         the manifest needs no re-read.
         """
         import google_crc32c
         from numcodecs import Zstd
-        from zarr.codecs import Crc32cCodec, ZstdCodec
-        from zarr.storage import MemoryStore
 
         started = time.perf_counter()
         n, h, w = layout.n_frames, layout.height, layout.width
         chunk = min(chunk_frames_for(h, w), n)
         level = int(config.get("framestore.compression-level"))
-        codec = (ZstdCodec(level=level, checksum=False), Crc32cCodec())
+        templates, encode_key = _metadata_templates(level)
         zstd = Zstd(level=level, checksum=False)
 
         def encode(data: np.ndarray) -> bytes:
             body = zstd.encode(data)
             return body + google_crc32c.value(body).to_bytes(4, "little")
 
-        metadata: dict[str, Buffer] = {}
-        group = zarr.open_group(store=MemoryStore(metadata), mode="w")
-        frames = group.create_array(
-            "frames", shape=(n, h, w, 3), chunks=(chunk, h, w, 3), dtype="uint8",
-            compressors=codec, fill_value=0, dimension_names=("t", "y", "x", "c"),
-        )  # fmt: skip
-        group.create_array(
-            "durations_ms", data=layout.durations_ms, chunks=(max(n, 1),), compressors=codec
-        )
+        def put_chunk(name: str, t: int, data: np.ndarray) -> None:
+            out.put(f"{name}/{encode_key((t,) + (0,) * (data.ndim - 1))}", encode(data))
 
-        def put_chunk(array: zarr.Array, t: int, data: np.ndarray) -> None:
-            key = array.metadata.encode_chunk_key((t,) + (0,) * (data.ndim - 1))
-            out.put(f"{array.path}/{key}", encode(data))
+        durations = np.ascontiguousarray(layout.durations_ms, dtype="<i4")
+        out.put(f"durations_ms/{encode_key((0,))}", encode(durations))  # one chunk: all n
 
         # Frames are copied into one of two chunk buffers; a full buffer is compressed and
         # written by a writer thread (zstd and file writes release the GIL) while the decoder
@@ -675,7 +695,7 @@ class FrameStore:
         # The alpha array is created only when a frame first shows transparency (most GIFs
         # never do); earlier chunks are then written as opaque. flush() runs in order on the
         # single writer thread, so this state needs no lock.
-        alpha: zarr.Array | None = None
+        alpha = False
 
         def flush(which: int, start: int, filled: int) -> bool:
             nonlocal alpha
@@ -684,18 +704,15 @@ class FrameStore:
                 rgb[filled:] = 0
                 a[filled:] = 255
             t = start // chunk
-            put_chunk(frames, t, rgb)
-            if alpha is None and a[:filled].min() == 255:
+            put_chunk("frames", t, rgb)
+            if not alpha and a[:filled].min() == 255:
                 return False
-            if alpha is None:
-                alpha = group.create_array(
-                    "alpha", shape=(n, h, w), chunks=(chunk, h, w), dtype="uint8",
-                    compressors=codec, fill_value=255, dimension_names=("t", "y", "x"),
-                )  # fmt: skip
+            if not alpha:
+                alpha = True
                 opaque = encode(np.full((chunk, h, w), 255, dtype=np.uint8))
                 for s in range(t):
-                    out.put(f"alpha/{alpha.metadata.encode_chunk_key((s, 0, 0))}", opaque)
-            put_chunk(alpha, t, a)
+                    out.put(f"alpha/{encode_key((s, 0, 0))}", opaque)
+            put_chunk("alpha", t, a)
             return True
 
         has_alpha = False
@@ -714,7 +731,7 @@ class FrameStore:
                 pending[which] = writer.submit(flush, which, start, filled)
             for fut in pending:
                 has_alpha |= fut.result()
-        group.attrs["giflab"] = {
+        attrs = {
             "key": source.key,
             "source_name": source.path.name,
             "n_frames": n,
@@ -730,8 +747,17 @@ class FrameStore:
             # what a later run saves by finding this entry (the run summary's "time saved")
             "decode_seconds": time.perf_counter() - started,
         }
-        for rel, buf in sorted(metadata.items()):
-            out.put(rel, buf.to_bytes())
+        shapes = {"frames": ((n, h, w, 3), (chunk, h, w, 3)), "durations_ms": ((n,), (n,))}
+        if alpha:
+            shapes["alpha"] = ((n, h, w), (chunk, h, w))
+        documents = {"zarr.json": {**templates["zarr.json"], "attributes": {"giflab": attrs}}}
+        for name, (shape, chunks) in shapes.items():
+            doc = copy.deepcopy(templates[f"{name}/zarr.json"])
+            doc["shape"] = list(shape)
+            doc["chunk_grid"]["configuration"]["chunk_shape"] = list(chunks)
+            documents[f"{name}/zarr.json"] = doc
+        for rel, doc in documents.items():
+            out.put(rel, json.dumps(doc, indent=2).encode())
 
     def _write_manifest(self, tmp: Path, key: str, files: dict[str, tuple[int, str]]) -> None:
         # No fsync per chunk file: the manifest's checksums catch a torn file after a crash,

@@ -13,7 +13,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from giflab_dask.decode import iter_frames
+from giflab_dask.decode import iter_frames, scan_gif
 from giflab_dask.errors import CacheIntegrityWarning, FrameStoreCorruptError
 from giflab_dask.framestore import (
     MANIFEST,
@@ -406,13 +406,16 @@ def test_directly_written_chunks_are_what_zarr_writes(case: str, tmp_path: Path)
 
     # Zarr writing the same arrays with the same metadata gives the same bytes, file by file.
     level = int(dask.config.get("giflab.framestore.compression-level"))
-    for name, data, fill in (("frames", rgb_ref, 0), ("alpha", alpha_ref, 255)):
+    durations = np.asarray(group["durations_ms"][...])
+    np.testing.assert_array_equal(durations, scan_gif(gif).durations_ms)
+    arrays = (("frames", rgb_ref, 0), ("alpha", alpha_ref, 255), ("durations_ms", durations, 0))
+    for name, data, fill in arrays:
         if name not in group:
             continue
         meta = group[name].metadata
         ref = zarr.create_array(
             store=LocalStore(tmp_path / "ref"), name=name, shape=data.shape,
-            chunks=meta.chunk_grid.chunk_shape, dtype="uint8", fill_value=fill,
+            chunks=meta.chunk_grid.chunk_shape, dtype=data.dtype, fill_value=fill,
             compressors=(ZstdCodec(level=level, checksum=False), Crc32cCodec()),
             dimension_names=meta.dimension_names, config={"write_empty_chunks": True},
         )  # fmt: skip
@@ -422,7 +425,7 @@ def test_directly_written_chunks_are_what_zarr_writes(case: str, tmp_path: Path)
         theirs = {p.relative_to(tmp_path / "ref" / name): p.read_bytes()
                   for p in (tmp_path / "ref" / name).rglob("*") if p.is_file()}  # fmt: skip
         assert ours.keys() == theirs.keys()
-        n_chunks = -(-len(data) // stored.chunk_frames)
+        n_chunks = -(-len(data) // meta.chunk_grid.chunk_shape[0])
         assert len([k for k in ours if k.parts[0] == "c"]) == n_chunks
         for rel in ours:
             if rel.name == "zarr.json":
