@@ -609,18 +609,14 @@ class FrameStore:
             if stored is not None:
                 return stored
             self._remove_stale_temps(source.key)
-            stored = self._write(source)
+            stored, written = self._write_local(source)
         max_bytes = _configured_max_bytes()
-        if max_bytes is not None and _due_for_prune(self.root, self._nbytes(stored), max_bytes):
+        if max_bytes is not None and _due_for_prune(self.root, written, max_bytes):
             self.prune(max_bytes, keep={source.key})
         return stored
 
-    def _nbytes(self, stored: StoredGif) -> int:
-        """The bytes of a complete entry, from its manifest."""
-        manifest = json.loads((Path(stored.path) / MANIFEST).read_text(encoding="utf-8"))
-        return int(manifest["nbytes"])
-
-    def _write(self, source: GifSource) -> StoredGif:
+    def _write_local(self, source: GifSource) -> tuple[StoredGif, int]:
+        """Decode ``source`` into a new entry: the entry and the bytes its files hold."""
         layout = scan_gif(source.path)
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f"{_TMP}{source.key}-{uuid.uuid4().hex}"
@@ -642,7 +638,7 @@ class FrameStore:
         stored = self.open(source.key, verify="size")
         if stored is None:
             raise FrameStoreError(f"frame store entry for {source.path} vanished after writing")
-        return stored
+        return stored, sum(size for size, _ in out.files.values())
 
     def _write_entry(self, out: _EntryWriter, source: GifSource, layout: GifLayout) -> None:
         """Decode ``source`` and write every file of its entry through ``out``.
@@ -658,8 +654,7 @@ class FrameStore:
         of the compressed bytes (~100 KB) guards the same file for about 0.01 ms. Going
         through ``Array.__setitem__`` cost about 7 ms of Python per chunk on the writer
         thread, which competed with the decoder for the GIL; ``out`` hashes each file as it
-        is written, so
-        the manifest needs no re-read.
+        is written, so the manifest needs no re-read.
         """
         import google_crc32c
         from numcodecs import Zstd
