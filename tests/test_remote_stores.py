@@ -138,7 +138,7 @@ def test_half_written_entry_is_never_read_and_is_rebuilt(
     wreck = first.path.rsplit("/", 1)[-1]
     # A writer that died before its manifest: chunks (one of them missing), no manifest.
     store.fs.rm_file(store._p(key, MANIFEST))
-    store.fs.rm_file(store._p(key, wreck, "frames/c/1/0/0/0"))
+    store.fs.rm_file(store._p(key, wreck, "frames/c.1.0.0.0"))
     assert store.open(key) is None
     assert store.entries() == []
     rebuilt = store.ensure(gif)
@@ -167,7 +167,7 @@ def test_broken_remote_entry_is_reported_and_rebuilt(tmp_path: Path) -> None:
     store = FrameStore(_memory_url("frames"))
     stored = store.ensure(gif)
     data = stored.path.rsplit("/", 1)[-1]
-    chunk = store._p(stored.key, data, "frames/c/0/0/0/0")
+    chunk = store._p(stored.key, data, "frames/c.0.0.0.0")
     body = bytearray(store.fs.cat_file(chunk))
     body[len(body) // 2] ^= 0x10
     store.fs.pipe_file(chunk, bytes(body))
