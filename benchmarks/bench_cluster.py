@@ -20,8 +20,10 @@ every run, each run in its own child process:
 
 Prints seconds, pairs/s, frames/s, cores used (CPU seconds of every process of the run over
 wall seconds), the tasks the batch ran, and the speedup of 2 workers over 1 (target >= 1.7x on
-a 2-core machine); peak RSS of the client and of each worker (VmHWM), each worker's memory
-limit and whether any worker was restarted or paused.
+a 2-core machine), with where the clusters' CPU went (the workers' task threads, their other
+threads, the client and scheduler) and the bound the 1-worker run's cores put on it; peak
+RSS of the client and of each worker (VmHWM), each worker's memory limit and whether any
+worker was restarted or paused.
 
 The machine may be shared. Before each run the script waits (up to ``--quiet-wait`` seconds)
 until the CPUs are idle, and it reports the cores other processes used during each run
@@ -109,20 +111,35 @@ client = distributed.Client(cluster, set_as_default=False)
 client.run(_warm)
 _warm()  # the client's imports too: a notebook or a long-lived client has them already
 startup = time.perf_counter() - t0
+def _split_cpu():
+    # (CPU seconds of the worker's task threads, of the whole worker process): the rest is
+    # its event loop, the decoder's writer threads and Zarr's IO thread
+    import threading
+    tasks = 0.0
+    for t in threading.enumerate():
+        if "Dask-Default-Threads" in t.name:  # distributed's executor threads
+            with open(f"/proc/self/task/{t.native_id}/schedstat") as f:
+                tasks += int(f.read().split()[0]) / 1e9
+    return tasks, _cpu()
 pids = client.run(os.getpid)
 base = _rss_mib()
 load = os.getloadavg()[0]
-cpu0 = sum(client.run(_cpu).values()) + _cpu()  # the LocalCluster's scheduler runs in here
+split0 = client.run(_split_cpu)
+client0 = _cpu()  # the LocalCluster's scheduler runs in here, beside the client
 t0 = time.perf_counter()
 r = validate_batch(pairs, metrics=METRICS, scheduler=client)
 elapsed = time.perf_counter() - t0
-cpu = sum(client.run(_cpu).values()) + _cpu() - cpu0
+client_cpu = _cpu() - client0
+split = {w: (t - split0[w][0], c - split0[w][1]) for w, (t, c) in client.run(_split_cpu).items()}
+task_cpu = sum(t for t, _ in split.values())
+cpu = sum(c for _, c in split.values()) + client_cpu
 peaks = client.run(_vmhwm)
 info = client.scheduler_info(n_workers=-1)["workers"]
 restarted = client.run(os.getpid) != pids
 paused = [w for w, d in info.items() if d.get("status") not in (None, "running")]
 result = {"seconds": elapsed, "frames": _frames(r), "errors": r.counts()["error"],
           "cpu_seconds": cpu, "load": load, "tasks": _tasks(r),
+          "task_thread_cpu": task_cpu, "client_cpu": client_cpu,
           "stages": r.report.stages, "startup_seconds": startup, "base_rss_mib": base,
           "worker_peak_mib": sorted(peaks.values()),
           "memory_limit_mib": min(d["memory_limit"] for d in info.values()) / 2**20,
@@ -261,6 +278,17 @@ def main() -> None:
           f"round by round: {', '.join(f'{s:.2f}x' for s in per_round)}")  # fmt: skip
     print(f"ceiling (a pure-Python loop in 2 processes / 1, before each round): "
           f"{', '.join(f'{c:.2f}x' for c in ceilings)}")  # fmt: skip
+    # Where the CPU went: a 1-worker run's helper threads (event loop, writer threads) and its
+    # scheduler run beside its one task thread, on the second core; 2 workers doing the same
+    # work on 2 cores can be at most 2 / (cores the 1-worker run used) times as fast.
+    for name in ("LocalCluster 1 worker", "LocalCluster 2 workers"):
+        r = runs[name]
+        other = r["cpu_seconds"] - r["task_thread_cpu"] - r["client_cpu"]
+        print(f"{name}: CPU seconds in task threads {r['task_thread_cpu']:.1f}, other worker "
+              f"threads {other:.1f}, client and scheduler {r['client_cpu']:.1f}")  # fmt: skip
+    print(f"bound on 2 cores if 2 workers do the 1-worker run's CPU work: 2 / "
+          f"{one['cpu_seconds'] / one['seconds']:.2f} cores = "
+          f"{2 * one['seconds'] / one['cpu_seconds']:.2f}x")  # fmt: skip
     pinned = runs.get("LocalCluster 1 w, 1 core")
     if pinned:
         print(f"speedup 2 workers on 2 cores / 1 worker on 1 core (scheduler and client on that "
