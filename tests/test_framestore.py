@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,12 +13,15 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+import zarr
 
 from giflab_dask.decode import iter_frames, scan_gif
 from giflab_dask.errors import CacheIntegrityWarning, FrameStoreCorruptError
 from giflab_dask.framestore import (
     MANIFEST,
     FrameStore,
+    StoredGif,
+    _hash_file,
     chunk_frames_for,
     decode_gif,
     open_entry_array,
@@ -192,6 +196,70 @@ def test_missing_chunk_is_detected(anim_gif: Path) -> None:
     with pytest.warns(CacheIntegrityWarning, match="missing"):
         assert store.open(stored.key, verify="size") is None
     assert store.ensure(anim_gif).frames().shape[0] == 6
+
+
+def test_open_reads_the_documents_it_wrote_without_zarr(tmp_path: Path) -> None:
+    gif = write_pillow_gif(
+        tmp_path / "a.gif", n_frames=7, size=(40, 30), durations=[70, 40, 70, 90, 70, 70, 120]
+    )
+    store = FrameStore()
+    stored = store.ensure(gif)
+    direct = StoredGif.from_documents(
+        stored.key, stored.path, lambda r: (stored.path / r).read_bytes()
+    )
+    via_zarr = StoredGif.from_group(stored.key, stored.path, zarr.open_group(str(stored.path)))
+    assert direct is not None
+    for other in (via_zarr, stored):
+        assert (direct.key, direct.path, direct.attrs, direct.shape) == (
+            other.key, other.path, other.attrs, other.shape,
+        )  # fmt: skip
+        np.testing.assert_array_equal(direct.durations_ms, other.durations_ms)
+    np.testing.assert_array_equal(direct.durations_ms, scan_gif(gif).durations_ms)
+    assert direct.durations_ms.dtype == np.int32
+
+
+def test_open_falls_back_to_zarr_for_other_durations_codecs(tmp_path: Path) -> None:
+    gif = write_pillow_gif(
+        tmp_path / "a.gif", n_frames=7, size=(40, 30), durations=[70, 40, 70, 90, 70, 70, 120]
+    )
+    store = FrameStore()
+    stored = store.ensure(gif)
+    # durations rewritten by plain Zarr with its default codecs and chunk keys; the manifest
+    # is brought up to date, so the entry is intact, only not in this layout's own encoding
+    shutil.rmtree(stored.path / "durations_ms")
+    group = zarr.open_group(str(stored.path), mode="a")
+    group.create_array("durations_ms", data=np.arange(7, dtype=np.int32) * 10)
+    files = {
+        p.relative_to(stored.path).as_posix(): [p.stat().st_size, _hash_file(p)]
+        for p in stored.path.rglob("*")
+        if p.is_file() and p.name not in (MANIFEST, "giflab-access")
+    }
+    manifest = json.loads((stored.path / MANIFEST).read_text())
+    (stored.path / MANIFEST).write_text(json.dumps({**manifest, "files": files}))
+    read = lambda r: (stored.path / r).read_bytes()  # noqa: E731
+    assert StoredGif.from_documents(stored.key, stored.path, read) is None
+    reopened = store.open(stored.key)
+    assert reopened is not None
+    np.testing.assert_array_equal(reopened.durations_ms, np.arange(7) * 10)
+
+
+def test_corrupt_durations_chunk_is_rebuilt(tmp_path: Path) -> None:
+    gif = write_pillow_gif(
+        tmp_path / "a.gif", n_frames=7, size=(40, 30), durations=[70, 40, 70, 90, 70, 70, 120]
+    )
+    store = FrameStore()
+    stored = store.ensure(gif)
+    chunk = stored.path / "durations_ms" / "c.0"
+    data = bytearray(chunk.read_bytes())
+    data[0] ^= 0x01
+    chunk.write_bytes(bytes(data))
+    read = lambda r: (stored.path / r).read_bytes()  # noqa: E731
+    with pytest.raises(FrameStoreCorruptError, match=r"c\.0 is corrupt: CRC32C"):
+        StoredGif.from_documents(stored.key, stored.path, read)
+    # not caught by a size-only check: the read itself names the chunk, and the entry rebuilds
+    with pytest.warns(CacheIntegrityWarning, match=r"c\.0 is corrupt"):
+        assert store.open(stored.key, verify="size") is None
+    np.testing.assert_array_equal(store.ensure(gif).durations_ms, scan_gif(gif).durations_ms)
 
 
 def test_layout_version_mismatch_is_rebuilt(anim_gif: Path) -> None:
