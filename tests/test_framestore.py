@@ -28,6 +28,9 @@ from giflab_dask.framestore import (
     open_frames,
     read_frames,
 )
+from giflab_dask.framestore import (
+    _chunk_files as _chunk_files_of,
+)
 from giflab_dask.keys import gif_key
 
 from .conftest import write_pillow_gif
@@ -168,6 +171,26 @@ def test_direct_chunk_reads_equal_zarr_reads(index, tmp_path: Path) -> None:
     got = read_frames(str(stored.path), "frames", index)
     assert got.dtype == np.uint8 and got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
+
+
+def test_frames_in_other_encodings_are_read_through_zarr(tmp_path: Path) -> None:
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=11, size=(40, 30), noise=True)
+    stored = decode_gif(gif)
+    expected = read_frames(str(stored.path), "frames", slice(0, 11))
+    assert _chunk_files_of(str(stored.path), "frames").direct
+    # the frames array rewritten by plain Zarr: its default codecs, "/" chunk keys, 4 frames
+    shutil.rmtree(stored.path / "frames")
+    group = zarr.open_group(str(stored.path), mode="a")
+    group.create_array("frames", data=expected, chunks=(4, 30, 40, 3))
+    assert (stored.path / "frames" / "c" / "2" / "0" / "0" / "0").is_file()
+    _chunk_files_of.cache_clear()
+    open_entry_array.cache_clear()
+    files = _chunk_files_of(str(stored.path), "frames")
+    assert not files.direct and files.chunk == 4
+    for index in (slice(0, 11), slice(3, 9), np.array([10, 0, 4, 4])):
+        np.testing.assert_array_equal(
+            read_frames(str(stored.path), "frames", index), expected[index]
+        )
 
 
 def test_direct_reads_name_a_corrupt_chunk(anim_gif: Path) -> None:

@@ -286,13 +286,13 @@ def test_alpha_is_read_only_when_the_decode_found_transparency(
     import giflab_dask.framestore as framestore
 
     opened: list[str] = []
-    real = framestore.open_entry_array
+    real = framestore._chunk_files  # where every frame read looks its array up
 
     def spy(entry: str, name: str):  # type: ignore[no-untyped-def]
         opened.append(name)
         return real(entry, name)
 
-    monkeypatch.setattr(framestore, "open_entry_array", spy)
+    monkeypatch.setattr(framestore, "_chunk_files", spy)
     original, compressed = gifs
     validate_pair(original, compressed, metrics="psnr", scheduler="sync")
     assert opened and "alpha" not in opened
