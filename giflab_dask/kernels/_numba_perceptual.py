@@ -1,0 +1,167 @@
+"""Numba kernels of :mod:`giflab_dask.kernels.perceptual`: the per-pixel arithmetic of one
+phase-congruency orientation (FSIM) and the whole GMSD map, each fused into one pass.
+
+Like :mod:`giflab_dask.kernels._numba`, numba is optional and imported on first use only;
+:func:`load` compiles the kernels once per process behind a lock (``cache=True``: later
+processes load the machine code from numba's cache) and returns ``None`` when numba is
+unusable, so the caller runs its numpy code instead.
+
+Both kernels do the numpy kernels' float32 operations in the same order (no fast-math, IEEE
+division, no fused multiply-add), so their per-pixel maps are the numpy maps bit for bit:
+``|z|`` of a complex64 ``z`` is the float64 ``sqrt(re^2 + im^2)`` rounded to float32, which is
+what numpy's ``hypotf`` returns. The functions release the GIL (``nogil=True``).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = ["Kernels", "load"]
+
+
+class Kernels(NamedTuple):
+    orientation: Callable[..., None]
+    threshold: Callable[..., None]
+    median_of_squares: Callable[[np.ndarray], float]
+
+
+# phasecong2's number of scales (perceptual._PC_NSCALE), a compile-time constant here.
+_NSCALE = 4
+# Histogram bins of the median selection: float32 bits >> 16 (32768 bins, 128 KiB of counts).
+_MEDIAN_SHIFT = 16
+
+_lock = threading.Lock()
+_kernels: Kernels | None = None
+_failed = False
+
+
+def _orientation(eo, eps, energy, an_all, an0):  # pragma: no cover - compiled by numba
+    """One orientation of phasecong2 from its responses ``eo`` (_NSCALE, n) complex64.
+
+    Writes ``energy`` (n,): ``sum_s (E_s MeanE + O_s MeanO - |E_s MeanO - O_s MeanE|)``
+    before the noise threshold, ``an0`` (n,): ``|EO_0|``, and adds ``sum_s |EO_s|`` to
+    ``an_all``; the float32 operations of ``perceptual._orientation_numpy`` in its order.
+    The scale loops have a constant length, so they unroll and the pixel loop vectorises.
+    """
+    for p in range(eo.shape[1]):
+        sum_e = eo[0, p].real
+        sum_o = eo[0, p].imag
+        an = np.sqrt(sum_e * sum_e + sum_o * sum_o)
+        an0[p] = an
+        an_sum = an
+        for s in range(1, _NSCALE):
+            e = eo[s, p].real
+            o = eo[s, p].imag
+            sum_e += e
+            sum_o += o
+            an_sum += np.sqrt(e * e + o * o)
+        x_energy = np.sqrt(sum_e * sum_e + sum_o * sum_o) + eps
+        mean_e = sum_e / x_energy
+        mean_o = sum_o / x_energy
+        deviation = abs(eo[0, p].real * mean_o - eo[0, p].imag * mean_e)
+        for s in range(1, _NSCALE):
+            deviation += abs(eo[s, p].real * mean_o - eo[s, p].imag * mean_e)
+        value = sum_e * mean_e
+        value += sum_o * mean_o
+        energy[p] = value - deviation
+        an_all[p] += an_sum
+
+
+def _median_of_squares(values):  # pragma: no cover - compiled by numba
+    """``np.median(np.square(values))`` of float32 values >= 0, by radix selection.
+
+    The bit patterns of non-negative floats sort as integers: a histogram of their top 15
+    bits finds the bins of the two middle elements, and only the elements of those bins
+    (a few hundred in a video frame) are sorted. The same two elements as
+    ``perceptual._median_of_squares`` selects, squared and averaged the same way.
+    """
+    bits = values.view(np.int32)
+    n = bits.shape[0]
+    counts = np.zeros(1 << (31 - _MEDIAN_SHIFT), np.int32)
+    for p in range(n):
+        counts[bits[p] >> _MEDIAN_SHIFT] += 1
+    high_rank = n // 2
+    low_rank = high_rank - 1 if n % 2 == 0 else high_rank
+    below = 0  # elements in the bins before the one holding low_rank
+    first = 0
+    while below + counts[first] <= low_rank:
+        below += counts[first]
+        first += 1
+    last = first
+    seen = below + counts[first]
+    while seen <= high_rank:
+        last += 1
+        seen += counts[last]
+    candidates = np.empty(seen - below, np.float32)
+    m = 0
+    for p in range(n):
+        key = bits[p] >> _MEDIAN_SHIFT
+        if first <= key <= last:
+            candidates[m] = values[p]
+            m += 1
+    candidates.sort()
+    low = candidates[low_rank - below]
+    high = candidates[high_rank - below]
+    if n % 2:
+        return high * high
+    return (low * low + high * high) / np.float32(2.0)
+
+
+def _threshold(energy, noise, energy_all):  # pragma: no cover - compiled by numba
+    """``energy_all += max(energy - noise, 0)``."""
+    zero = np.float32(0.0)
+    for p in range(energy.shape[0]):
+        value = energy[p] - noise
+        energy_all[p] += value if value > zero else zero
+
+
+_SIGNATURES: dict[str, str] = {
+    "orientation": "void(complex64[:, ::1], float32, float32[::1], float32[::1], float32[::1])",
+    "threshold": "void(float32[::1], float32, float32[::1])",
+    "median_of_squares": "float32(float32[::1])",
+}
+
+
+def load() -> Kernels | None:
+    """The compiled kernels, compiling them on first call; ``None`` when numba is unusable
+    (not installed, or it failed to compile: a ``RuntimeWarning`` says why)."""
+    global _kernels, _failed
+    if _kernels is not None or _failed:
+        return _kernels
+    with _lock:
+        if _kernels is None and not _failed:
+            try:
+                import numba
+            except ImportError:
+                _failed = True
+                return None
+            options: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
+
+            def compile_(signature: str, function: Callable[..., None]) -> Callable[..., None]:
+                try:
+                    return numba.njit(signature, cache=True, **options)(function)
+                except Exception:  # no writable cache location: compile for this process only
+                    return numba.njit(signature, cache=False, **options)(function)
+
+            try:
+                _kernels = Kernels(
+                    orientation=compile_(_SIGNATURES["orientation"], _orientation),
+                    threshold=compile_(_SIGNATURES["threshold"], _threshold),
+                    median_of_squares=compile_(
+                        _SIGNATURES["median_of_squares"], _median_of_squares
+                    ),
+                )
+            except Exception as exc:
+                _failed = True
+                warnings.warn(
+                    f"numba could not compile the FSIM/GMSD kernels ({exc}); using the numpy "
+                    "kernels (same values, slower).",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+    return _kernels
