@@ -28,6 +28,7 @@ class Kernels(NamedTuple):
     orientation: Callable[..., None]
     threshold: Callable[..., None]
     median_of_squares: Callable[[np.ndarray], float]
+    block_sums: Callable[..., None]
 
 
 # phasecong2's number of scales (perceptual._PC_NSCALE), a compile-time constant here.
@@ -112,6 +113,31 @@ def _median_of_squares(values):  # pragma: no cover - compiled by numba
     return (low * low + high * high) / np.float32(2.0)
 
 
+def _block_sums(frame, factor, out):  # pragma: no cover - compiled by numba
+    """``perceptual._block_sums`` into ``out`` (n_r, n_c, channels) uint32: the exact sums
+    of each channel over the F x F blocks of the frame, which starts ``(F - 1) // 2`` pixels
+    into the first block (zeros before it and past ``out``'s last block)."""
+    rows, cols, channels = frame.shape
+    n_r, n_c, _ = out.shape
+    lead = (factor - 1) // 2
+    keep_r = min(rows, n_r * factor - lead)
+    keep_c = min(cols, n_c * factor - lead)
+    width = keep_c * channels
+    acc = np.empty(width, np.uint32)
+    for i in range(n_r):
+        acc[:] = 0
+        for r in range(max(i * factor - lead, 0), min((i + 1) * factor - lead, keep_r)):
+            row = frame[r].reshape(cols * channels)
+            for q in range(width):
+                acc[q] += row[q]
+        for j in range(n_c):
+            for ch in range(channels):
+                total = np.uint32(0)
+                for c in range(max(j * factor - lead, 0), min((j + 1) * factor - lead, keep_c)):
+                    total += acc[c * channels + ch]
+                out[i, j, ch] = total
+
+
 def _threshold(energy, noise, energy_all):  # pragma: no cover - compiled by numba
     """``energy_all += max(energy - noise, 0)``."""
     zero = np.float32(0.0)
@@ -125,6 +151,15 @@ _SIGNATURES: dict[str, str] = {
     "threshold": "void(float32[::1], float32, float32[::1])",
     "median_of_squares": "float32(float32[::1])",
 }
+
+
+def _block_sums_signatures(numba: Any) -> list[Any]:
+    """Frames come writable or read-only (a Pillow or Zarr buffer): one signature for each."""
+    u8, u32 = numba.types.uint8, numba.types.uint32
+    return [
+        numba.void(numba.types.Array(u8, 3, "C", readonly=readonly), numba.int64, u32[:, :, ::1])
+        for readonly in (False, True)
+    ]
 
 
 def load() -> Kernels | None:
@@ -142,7 +177,7 @@ def load() -> Kernels | None:
                 return None
             options: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
 
-            def compile_(signature: str, function: Callable[..., None]) -> Callable[..., None]:
+            def compile_(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
                 try:
                     return numba.njit(signature, cache=True, **options)(function)
                 except Exception:  # no writable cache location: compile for this process only
@@ -155,6 +190,7 @@ def load() -> Kernels | None:
                     median_of_squares=compile_(
                         _SIGNATURES["median_of_squares"], _median_of_squares
                     ),
+                    block_sums=compile_(_block_sums_signatures(numba), _block_sums),
                 )
             except Exception as exc:
                 _failed = True

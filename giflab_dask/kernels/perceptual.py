@@ -152,7 +152,12 @@ def _block_sums(frame: np.ndarray, factor: int) -> np.ndarray:
     return sums
 
 
-def _weighted_planes(frame: np.ndarray, weights: np.ndarray, factor: int) -> list[np.ndarray]:
+def _weighted_planes(
+    frame: np.ndarray,
+    weights: np.ndarray,
+    factor: int,
+    kernels: _numba_perceptual.Kernels | None,
+) -> list[np.ndarray]:
     """``conv2(w . rgb, fspecial('average', F), 'same')(1:F:end, 1:F:end)`` for each row ``w``
     of ``weights`` (float64, one linear colour transform per row), as float32 planes."""
     if factor == 1:
@@ -160,7 +165,12 @@ def _weighted_planes(frame: np.ndarray, weights: np.ndarray, factor: int) -> lis
         return [rgb @ w.astype(_WORK) for w in weights]
     # Both steps are linear: weigh the exact integer block sums, in float64 on the smaller
     # array, and round once to float32.
-    sums = _block_sums(frame, factor)
+    if kernels is None:
+        sums = _block_sums(frame, factor)
+    else:
+        shape = (-(-frame.shape[0] // factor), -(-frame.shape[1] // factor), frame.shape[2])
+        sums = np.empty(shape, dtype=np.uint32)
+        kernels.block_sums(np.ascontiguousarray(frame), factor, sums)
     return [(sums @ (w / (factor * factor))).astype(_WORK) for w in weights]
 
 
@@ -366,7 +376,9 @@ def _fsim_frame(
         return math.nan
 
     weights = _YIQ if chroma else _YIQ[:1]
-    (y1, *iq1), (y2, *iq2) = (_weighted_planes(frame, weights, factor) for frame in (ref, dis))
+    (y1, *iq1), (y2, *iq2) = (
+        _weighted_planes(frame, weights, factor, kernels) for frame in (ref, dis)
+    )
 
     bank = _log_gabor_bank(n_r, n_c)
     pc1 = _phase_congruency(y1, bank, kernels)
@@ -487,7 +499,9 @@ def fsim(
 # --------------------------------------------------------------------------------------------
 
 
-def _gmsd_frame(ref: np.ndarray, dis: np.ndarray) -> float:
+def _gmsd_frame(
+    ref: np.ndarray, dis: np.ndarray, kernels: _numba_perceptual.Kernels | None
+) -> float:
     rows, cols = ref.shape[:2]
     n_r, n_c = -(-rows // 2), -(-cols // 2)
     if min(n_r, n_c) < _MIN_GRADIENT_SIDE:
@@ -495,13 +509,13 @@ def _gmsd_frame(ref: np.ndarray, dis: np.ndarray) -> float:
     prewitt = (1 / 3, 1 / 3, 1 / 3)
     grads = []
     for frame in (ref, dis):
-        (gray,) = _weighted_planes(frame, _RGB2GRAY[None], 2)
+        (gray,) = _weighted_planes(frame, _RGB2GRAY[None], 2, kernels)
         grads.append(_gradient_magnitude(gray, prewitt))
     gms = _similarity(grads[0], grads[1], _GMSD_C)
     return float(np.std(gms, dtype=np.float64))
 
 
-def gmsd(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
+def gmsd(original: np.ndarray, compressed: np.ndarray, *, backend: str = "auto") -> np.ndarray:
     """Gradient Magnitude Similarity Deviation (GMSD) per frame.
 
     Lower is better; identical frames give 0.
@@ -511,6 +525,10 @@ def gmsd(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
     original, compressed : ndarray, shape (t, H, W, 3), uint8
         Aligned blocks of RGB frames; frame ``i`` of one is compared with frame ``i`` of the
         other.
+    backend : {"auto", "numba", "numpy"}, optional
+        How the 2 x 2 block sums of the downsampling run: ``"auto"`` uses a numba kernel when
+        numba can be imported, else numpy; ``"numba"`` requires it. The sums are exact
+        integers either way, so the values are the same.
 
     Returns
     -------
@@ -559,7 +577,9 @@ def gmsd(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
     23(2):684-695, 2014, doi:10.1109/TIP.2013.2293423; MATLAB code ``GMSD.m`` by the authors.
     """
     _check_pair(original, compressed, "gmsd")
+    backend = _numba.check_backend(backend, "gmsd")
+    kernels = _load_kernels(backend, "gmsd") if original.shape[0] else None
     out = np.empty(original.shape[0], dtype=np.float64)
     for i in range(original.shape[0]):
-        out[i] = _gmsd_frame(original[i], compressed[i])
+        out[i] = _gmsd_frame(original[i], compressed[i], kernels)
     return out
