@@ -117,22 +117,47 @@ def _reference_block_sums(frame: np.ndarray, factor: int) -> np.ndarray:
     return np.stack(planes, axis=-1)
 
 
-@pytest.mark.parametrize(
-    ("shape", "factor"),
-    [((5, 7), 2), ((3, 3), 2), ((6, 6), 5), ((720, 1280), 3), ((721, 1283), 3), ((40, 70), 17)],
-)
-def test_block_sums_are_matlab_conv2_same(shape: tuple[int, int], factor: int) -> None:
-    rng = np.random.default_rng(factor)
-    frame = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+BLOCK_CASES = [((5, 7), 2), ((3, 3), 2), ((6, 6), 5), ((721, 1283), 3), ((40, 70), 17)]
+
+
+def _block_frame(shape: tuple[int, int], factor: int) -> np.ndarray:
+    frame = np.random.default_rng(factor).integers(0, 256, (*shape, 3), dtype=np.uint8)
     if factor == 17:
         frame[:] = 255  # sums up to 255 * 17^2 > 65535: the numpy path must widen to uint32
+    frame.setflags(write=False)  # frames often come read-only (Pillow, Zarr)
+    return frame
+
+
+@pytest.mark.parametrize(("shape", "factor"), BLOCK_CASES)
+def test_block_sums_are_matlab_conv2_same(shape: tuple[int, int], factor: int) -> None:
+    frame = _block_frame(shape, factor)
     want = _reference_block_sums(frame, factor)
     np.testing.assert_array_equal(perceptual._block_sums(frame, factor), want)
-    if _numba.available():
-        out = np.empty(want.shape, np.uint32)
-        frame.setflags(write=False)  # frames often come read-only (Pillow, Zarr)
-        _numba_perceptual.load().block_sums(frame, factor, out)
-        np.testing.assert_array_equal(out, want)
+
+
+@requires_numba
+@pytest.mark.parametrize(("shape", "factor"), BLOCK_CASES)
+def test_block_planes_kernel_equals_numpy(shape: tuple[int, int], factor: int) -> None:
+    frame = _block_frame(shape, factor)
+    weights = perceptual._YIQ
+    kernels = _numba_perceptual.load()
+    slow = perceptual._weighted_planes(frame, weights, factor, None)
+    fast = perceptual._weighted_planes(frame, weights, factor, kernels)
+    want = _reference_block_sums(frame, factor) @ weights.T / factor**2
+    for ch in range(3):
+        np.testing.assert_array_equal(fast[ch], slow[ch])
+        np.testing.assert_allclose(slow[ch], want[..., ch], rtol=1e-7, atol=1e-5)
+
+
+@requires_numba
+@pytest.mark.parametrize("shape", [(1, 2), (3, 3), (2, 9), (57, 43)])
+def test_gradient_kernel_equals_numpy(shape: tuple[int, int]) -> None:
+    img = (np.random.default_rng(6).random(shape) * 255).astype(np.float32)
+    kernels = _numba_perceptual.load()
+    for smooth in ((3 / 16, 10 / 16, 3 / 16), (1 / 3, 1 / 3, 1 / 3)):
+        slow = perceptual._gradient_magnitude(img, smooth, None)
+        assert (slow > 0).any()
+        np.testing.assert_array_equal(perceptual._gradient_magnitude(img, smooth, kernels), slow)
 
 
 @pytest.mark.parametrize("kernel", [fsim, gmsd])

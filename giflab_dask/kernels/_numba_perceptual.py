@@ -28,7 +28,8 @@ class Kernels(NamedTuple):
     orientation: Callable[..., None]
     threshold: Callable[..., None]
     median_of_squares: Callable[[np.ndarray], float]
-    block_sums: Callable[..., None]
+    block_planes: Callable[..., None]
+    gradient_magnitude: Callable[..., None]
 
 
 # phasecong2's number of scales (perceptual._PC_NSCALE), a compile-time constant here.
@@ -113,29 +114,52 @@ def _median_of_squares(values):  # pragma: no cover - compiled by numba
     return (low * low + high * high) / np.float32(2.0)
 
 
-def _block_sums(frame, factor, out):  # pragma: no cover - compiled by numba
-    """``perceptual._block_sums`` into ``out`` (n_r, n_c, channels) uint32: the exact sums
-    of each channel over the F x F blocks of the frame, which starts ``(F - 1) // 2`` pixels
-    into the first block (zeros before it and past ``out``'s last block)."""
-    rows, cols, channels = frame.shape
-    n_r, n_c, _ = out.shape
+def _block_planes(frame, factor, weights, out):  # pragma: no cover - compiled by numba
+    """``perceptual._weighted_planes`` for F > 1, into ``out`` (k, n_r, n_c) float32.
+
+    The exact uint32 sums of each RGB channel over the F x F blocks of the frame (which starts
+    ``(F - 1) // 2`` pixels into the first block; zeros before it and past the last block),
+    weighted by each row of ``weights`` (k, 3) in float64 in numpy's order, rounded once.
+    """
+    rows, cols, _ = frame.shape
+    _, n_r, n_c = out.shape
     lead = (factor - 1) // 2
     keep_r = min(rows, n_r * factor - lead)
     keep_c = min(cols, n_c * factor - lead)
-    width = keep_c * channels
+    width = keep_c * 3
     acc = np.empty(width, np.uint32)
     for i in range(n_r):
         acc[:] = 0
         for r in range(max(i * factor - lead, 0), min((i + 1) * factor - lead, keep_r)):
-            row = frame[r].reshape(cols * channels)
+            row = frame[r].reshape(cols * 3)
             for q in range(width):
                 acc[q] += row[q]
         for j in range(n_c):
-            for ch in range(channels):
-                total = np.uint32(0)
-                for c in range(max(j * factor - lead, 0), min((j + 1) * factor - lead, keep_c)):
-                    total += acc[c * channels + ch]
-                out[i, j, ch] = total
+            red = np.uint32(0)
+            green = np.uint32(0)
+            blue = np.uint32(0)
+            for c in range(max(j * factor - lead, 0), min((j + 1) * factor - lead, keep_c)):
+                red += acc[3 * c]
+                green += acc[3 * c + 1]
+                blue += acc[3 * c + 2]
+            for k in range(out.shape[0]):
+                value = red * weights[k, 0] + green * weights[k, 1]
+                out[k, i, j] = np.float32(value + blue * weights[k, 2])
+
+
+def _gradient_magnitude(img, a, b, c, out):  # pragma: no cover - compiled by numba
+    """``perceptual._gradient_magnitude`` into ``out``: the zero-padded 3x3 gradient with
+    smoothing ``(a, b, c)``, numpy's float32 operations in its order."""
+    rows, cols = img.shape
+    p = np.zeros((rows + 2, cols + 2), np.float32)
+    p[1:-1, 1:-1] = img
+    for i in range(rows):
+        for j in range(cols):
+            gx = a * (p[i, j + 2] - p[i, j]) + b * (p[i + 1, j + 2] - p[i + 1, j])
+            gx = gx + c * (p[i + 2, j + 2] - p[i + 2, j])
+            gy = a * (p[i + 2, j] - p[i, j]) + b * (p[i + 2, j + 1] - p[i, j + 1])
+            gy = gy + c * (p[i + 2, j + 2] - p[i, j + 2])
+            out[i, j] = np.sqrt(gx * gx + gy * gy)
 
 
 def _threshold(energy, noise, energy_all):  # pragma: no cover - compiled by numba
@@ -150,14 +174,20 @@ _SIGNATURES: dict[str, str] = {
     "orientation": "void(complex64[:, ::1], float32, float32[::1], float32[::1], float32[::1])",
     "threshold": "void(float32[::1], float32, float32[::1])",
     "median_of_squares": "float32(float32[::1])",
+    "gradient_magnitude": "void(float32[:, ::1], float32, float32, float32, float32[:, ::1])",
 }
 
 
-def _block_sums_signatures(numba: Any) -> list[Any]:
+def _block_planes_signatures(numba: Any) -> list[Any]:
     """Frames come writable or read-only (a Pillow or Zarr buffer): one signature for each."""
-    u8, u32 = numba.types.uint8, numba.types.uint32
+    u8, f32, f64 = numba.types.uint8, numba.types.float32, numba.types.float64
     return [
-        numba.void(numba.types.Array(u8, 3, "C", readonly=readonly), numba.int64, u32[:, :, ::1])
+        numba.void(
+            numba.types.Array(u8, 3, "C", readonly=readonly),
+            numba.int64,
+            f64[:, ::1],
+            f32[:, :, ::1],
+        )
         for readonly in (False, True)
     ]
 
@@ -190,7 +220,10 @@ def load() -> Kernels | None:
                     median_of_squares=compile_(
                         _SIGNATURES["median_of_squares"], _median_of_squares
                     ),
-                    block_sums=compile_(_block_sums_signatures(numba), _block_sums),
+                    block_planes=compile_(_block_planes_signatures(numba), _block_planes),
+                    gradient_magnitude=compile_(
+                        _SIGNATURES["gradient_magnitude"], _gradient_magnitude
+                    ),
                 )
             except Exception as exc:
                 _failed = True

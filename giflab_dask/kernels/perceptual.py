@@ -165,16 +165,22 @@ def _weighted_planes(
         return [rgb @ w.astype(_WORK) for w in weights]
     # Both steps are linear: weigh the exact integer block sums, in float64 on the smaller
     # array, and round once to float32.
-    if kernels is None:
-        sums = _block_sums(frame, factor)
-    else:
-        shape = (-(-frame.shape[0] // factor), -(-frame.shape[1] // factor), frame.shape[2])
-        sums = np.empty(shape, dtype=np.uint32)
-        kernels.block_sums(np.ascontiguousarray(frame), factor, sums)
-    return [(sums @ (w / (factor * factor))).astype(_WORK) for w in weights]
+    weights = np.ascontiguousarray(weights / (factor * factor), dtype=np.float64)
+    if kernels is not None:
+        n_r, n_c = -(-frame.shape[0] // factor), -(-frame.shape[1] // factor)
+        planes = np.empty((len(weights), n_r, n_c), dtype=_WORK)
+        kernels.block_planes(np.ascontiguousarray(frame), factor, weights, planes)
+        return list(planes)
+    sums = _block_sums(frame, factor)
+    red, green, blue = (sums[..., ch] for ch in range(3))
+    return [(red * w[0] + green * w[1] + blue * w[2]).astype(_WORK) for w in weights]
 
 
-def _gradient_magnitude(img: np.ndarray, smooth: tuple[float, float, float]) -> np.ndarray:
+def _gradient_magnitude(
+    img: np.ndarray,
+    smooth: tuple[float, float, float],
+    kernels: _numba_perceptual.Kernels | None,
+) -> np.ndarray:
     """Magnitude of a separable 3x3 gradient, ``conv2(img, k, 'same')`` with zero padding.
 
     The x kernel is ``outer(smooth, [1, 0, -1])`` and the y kernel its transpose: Scharr
@@ -182,6 +188,10 @@ def _gradient_magnitude(img: np.ndarray, smooth: tuple[float, float, float]) -> 
     kernels does not matter for the magnitude.
     """
     a, b, c = (img.dtype.type(v) for v in smooth)
+    if kernels is not None:
+        out = np.empty_like(img)
+        kernels.gradient_magnitude(np.ascontiguousarray(img), a, b, c, out)
+        return out
     p = np.pad(img, 1)
     dx = p[:, 2:] - p[:, :-2]  # (rows + 2, cols): centred difference along x
     gx = a * dx[:-2] + b * dx[1:-1] + c * dx[2:]
@@ -384,8 +394,8 @@ def _fsim_frame(
     pc1 = _phase_congruency(y1, bank, kernels)
     pc2 = _phase_congruency(y2, bank, kernels)
     scharr = (3 / 16, 10 / 16, 3 / 16)
-    g1 = _gradient_magnitude(y1, scharr)
-    g2 = _gradient_magnitude(y2, scharr)
+    g1 = _gradient_magnitude(y1, scharr, kernels)
+    g2 = _gradient_magnitude(y2, scharr, kernels)
 
     sim = _similarity(pc1, pc2, _FSIM_T1) * _similarity(g1, g2, _FSIM_T2)
     if chroma:
@@ -510,7 +520,7 @@ def _gmsd_frame(
     grads = []
     for frame in (ref, dis):
         (gray,) = _weighted_planes(frame, _RGB2GRAY[None], 2, kernels)
-        grads.append(_gradient_magnitude(gray, prewitt))
+        grads.append(_gradient_magnitude(gray, prewitt, kernels))
     gms = _similarity(grads[0], grads[1], _GMSD_C)
     return float(np.std(gms, dtype=np.float64))
 
