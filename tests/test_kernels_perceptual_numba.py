@@ -190,3 +190,8 @@ def test_metric_pipeline_passes_the_backend_setting() -> None:
         assert metrics._runtime_options(gmsd) == {"backend": "numpy"}
     with dask.config.set({"giflab.kernels.numba": "on"}):
         assert metrics._runtime_options(fsim) == {"backend": "numba"}
+
+
+def test_kernel_constants_match_the_definition() -> None:
+    # The numba orientation kernel unrolls a fixed number of scales.
+    assert _numba_perceptual._NSCALE == perceptual._PC_NSCALE

@@ -1,15 +1,22 @@
-"""Numba kernels of :mod:`giflab_dask.kernels.perceptual`: the per-pixel arithmetic of one
-phase-congruency orientation (FSIM) and the whole GMSD map, each fused into one pass.
+"""Numba kernels of :mod:`giflab_dask.kernels.perceptual` (FSIM and GMSD), each one pass:
+
+* ``block_planes``: the F x F block sums of a uint8 frame and their colour weighting (YIQ for
+  FSIM, MATLAB's rgb2gray for GMSD), the downsampling of both metrics;
+* ``gradient_magnitude``: the zero-padded 3x3 gradient (Scharr for FSIM, Prewitt for GMSD);
+* ``orientation`` and ``threshold``: the per-pixel arithmetic of one phase-congruency
+  orientation from its 4 filter responses, and the noise threshold added into the energy;
+* ``median_of_squares``: the median of ``|EO_0|^2`` by radix selection (``np.median`` sorts
+  a partition of a squared copy).
 
 Like :mod:`giflab_dask.kernels._numba`, numba is optional and imported on first use only;
 :func:`load` compiles the kernels once per process behind a lock (``cache=True``: later
 processes load the machine code from numba's cache) and returns ``None`` when numba is
 unusable, so the caller runs its numpy code instead.
 
-Both kernels do the numpy kernels' float32 operations in the same order (no fast-math, IEEE
-division, no fused multiply-add), so their per-pixel maps are the numpy maps bit for bit:
-``|z|`` of a complex64 ``z`` is the float64 ``sqrt(re^2 + im^2)`` rounded to float32, which is
-what numpy's ``hypotf`` returns. The functions release the GIL (``nogil=True``).
+The kernels do the numpy code's float32 (and float64) operations in the same order (no
+fast-math, so no reassociation or fused multiply-add; IEEE division), sum integers exactly
+and select the same median elements, so both backends give the same bits. The functions
+release the GIL (``nogil=True``).
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ __all__ = ["Kernels", "load"]
 
 
 class Kernels(NamedTuple):
+    """The compiled functions (see the module docstring)."""
+
     orientation: Callable[..., None]
     threshold: Callable[..., None]
     median_of_squares: Callable[[np.ndarray], float]

@@ -7,7 +7,14 @@ blocks in, one float64 per frame out, a loop over frames, NaN where a frame cann
 
 The log-Gabor filter bank of FSIM depends only on the (downsampled) frame shape, so it is built
 once per shape and kept in a small LRU cache (:func:`_log_gabor_bank`); the arrays in the cache
-are read-only, so threads can share them.
+are read-only, so threads can share them. One forward FFT per frame serves all 16 filters.
+
+``backend="auto"`` (the default) runs the per-pixel passes in the fused numba kernels of
+:mod:`giflab_dask.kernels._numba_perceptual` when numba can be imported: the downsampling and
+colour weighting, the gradient magnitude, each phase-congruency orientation and its median. They
+repeat the numpy code's float32 operations in the same order and select the same median
+elements, so both backends give the same bits (tests/test_kernels_perceptual_numba.py). What
+remains is the FFTs, 2 forward and 32 inverse per frame pair.
 """
 
 from __future__ import annotations
@@ -479,8 +486,8 @@ def fsim(
     flat frame against a textured one therefore gets a finite, low FSIM.
 
     Per-pixel maps are computed in float32 (agreeing with a float64 transcription of the
-    authors' code to ~1e-7) and summed in float64. About 0.1 s per 480 x 270 frame pair on one
-    core, after the first frame of a shape builds its filter bank (~0.2 s).
+    authors' code to ~1e-7) and summed in float64. The cost is mostly the 34 FFTs of a frame
+    pair (benchmarks/README.md); the first frame of a shape builds its filter bank (~0.2 s).
 
     GifLab (``giflab.metrics.fsim``) returns something else under this name: on OpenCV gray, it
     uses |Laplacian| in place of phase congruency and Sobel in place of Scharr, constants
