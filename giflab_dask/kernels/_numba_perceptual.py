@@ -43,8 +43,6 @@ class Kernels(NamedTuple):
 
 # phasecong2's number of scales (perceptual._PC_NSCALE), a compile-time constant here.
 _NSCALE = 4
-# Histogram bins of the median selection: float32 bits >> 16 (32768 bins, 128 KiB of counts).
-_MEDIAN_SHIFT = 16
 
 _lock = threading.Lock()
 _kernels: Kernels | None = None
@@ -86,41 +84,42 @@ def _orientation(eo, eps, energy, an_all, an0):  # pragma: no cover - compiled b
 def _median_of_squares(values):  # pragma: no cover - compiled by numba
     """``np.median(np.square(values))`` of float32 values >= 0, by radix selection.
 
-    The bit patterns of non-negative floats sort as integers: a histogram of their top 15
-    bits finds the bins of the two middle elements, and only the elements of those bins
-    (a few hundred in a video frame) are sorted. The same two elements as
-    ``perceptual._median_of_squares`` selects, squared and averaged the same way.
+    The bit patterns of non-negative floats sort as integers. A histogram of their top 15
+    bits finds the bin of each middle element; a histogram of the low 16 bits of that bin's
+    elements then finds the element itself (equal bits, equal value): no sort. The same two
+    elements as ``perceptual._median_of_squares`` selects, squared and averaged the same way.
     """
     bits = values.view(np.int32)
     n = bits.shape[0]
-    counts = np.zeros(1 << (31 - _MEDIAN_SHIFT), np.int32)
-    for p in range(n):
-        counts[bits[p] >> _MEDIAN_SHIFT] += 1
     high_rank = n // 2
-    low_rank = high_rank - 1 if n % 2 == 0 else high_rank
-    below = 0  # elements in the bins before the one holding low_rank
-    first = 0
-    while below + counts[first] <= low_rank:
-        below += counts[first]
-        first += 1
-    last = first
-    seen = below + counts[first]
-    while seen <= high_rank:
-        last += 1
-        seen += counts[last]
-    candidates = np.empty(seen - below, np.float32)
-    m = 0
+    ranks = (high_rank - 1 if n % 2 == 0 else high_rank, high_rank)
+    coarse = np.zeros(1 << 15, np.int32)
     for p in range(n):
-        key = bits[p] >> _MEDIAN_SHIFT
-        if first <= key <= last:
-            candidates[m] = values[p]
-            m += 1
-    candidates.sort()
-    low = candidates[low_rank - below]
-    high = candidates[high_rank - below]
+        coarse[bits[p] >> 16] += 1
+    fine = np.zeros(1 << 16, np.int32)
+    chosen = np.empty(2, np.int32)
+    filled = -1  # the coarse bin whose elements ``fine`` counts
+    for t in range(2):
+        below = 0
+        top = 0
+        while below + coarse[top] <= ranks[t]:
+            below += coarse[top]
+            top += 1
+        if top != filled:
+            fine[:] = 0
+            for p in range(n):
+                if bits[p] >> 16 == top:
+                    fine[bits[p] & 0xFFFF] += 1
+            filled = top
+        low = 0
+        while below + fine[low] <= ranks[t]:
+            below += fine[low]
+            low += 1
+        chosen[t] = (top << 16) | low
+    middle = chosen.view(np.float32)
     if n % 2:
-        return high * high
-    return (low * low + high * high) / np.float32(2.0)
+        return middle[1] * middle[1]
+    return (middle[0] * middle[0] + middle[1] * middle[1]) / np.float32(2.0)
 
 
 def _block_planes(frame, factor, weights, out):  # pragma: no cover - compiled by numba
@@ -160,14 +159,20 @@ def _gradient_magnitude(img, a, b, c, out):  # pragma: no cover - compiled by nu
     """``perceptual._gradient_magnitude`` into ``out``: the zero-padded 3x3 gradient with
     smoothing ``(a, b, c)``, numpy's float32 operations in its order."""
     rows, cols = img.shape
-    p = np.zeros((rows + 2, cols + 2), np.float32)
-    p[1:-1, 1:-1] = img
+    width = cols + 2
+    p = np.zeros((rows + 2) * width, np.float32)  # the zero-padded image, flat
     for i in range(rows):
         for j in range(cols):
-            gx = a * (p[i, j + 2] - p[i, j]) + b * (p[i + 1, j + 2] - p[i + 1, j])
-            gx = gx + c * (p[i + 2, j + 2] - p[i + 2, j])
-            gy = a * (p[i + 2, j] - p[i, j]) + b * (p[i + 2, j + 1] - p[i, j + 1])
-            gy = gy + c * (p[i + 2, j + 2] - p[i, j + 2])
+            p[(i + 1) * width + j + 1] = img[i, j]
+    for i in range(rows):
+        top = i * width
+        mid = top + width
+        bot = mid + width
+        for j in range(cols):
+            gx = a * (p[top + j + 2] - p[top + j]) + b * (p[mid + j + 2] - p[mid + j])
+            gx = gx + c * (p[bot + j + 2] - p[bot + j])
+            gy = a * (p[bot + j] - p[top + j]) + b * (p[bot + j + 1] - p[top + j + 1])
+            gy = gy + c * (p[bot + j + 2] - p[top + j + 2])
             out[i, j] = np.sqrt(gx * gx + gy * gy)
 
 
