@@ -9,13 +9,20 @@ tests/test_kernels_perceptual.py. Speed is measured by benchmarks, never asserte
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import dask
 import numpy as np
 import pytest
 import scipy.fft
 import scipy.signal
 
+from giflab_dask import metrics
 from giflab_dask.kernels import _numba, _numba_perceptual, perceptual
 from giflab_dask.kernels.perceptual import fsim, gmsd
+from giflab_dask.pipeline import validate_pair
+
+from .conftest import write_lossy_variants
 
 requires_numba = pytest.mark.skipif(
     not _numba.available(),
@@ -181,15 +188,31 @@ def test_missing_numba(monkeypatch: pytest.MonkeyPatch, kernel) -> None:
 
 def test_metric_pipeline_passes_the_backend_setting() -> None:
     # The backend is a runtime option read from giflab.kernels.numba, not a spec parameter.
-    import dask
-
-    from giflab_dask import metrics
-
     with dask.config.set({"giflab.kernels.numba": "off"}):
         assert metrics._runtime_options(fsim) == {"backend": "numpy"}
         assert metrics._runtime_options(gmsd) == {"backend": "numpy"}
     with dask.config.set({"giflab.kernels.numba": "on"}):
         assert metrics._runtime_options(fsim) == {"backend": "numba"}
+
+
+@requires_numba
+def test_validate_pair_values_do_not_depend_on_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = write_lossy_variants(tmp_path, 9, 64, 48, seed=3)
+    loads = []
+    real_load = _numba_perceptual.load
+    monkeypatch.setattr(_numba_perceptual, "load", lambda: loads.append(1) or real_load())
+    results = {}
+    for setting in ("off", "auto"):
+        config = {"giflab.kernels.numba": setting, "giflab.cache-dir": str(tmp_path / setting)}
+        with dask.config.set(config):
+            results[setting] = validate_pair(made["original"], made["dropped"], metrics="fsim,gmsd")
+        assert bool(loads) is (setting == "auto"), setting
+    for name in ("fsim", "gmsd"):
+        values = results["off"].per_frame[name]
+        assert np.isfinite(values).all() and len(values) == 9
+        np.testing.assert_array_equal(results["auto"].per_frame[name], values)
 
 
 def test_kernel_constants_match_the_definition() -> None:
