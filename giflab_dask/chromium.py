@@ -18,7 +18,8 @@ import http.server
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -162,22 +163,34 @@ class ChromiumGifDecoder:
         self._page: Any = None
         self._server: _Server | None = None
         self._count = 0
+        # Playwright's sync API runs an event loop on the thread that starts it: a thread of
+        # its own keeps that loop away from the caller's (asyncio code, a second decoder).
+        self._thread: ThreadPoolExecutor | None = None
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        assert self._thread is not None
+        return self._thread.submit(fn, *args).result()
 
     def __enter__(self) -> ChromiumGifDecoder:
-        from playwright.sync_api import sync_playwright
-
         self._server = _Server()
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chromium")
         try:
-            self._playwright = sync_playwright().start()
-            self._browser = self._playwright.chromium.launch(executable_path=self.executable)
-            self._page = self._browser.new_page()
-            host, port = self._server.server_address[:2]
-            self._page.goto(f"http://{host}:{port}/")
+            self._call(self._start)
         except BaseException:
             self.close()
             raise
         return self
+
+    def _start(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        assert self._server is not None
+        self._playwright = sync_playwright().start()
+        self._browser = self._playwright.chromium.launch(executable_path=self.executable)
+        self._page = self._browser.new_page()
+        host, port = self._server.server_address[:2]
+        self._page.goto(f"http://{host}:{port}/")
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -185,16 +198,22 @@ class ChromiumGifDecoder:
         self.close()
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._call(self._stop)
+            self._thread.shutdown()
+            self._thread = None
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def _stop(self) -> None:
         if self._browser is not None:
             self._browser.close()
             self._browser = None
         if self._playwright is not None:
             self._playwright.stop()
             self._playwright = None
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def decode(self, paths: Sequence[str | os.PathLike[str]]) -> list[ChromiumFrames]:
         """Every frame of every file, in one round trip to the page."""
@@ -205,7 +224,7 @@ class ChromiumGifDecoder:
             self._count += 1
             ids.append(str(self._count))
             self._server.files[ids[-1]] = Path(path)
-        decoded = self._page.evaluate("ids => decodeAll(ids)", ids)
+        decoded = self._call(self._page.evaluate, "ids => decodeAll(ids)", ids)
         frames = []
         for ident, info in zip(ids, decoded, strict=True):
             path = self._server.files.pop(ident)

@@ -106,3 +106,21 @@ def test_real_gifs_on_this_machine_decode_like_chromium(chromium: ChromiumGifDec
         pytest.skip("no GIF files ship with this Python or under /usr/share")
     found = [line for frames in chromium.decode(gifs) for line in disagreements(frames)]
     assert not found, "\n".join(found)
+
+
+def test_the_corpus_script_counts_and_lists_disagreements(
+    tmp_path: Path, chromium: ChromiumGifDecoder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "tools" / "compare_chromium.py"
+    spec = importlib.util.spec_from_file_location("compare_chromium", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    good = _write(tmp_path / "corpus", {"ok": disposal_cases()["dispose3_partial"]})[0]
+    (tmp_path / "corpus" / "cut.gif").write_bytes(good.read_bytes()[:-40])
+    assert module.main([str(tmp_path / "corpus"), "--chromium", chromium.executable]) == 1
+    out = capsys.readouterr().out
+    assert "cut.gif" in out and "ok.gif" not in out
+    assert out.strip().endswith("2 GIFs: 1 agree, 0 differ, 1 rejected by one decoder")
