@@ -6,7 +6,8 @@ summary key, or one of the pair-level facts below, to thresholds ``fail-below``,
 
 * ``composite_quality`` — GifLab's composite (its checker fails below 0.70, warns below 0.80);
 * ``timing_drift`` — relative change of the total display time, ``|Tc - To| / To``;
-* ``frame_count_change`` — share of original frames the compressed GIF no longer has.
+* ``frame_count_change`` — share of the original's distinct frames (frames a viewer can tell
+  apart: each that differs from the one before) the compressed GIF no longer shows.
 
 A check whose value was not computed is listed as skipped; a value that is NaN makes the check
 "unknown", which warns: a verdict never passes on a number nobody measured.
