@@ -705,9 +705,25 @@ def _pair_result(
         per_frame=_LazyVectors(results, outcome.metric_keys),
         mapping=np.asarray(outcome.alignment["mapping"], dtype=np.int64),  # type: ignore[index]
         alignment={k: v for k, v in outcome.alignment.items() if k not in ("mapping", "facts")},  # type: ignore[union-attr]
-        verdict=evaluate(summaries, profile),
+        verdict=evaluate(summaries, profile, identical=_identical(summaries, outcome, sample)),
         missing=dict(outcome.missing),
         sample=sample_info,
+    )
+
+
+def _identical(
+    summaries: Mapping[str, float], outcome: PairOutcome, sample: SampleSpec | None
+) -> bool:
+    """Whether the pair shows the same frames on the same timeline: MSE 0 on every frame of
+    both sides at their own size, no drift, no frame a viewer could miss (decision 47)."""
+    alignment = outcome.alignment or {}
+    return (
+        sample is None
+        and summaries.get("mse_max") == 0.0
+        and summaries.get("mse_n_missing") == 0.0
+        and alignment.get("original_size") == alignment.get("compressed_size")
+        and summaries.get("timing_drift") == 0.0
+        and summaries.get("frame_count_change") == 0.0
     )
 
 

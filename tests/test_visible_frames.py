@@ -1,5 +1,7 @@
-"""Frame-count checks count frames a viewer can tell apart (decision 47): an optimiser that
-merges identical consecutive frames changes nothing on screen, a real frame drop still warns."""
+"""Frame-count checks count frames a viewer can tell apart, and identical is identical
+(decision 47): an optimiser that merges identical consecutive frames changes nothing on screen,
+a real frame drop still warns, and a pair identical on screen passes even where a metric cannot
+be measured."""
 
 from __future__ import annotations
 
@@ -79,3 +81,39 @@ def test_a_real_frame_drop_still_warns(tmp_path: Path) -> None:
     strict = validate_pair(original, one, metrics="mse", profile="strict")
     assert strict.summaries["frame_count_change"] == pytest.approx(1 / 12)
     assert _check(strict, "frame_count_change") == "warn"
+
+
+# The tests/test_realworld.py batch's metrics: without SSIM the composite has too little weight.
+_METRICS = "mse,psnr,ssim,deltae"
+
+
+def _tiny(path: Path, change: bool = False) -> Path:
+    frames, palette = make_animation_frames(4, 6, 5, seed=1, delay_cs=5)
+    if change:
+        indices = frames[2].indices.copy()
+        indices[0, 0] = (int(indices[0, 0]) + 1) % 224
+        frames[2] = GifFrame(indices, delay_cs=5, disposal=1)
+    path.write_bytes(encode_gif(frames, 6, 5, global_palette=palette, loop=0))
+    return path
+
+
+def test_identical_frames_pass_even_where_a_metric_cannot_be_measured(
+    tmp_path: Path, gifsicle: str
+) -> None:
+    original = _tiny(tmp_path / "tiny.gif")
+    reencoded = tmp_path / "tiny-O3.gif"
+    subprocess.run([gifsicle, "-O3", str(original), "-o", str(reencoded)], check=True)
+    assert reencoded.read_bytes() != original.read_bytes()
+    result = validate_pair(original, reencoded, metrics=_METRICS)  # SSIM needs 7x7 frames
+    assert "ssim" in result.missing and "7x7" in result.missing["ssim"]  # still reported
+    assert np.isnan(result.summaries["ssim_mean"])
+    assert result.status == "pass", result.verdict.reasons
+    ssim = {c.name: c for c in result.verdict.checks}["ssim_mean"]
+    assert "could not be measured" in ssim.message and "identical" in ssim.message
+
+    # One pixel of one frame differs: the same unmeasurable checks warn again.
+    changed = validate_pair(
+        original, _tiny(tmp_path / "changed.gif", change=True), metrics=_METRICS
+    )
+    assert changed.summaries["mse_max"] > 0 and "ssim" in changed.missing
+    assert _check(changed, "ssim_mean") == "warn"
