@@ -846,6 +846,7 @@ def pair_facts(options: AlignOptions, original: Any, compressed: Any) -> dict[st
     c_total = display_times(compressed.durations_ms, options).sum()
     facts = {
         "timing_drift": float(abs(c_total - o_total) / o_total) if o_total else float("nan"),
+        "timing_drift_ms": float(abs(c_total - o_total)),
         "original_frames": float(original.n_frames),
         "compressed_frames": float(compressed.n_frames),
     }

@@ -6,6 +6,7 @@ summary key, or one of the pair-level facts below, to thresholds ``fail-below``,
 
 * ``composite_quality`` — GifLab's composite (its checker fails below 0.70, warns below 0.80);
 * ``timing_drift`` — relative change of the total display time, ``|Tc - To| / To``;
+* ``timing_drift_ms`` — the same change in milliseconds (a small share of a long GIF);
 * ``frame_count_change`` — share of the original's distinct frames (frames a viewer can tell
   apart: each that differs from the one before) the compressed GIF no longer shows.
 

@@ -117,3 +117,18 @@ def test_identical_frames_pass_even_where_a_metric_cannot_be_measured(
     )
     assert changed.summaries["mse_max"] > 0 and "ssim" in changed.missing
     assert _check(changed, "ssim_mean") == "warn"
+
+
+def test_a_small_drift_on_a_long_gif_warns(tmp_path: Path) -> None:
+    """Time alignment keeps the last compressed frame past its end (no wrap, decision 47);
+    the drift is the verdict's: 1.7% of 24 s passes the relative check, 400 ms does not."""
+    frames, palette = make_animation_frames(600, 16, 12, seed=4, delay_cs=4)
+    original, shorter = tmp_path / "long.gif", tmp_path / "shorter.gif"
+    original.write_bytes(encode_gif(frames, 16, 12, global_palette=palette))
+    shorter.write_bytes(encode_gif(frames[:590], 16, 12, global_palette=palette))
+    result = validate_pair(original, shorter, metrics="mse")
+    s = result.summaries
+    assert s["timing_drift"] == pytest.approx(10 / 600) and s["timing_drift_ms"] == 400.0
+    assert _check(result, "timing_drift") == "pass"
+    assert _check(result, "timing_drift_ms") == "warn"
+    assert result.mapping[-10:].tolist() == [589] * 10  # the last frame stays on screen
