@@ -71,6 +71,33 @@ def test_results_do_not_depend_on_chunking(
             ), key
 
 
+def test_metric_groups_fill_the_workers_without_rereading_more_than_needed() -> None:
+    from giflab_dask.metrics import resolve_metrics
+
+    assert pipeline.metric_groups(pipeline.FUSE_FROM_TASKS, 14) == 1  # enough tasks: fused
+    assert pipeline.metric_groups(1, 14) == 14  # one chunk: a task per metric
+    assert pipeline.metric_groups(29, 14) == 2  # a long pair: two groups reach the target
+    assert pipeline.metric_groups(3, 2) == 2  # never more groups than metrics
+    specs = resolve_metrics(None)
+    groups = pipeline._balanced_groups(specs, 2)
+    assert sorted(s.name for g in groups for s in g) == sorted(s.name for s in specs)
+    loads = sorted(sum(s.cost for s in g) for g in groups)
+    # greedy by cost: the lighter group carries at least what the dearest metric leaves over
+    assert loads[1] - loads[0] <= max(s.cost for s in specs)
+
+
+def test_frame_measurements_are_counted_for_progress(gifs: tuple[Path, Path]) -> None:
+    from giflab_dask.cluster import frames_measured
+
+    original, compressed = gifs
+    lazy = validate_pair_lazy(original, compressed, metrics="ssim,psnr,temporal_consistency")
+    expected = lazy.plan.frame_measurements
+    assert expected == T * 3  # every original frame, once per metric
+    before = frames_measured()
+    lazy.compute(scheduler="threads")
+    assert frames_measured() - before == expected
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_building_the_graph_computes_nothing(
     gifs: tuple[Path, Path], fused: bool, monkeypatch: pytest.MonkeyPatch
