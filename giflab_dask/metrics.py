@@ -385,27 +385,42 @@ def measure_block(
     ``"<exception type>: <message>"`` instead of values, so one metric's failure never costs
     the others theirs. ``meter(label)`` times each kernel (label ``<metric>-frame``).
     """
+    from giflab_dask.kernels._frames import shared_conversions
+
     lead = 1 if previous else 0
     out: dict[str, np.ndarray | str] = {}
-    for metric in metrics:
-        spec, kernel = metric.spec, metric.kernel
-        timer = meter(f"{spec.name}-frame") if meter is not None else contextlib.nullcontext()
-        try:
-            with timer:
-                if spec.temporal:
-                    values = _temporal_values(
-                        original, compressed, spec, kernel, metric.runtime, first=not previous
-                    )
-                else:
-                    values = _pair_block(
-                        original[lead:], compressed[lead:], spec=spec, kernel=kernel,
-                        single=False, runtime=metric.runtime,
-                    )  # fmt: skip
-        except Exception as exc:
-            out[spec.name] = f"{type(exc).__name__}: {exc}"
-        else:
-            out[spec.name] = values
+    with shared_conversions():  # each frame's luma (etc.) once for all the kernels
+        for metric in metrics:
+            _measure_one(metric, original, compressed, lead, meter, out)
     return out
+
+
+def _measure_one(
+    metric: BoundMetric,
+    original: np.ndarray,
+    compressed: np.ndarray,
+    lead: int,
+    meter: Callable[[str], contextlib.AbstractContextManager[Any]] | None,
+    out: dict[str, np.ndarray | str],
+) -> None:
+    """One metric of :func:`measure_block` into ``out``: values, or its error text."""
+    spec, kernel = metric.spec, metric.kernel
+    timer = meter(f"{spec.name}-frame") if meter is not None else contextlib.nullcontext()
+    try:
+        with timer:
+            if spec.temporal:
+                values = _temporal_values(
+                    original, compressed, spec, kernel, metric.runtime, first=lead == 0
+                )
+            else:
+                values = _pair_block(
+                    original[lead:], compressed[lead:], spec=spec, kernel=kernel,
+                    single=False, runtime=metric.runtime,
+                )  # fmt: skip
+    except Exception as exc:
+        out[spec.name] = f"{type(exc).__name__}: {exc}"
+    else:
+        out[spec.name] = values
 
 
 def per_frame(spec: MetricSpec, pair: AlignedPair) -> dict[str, da.Array]:
