@@ -25,6 +25,7 @@ __all__ = [
     "DECODER_VERSION",
     "LAYOUT_VERSION",
     "GifSource",
+    "check_regular",
     "content_digest",
     "content_digests",
     "gif_key",
@@ -81,7 +82,8 @@ def _hash_file(path: Path) -> str:
     try:
         # O_NONBLOCK: a FIFO swapped in after the stat must not block the open; the checks
         # then run on what was opened.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
         with os.fdopen(fd, "rb") as f:
             check_regular(path, os.fstat(fd))
             while block := f.read(_READ_SIZE):
