@@ -418,7 +418,7 @@ def _measure_one(
                     single=False, runtime=metric.runtime,
                 )  # fmt: skip
     except Exception as exc:
-        out[spec.name] = f"{type(exc).__name__}: {exc}"
+        out[spec.name] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     else:
         out[spec.name] = values
 

@@ -16,9 +16,13 @@ For a batch of pairs (DESIGN decisions 7 and 8):
 4. one ``dask.compute`` runs it; the verdict of each pair is evaluated from its summaries.
 
 A decode failure is carried in-band (its pair becomes an error row, the others finish), and so
-is a kernel that raises (its metric is reported missing with the reason; the pair's other
-metrics are stored). Anything else that fails a task aborts the shared compute, after which the
-remaining work is retried write by write so the failure is pinned on its pair and metric.
+is a metric that fails at run time (a kernel that raises, memory, a node that cannot be
+written): nothing of it is stored, so the next run computes it again, and its pair gets no
+verdict but an error naming the metric and the cause (DESIGN decision 49), while the pair's
+other metrics are stored. Only a metric missing by nature of the input (every frame NaN: too
+small, no gradient region) leaves a verdict over the others. Anything else that fails a task
+aborts the shared compute, after which the remaining work is retried write by write so the
+failure is pinned on its pair and metric.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from giflab_dask.align import (
     display_times,
     frame_alignment,
 )
-from giflab_dask.errors import GiflabError
+from giflab_dask.errors import GiflabError, MeasurementError
 from giflab_dask.inputs import PairInput
 from giflab_dask.metrics import (
     BoundMetric,
@@ -615,7 +619,8 @@ class PairOutcome:
     metric_keys: dict[str, str] = field(default_factory=dict)
     summaries: dict[str, list[float]] = field(default_factory=dict)  # output -> stats
     extra: dict[str, float] = field(default_factory=dict)  # pair-level summaries of metrics
-    missing: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # by nature of the input
+    failed: dict[str, str] = field(default_factory=dict)  # failed at run time: no verdict
     hits: int = 0
     computed: int = 0
     saved_seconds: float = 0.0  # recorded compute seconds of this pair's stored nodes
@@ -682,7 +687,7 @@ class BatchPlan:
         done: dict[tuple[int, str], dict[str, Any]] = {}
         for (ident, _), value in zip(items, values, strict=True):
             if isinstance(value, BaseException):
-                value = {"ok": False, "metric_error": f"{type(value).__name__}: {value}"}
+                value = {"ok": False, "metric_error": _exception_text(value)}
             done[ident] = value
         for (index, metric), value in done.items():
             outcome = self.outcomes[index]
@@ -693,15 +698,29 @@ class BatchPlan:
                 if "sample" in value:
                     outcome.sample[metric] = value["sample"]
             elif "metric_error" in value:
-                outcome.missing[metric] = value["metric_error"]
+                outcome.failed[metric] = value["metric_error"]
             elif outcome.error is None:
                 outcome.error = value["error"]
         for outcome in self.outcomes:
+            if outcome.error is None and outcome.failed:
+                # A verdict over the survivors would re-weigh the composite and skip checks.
+                outcome.error = failure_message(outcome.failed)
             if outcome.error is None and outcome.alignment is not None:
                 outcome.result = _pair_result(
                     outcome, self.specs, self.profile, self.results, self.sample
                 )
         return BatchResult(self.outcomes, self, time.perf_counter() - self.started, report)
+
+
+def _exception_text(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def failure_message(failed: Mapping[str, str]) -> str:
+    """The error of a pair whose metrics failed at run time: each metric and its cause."""
+    causes = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
+    return f"metric failed, no verdict (the next run computes it again): {causes}"
 
 
 def _pair_result(
@@ -1189,7 +1208,7 @@ def _sampled_writes(
             assert pilot_store is not None
             data = pilot_store.get(_metric_node_key(o_key, c_key, options, spec, base))
             if data is None or "sample" not in data:
-                outcome.missing[spec.name] = "adaptive sampling: its pilot sample is missing"
+                outcome.failed[spec.name] = "adaptive sampling: its pilot sample is missing"
                 continue
             pilot = SampleDesign.from_dict(data["sample"]["design"])
             values = np.stack(
@@ -1389,6 +1408,8 @@ class LazyPairResult:
 
     def compute(self, **compute_kwargs: Any) -> PairResult:
         outcome = self.plan.compute(**compute_kwargs).outcomes[0]
+        if outcome.failed:
+            raise MeasurementError(outcome.error or failure_message(outcome.failed))
         if outcome.error:
             raise GiflabError(outcome.error)
         assert outcome.result is not None
