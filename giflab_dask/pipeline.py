@@ -545,7 +545,7 @@ def _pair_writes(
             node = outcome.metric_keys[spec.name]
             task = (_write_from_chunks, root, node, spec, list(refs), chunk_keys)
             writes[spec.name] = _write_delayed(f"result-write-{node}-{roots}", task, dsk)
-    return writes
+    return {s.name: writes[s.name] for s in specs}  # in the order asked (the table's columns)
 
 
 def _pair_inputs(
