@@ -17,6 +17,7 @@ __all__ = [
     "GifLimitError",
     "GiflabError",
     "GiflabWarning",
+    "MeasurementError",
 ]
 
 
@@ -47,6 +48,14 @@ class GifDecodeError(GiflabError):
 
 class GifLimitError(GifDecodeError):
     """A GIF exceeds a configured input limit (``giflab.limits``)."""
+
+
+class MeasurementError(GiflabError):
+    """A metric failed at run time (an exception, memory, a node that could not be written).
+
+    The pair gets no verdict (one over the other metrics would not be the one asked for);
+    nothing of the failed metric was stored, so the next run computes it again.
+    """
 
 
 class FrameStoreError(GiflabError):
