@@ -1,0 +1,300 @@
+"""Numba kernels of :mod:`giflab_dask.kernels.ssimulacra2`, one pass each:
+
+* ``xyb``: linear RGB planes to positive XYB (opsin mix, the bit-guess + Halley cube root);
+* ``linear``: sRGB bytes to linear planes through the 256-entry table;
+* ``scale_norms``: per scale, the blur inputs (both images, their squares and product), the
+  zero-padded separable 9-tap FIR (libjxl's recursive Gaussian), the SSIM' and edge-difference
+  maps and their 1- and 4-norms, fused into one pass down the rows;
+* ``downsample``: the 2 x 2 box average in linear RGB.
+
+Like :mod:`giflab_dask.kernels._numba_perceptual`, numba is imported on first use only;
+:func:`load` compiles once per process behind a lock (``cache=True``) and returns ``None`` when
+numba is unusable, so the caller runs its numpy code. The kernels do the numpy code's float32
+operations in the same order (no fast-math: no reassociation, no fused multiply-add), so the
+per-pixel maps are the same bits. The frame sums run per column over the rows, then over the
+columns (so the pixel loops vectorise); numpy sums pairwise, so the norms agree to float64
+rounding. The functions release the GIL (``nogil=True``).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = ["Kernels", "load"]
+
+_F32 = np.float32
+
+
+class Kernels(NamedTuple):
+    """Python entry points over the compiled functions."""
+
+    linear: Callable[[np.ndarray], np.ndarray]
+    scale_norms: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    downsample: Callable[[np.ndarray], np.ndarray]
+
+
+_lock = threading.Lock()
+_kernels: Kernels | None = None
+_failed = False
+
+_CBRT_MAGIC = 709921077  # the exponent-thirding guess of cbrtf's bit pattern
+
+
+def _xyb(lin, opsin, bias, bias_cbrt, mixed, guess, out):  # pragma: no cover - numba
+    """``ssimulacra2._xyb_numpy``: ``lin`` (3, n) to positive XYB in ``out`` (3, n)."""
+    n = lin.shape[1]
+    zero = np.float32(0.0)
+    for k in range(3):
+        for p in range(n):
+            m = lin[0, p] * opsin[k, 0] + lin[1, p] * opsin[k, 1]
+            m = m + lin[2, p] * opsin[k, 2]
+            m = m + bias
+            mixed[k, p] = m if m > zero else zero
+    bits = mixed.view(np.int32)
+    for k in range(3):
+        for p in range(n):
+            # bits // 3 for bits >= 0, as a multiply and shift that vectorises
+            guess[k, p] = np.int32((np.uint64(bits[k, p]) * np.uint64(0xAAAAAAAB)) >> np.uint64(33))
+            guess[k, p] += np.int32(_CBRT_MAGIC)
+    roots = guess.view(np.float32)
+    for k in range(3):
+        for p in range(n):
+            a = mixed[k, p]
+            x = roots[k, p]
+            for _ in range(2):
+                x3 = x * x * x
+                x = x * (x3 + a + a) / (x3 + x3 + a)
+            roots[k, p] = x - bias_cbrt
+    half = np.float32(0.5)
+    for p in range(n):
+        m0 = roots[0, p]
+        m1 = roots[1, p]
+        out[0, p] = (m0 - m1) * half * np.float32(14.0) + np.float32(0.42)
+        y = (m0 + m1) * half
+        out[1, p] = y + np.float32(0.01)
+        out[2, p] = (roots[2, p] - y) + np.float32(0.55)
+
+
+def _scale_norms(img, taps, c2, ring, padded, zero, blurred, columns, out):  # pragma: no cover
+    """``ssimulacra2._scale_norms_numpy`` after the XYB: ``img`` (6, h, w) into ``out`` (3, 6).
+
+    One pass down the rows: each row of the 15 blur inputs (img1 and img2 planes, then the
+    float32 products img1^2, img2^2, img1 img2) is filtered along x into a ring of 9 rows
+    (``ring`` (15, 9, w)), the column filter of output row ``i`` reads the ring (rows outside
+    the frame are ``zero``), and the row's map values are added per column (``columns``
+    (3, 6, w) float64); nothing frame-sized is written. ``padded`` (w + 8,) has zero borders;
+    ``blurred`` (15, w) is scratch. The 9 taps are spelled out: a loop over them inside the
+    pixel loop does not vectorise.
+    """
+    _, h, w = img.shape
+    t0, t1, t2, t3, t4 = taps[0], taps[1], taps[2], taps[3], taps[4]
+    columns[:] = 0.0
+    row = padded[4 : 4 + w]
+    one = np.float32(1.0)
+    two = np.float32(2.0)
+    for i in range(-4, h):
+        y = i + 4
+        if y < h:
+            for q in range(15):
+                if q < 6:
+                    row[:] = img[q, y]
+                else:
+                    c = (q - 6) % 3
+                    a = img[3 + c, y] if q >= 9 and q < 12 else img[c, y]
+                    b = img[c, y] if q < 9 else img[3 + c, y]
+                    for x in range(w):
+                        row[x] = a[x] * b[x]
+                dest = ring[q, y % 9]
+                for x in range(w):
+                    acc = padded[x + 4] * t0
+                    acc = acc + (padded[x + 3] + padded[x + 5]) * t1
+                    acc = acc + (padded[x + 2] + padded[x + 6]) * t2
+                    acc = acc + (padded[x + 1] + padded[x + 7]) * t3
+                    dest[x] = acc + (padded[x] + padded[x + 8]) * t4
+        if i < 0:
+            continue
+        for q in range(15):
+            m4 = ring[q, (i - 4) % 9] if i >= 4 else zero
+            m3 = ring[q, (i - 3) % 9] if i >= 3 else zero
+            m2 = ring[q, (i - 2) % 9] if i >= 2 else zero
+            m1 = ring[q, (i - 1) % 9] if i >= 1 else zero
+            p1 = ring[q, (i + 1) % 9] if i + 1 < h else zero
+            p2 = ring[q, (i + 2) % 9] if i + 2 < h else zero
+            p3 = ring[q, (i + 3) % 9] if i + 3 < h else zero
+            p4 = ring[q, (i + 4) % 9] if i + 4 < h else zero
+            c = ring[q, i % 9]
+            line = blurred[q]
+            for x in range(w):
+                acc = c[x] * t0
+                acc = acc + (m1[x] + p1[x]) * t1
+                acc = acc + (m2[x] + p2[x]) * t2
+                acc = acc + (m3[x] + p3[x]) * t3
+                line[x] = acc + (m4[x] + p4[x]) * t4
+        for ch in range(3):
+            acc_cols = columns[ch]
+            for x in range(w):
+                mu1 = blurred[ch, x]
+                mu2 = blurred[3 + ch, x]
+                diff = mu1 - mu2
+                num_m = one - diff * diff
+                num_s = (blurred[12 + ch, x] - mu1 * mu2) * two + c2
+                denom_s = (blurred[6 + ch, x] - mu1 * mu1) + (blurred[9 + ch, x] - mu2 * mu2)
+                denom_s = denom_s + c2
+                d = 1.0 - np.float64(num_m * num_s / denom_s)
+                d = d if d > 0.0 else 0.0
+                acc_cols[0, x] += d
+                d2 = d * d
+                acc_cols[1, x] += d2 * d2
+                e1 = np.float64(abs(img[ch, i, x] - mu1))
+                e2 = np.float64(abs(img[3 + ch, i, x] - mu2))
+                ratio = (1.0 + e2) / (1.0 + e1) - 1.0
+                ring_v = ratio if ratio > 0.0 else 0.0
+                lost = -ratio if ratio < 0.0 else 0.0
+                acc_cols[2, x] += ring_v
+                r2 = ring_v * ring_v
+                acc_cols[3, x] += r2 * r2
+                acc_cols[4, x] += lost
+                l2 = lost * lost
+                acc_cols[5, x] += l2 * l2
+    n = h * w
+    for ch in range(3):
+        for j in range(6):
+            total = 0.0
+            for x in range(w):
+                total += columns[ch, j, x]
+            out[ch, j] = total / n if j % 2 == 0 else np.sqrt(np.sqrt(total / n))
+
+
+def _linear(frame, lut, out):  # pragma: no cover - numba
+    """Linear planes ``out`` (3, h, w) of an sRGB frame (h, w, 3) uint8 through ``lut``."""
+    h, w, _ = frame.shape
+    for i in range(h):
+        for x in range(w):
+            out[0, i, x] = lut[frame[i, x, 0]]
+            out[1, i, x] = lut[frame[i, x, 1]]
+            out[2, i, x] = lut[frame[i, x, 2]]
+
+
+def _downsample(lin, out):  # pragma: no cover - numba
+    """``ssimulacra2._downsample_numpy`` of ``lin`` (3, h, w) into ``out``."""
+    _, h, w = lin.shape
+    _, oh, ow = out.shape
+    quarter = np.float32(0.25)
+    for c in range(3):
+        for i in range(oh):
+            i0 = 2 * i
+            i1 = min(i0 + 1, h - 1)
+            for j in range(ow):
+                j0 = 2 * j
+                j1 = min(j0 + 1, w - 1)
+                s = lin[c, i0, j0] + lin[c, i0, j1]
+                s = s + lin[c, i1, j0]
+                s = s + lin[c, i1, j1]
+                out[c, i, j] = s * quarter
+
+
+def _signatures(numba: Any) -> dict[str, Any]:
+    f32, f64, i32, u8 = numba.float32, numba.float64, numba.int32, numba.uint8
+    a2 = numba.types.Array(f32, 2, "C")
+    a3 = numba.types.Array(f32, 3, "C")
+    constant = numba.types.Array(f32, 1, "C", readonly=True)
+    return {
+        "xyb": numba.void(a2, f32[:, ::1], f32, f32, a2, i32[:, ::1], a2),
+        "scale_norms": numba.void(
+            a3,
+            constant,
+            f32,
+            f32[:, :, ::1],
+            f32[::1],
+            f32[::1],
+            f32[:, ::1],
+            f64[:, :, ::1],
+            f64[:, ::1],
+        ),
+        "linear": [
+            numba.void(numba.types.Array(u8, 3, "C", readonly=readonly), constant, a3)
+            for readonly in (False, True)
+        ],
+        "downsample": numba.void(a3, a3),
+    }
+
+
+def _entry_points(compiled: dict[str, Callable[..., None]]) -> Kernels:
+    from giflab_dask.kernels import ssimulacra2 as s2
+
+    def linear(frame: np.ndarray) -> np.ndarray:
+        out = np.empty((3, *frame.shape[:2]), _F32)
+        compiled["linear"](np.ascontiguousarray(frame), s2._srgb_to_linear(), out)
+        return out
+
+    def scale_norms(lin1: np.ndarray, lin2: np.ndarray) -> np.ndarray:
+        _, h, w = lin1.shape
+        n = h * w
+        img = np.empty((6, h, w), _F32)
+        flat = img.reshape(6, n)
+        mixed = np.empty((3, n), _F32)
+        guess = np.empty((3, n), np.int32)
+        for lin, first in ((lin1, 0), (lin2, 3)):
+            compiled["xyb"](
+                lin.reshape(3, n), s2._OPSIN, s2._BIAS, s2._BIAS_CBRT, mixed, guess,
+                flat[first : first + 3],
+            )  # fmt: skip
+        out = np.empty((3, 6))
+        compiled["scale_norms"](
+            img, s2._TAPS, s2._C2, np.empty((15, 9, w), _F32), np.zeros(w + 8, _F32),
+            np.zeros(w, _F32), np.empty((15, w), _F32), np.empty((3, 6, w)), out,
+        )  # fmt: skip
+        return out
+
+    def downsample(lin: np.ndarray) -> np.ndarray:
+        _, h, w = lin.shape
+        out = np.empty((3, -(-h // 2), -(-w // 2)), _F32)
+        compiled["downsample"](lin, out)
+        return out
+
+    return Kernels(linear, scale_norms, downsample)
+
+
+def load() -> Kernels | None:
+    """The kernels, compiling them on first call; ``None`` when numba is unusable (not
+    installed, or it failed to compile: a ``RuntimeWarning`` says why)."""
+    global _kernels, _failed
+    if _kernels is not None or _failed:
+        return _kernels
+    with _lock:
+        if _kernels is None and not _failed:
+            try:
+                import numba
+            except ImportError:
+                _failed = True
+                return None
+            options: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
+
+            def compile_(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
+                try:
+                    return numba.njit(signature, cache=True, **options)(function)
+                except Exception:  # no writable cache location: compile for this process only
+                    return numba.njit(signature, cache=False, **options)(function)
+
+            functions = {
+                "xyb": _xyb, "scale_norms": _scale_norms, "linear": _linear,
+                "downsample": _downsample,
+            }  # fmt: skip
+            try:
+                signatures = _signatures(numba)
+                compiled = {k: compile_(signatures[k], f) for k, f in functions.items()}
+                _kernels = _entry_points(compiled)
+            except Exception as exc:
+                _failed = True
+                warnings.warn(
+                    f"numba could not compile the SSIMULACRA2 kernels ({exc}); using the numpy "
+                    "kernels (same values, slower).",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+    return _kernels
