@@ -168,7 +168,8 @@ def psnr_from_mse(mse: float, data_range: float = 255.0, cap: float = 100.0) -> 
     return float(min(cap, 10.0 * math.log10(data_range**2 / mse)))
 
 
-#: GifLab's 11-metric composite weights (its MetricsConfig ENHANCED_*_WEIGHT values).
+#: GifLab's composite weights (its MetricsConfig ENHANCED_*_WEIGHT values): the 11-metric
+#: set, and SSIMULACRA2's 0.02 (which counts only when the opt-in metric was computed).
 COMPOSITE_WEIGHTS: Mapping[str, float] = {
     "ssim_mean": 0.18,
     "ms_ssim_mean": 0.22,
@@ -181,6 +182,7 @@ COMPOSITE_WEIGHTS: Mapping[str, float] = {
     "sharpness_similarity_mean": 0.03,
     "texture_similarity_mean": 0.03,
     "temporal_consistency_delta": 0.05,
+    "ssimulacra2_mean": 0.02,
 }
 
 
@@ -194,6 +196,8 @@ def _normalize(key: str, value: float) -> float:
         return 1.0 - min(value, 0.5) / 0.5
     if key == "temporal_consistency_delta":
         return 1.0 - min(1.0, max(0.0, value))
+    if key == "ssimulacra2_mean":  # GifLab's Ssimulacra2Validator: 10 -> 0, 90 -> 1, linear
+        return min(1.0, max(0.0, (value - 10.0) / 80.0))
     return min(1.0, max(0.0, value))
 
 

@@ -10,6 +10,10 @@ summary key, or one of the pair-level facts below, to thresholds ``fail-below``,
 * ``frame_count_change`` — share of the original's distinct frames (frames a viewer can tell
   apart: each that differs from the one before) the compressed GIF no longer shows.
 
+``strict`` and ``lenient`` also check ``ssimulacra2_mean`` (warn below 70, fail below 50 /
+fail below 30, on the SSIMULACRA 2 README's scale); SSIMULACRA2 is opt-in, so the check is
+skipped unless the metric was computed. ``default`` has no SSIMULACRA2 check.
+
 A check whose value was not computed is listed as skipped; a value that is NaN makes the check
 "unknown", which warns: a verdict never passes on a number nobody measured, unless the pair is
 identical on screen (every frame equal, same timeline: decision 47), when nothing is left to

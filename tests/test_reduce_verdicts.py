@@ -90,7 +90,21 @@ def test_psnr_from_aggregated_mse() -> None:
 
 
 def test_composite_weights_sum_to_one() -> None:
-    assert math.isclose(sum(COMPOSITE_WEIGHTS.values()), 1.0)
+    # GifLab's 11-metric set sums to 1; SSIMULACRA2's 0.02 comes on top when it is computed.
+    base = {k: w for k, w in COMPOSITE_WEIGHTS.items() if k != "ssimulacra2_mean"}
+    assert math.isclose(sum(base.values()), 1.0)
+    assert COMPOSITE_WEIGHTS["ssimulacra2_mean"] == 0.02
+
+
+def test_composite_maps_ssimulacra2_as_giflab_does() -> None:
+    # GifLab's Ssimulacra2Validator.normalize_score: 10 -> 0, 90 -> 1, linear, clamped.
+    for raw, expected in ((100.0, 1.0), (90.0, 1.0), (50.0, 0.5), (10.0, 0.0), (-30.0, 0.0)):
+        score, reason = composite_quality({"ssim_mean": 1.0, "ssimulacra2_mean": raw})
+        assert reason is None
+        assert math.isclose(score, (0.18 + 0.02 * expected) / 0.20), raw
+    # a computed but unmeasurable SSIMULACRA2 keeps its weight as missing
+    score, _ = composite_quality({"ssim_mean": 0.5, "ssimulacra2_mean": float("nan")})
+    assert math.isclose(score, 0.5)
 
 
 def test_composite_perfect_and_normalisation() -> None:
@@ -162,3 +176,21 @@ def test_profiles_from_config_and_mappings() -> None:
     with pytest.raises(GiflabError, match="unknown threshold"):
         load_profile({"ssim_mean": {"fail-under": 0.5}})
     assert {"default", "strict", "lenient"} <= set(dask.config.get("giflab.verdicts.profiles"))
+
+
+def test_ssimulacra2_thresholds_are_optional_and_off_in_default() -> None:
+    profiles = dask.config.get("giflab.verdicts.profiles")
+    assert "ssimulacra2_mean" not in profiles["default"]
+    assert profiles["strict"]["ssimulacra2_mean"] == {"fail-below": 50, "warn-below": 70}
+    good = {"composite_quality": 0.95, "ssim_mean": 0.97, "ssim_min": 0.9,
+            "deltae_p95": 1.0, "timing_drift": 0.0, "timing_drift_ms": 0.0,
+            "frame_count_change": 0.0}  # fmt: skip
+    not_computed = evaluate(good, "strict")
+    assert not_computed.status == "pass"
+    assert {c.name: c.status for c in not_computed.checks}["ssimulacra2_mean"] == "skipped"
+    assert evaluate(dict(good, ssimulacra2_mean=75.0), "strict").status == "pass"
+    assert evaluate(dict(good, ssimulacra2_mean=60.0), "strict").reasons == [
+        "ssimulacra2_mean 60 < 70"
+    ]
+    assert evaluate(dict(good, ssimulacra2_mean=40.0), "strict").status == "fail"
+    assert evaluate(dict(good, ssimulacra2_mean=40.0)).status == "pass"  # default: no check
