@@ -169,7 +169,8 @@ def psnr_from_mse(mse: float, data_range: float = 255.0, cap: float = 100.0) -> 
 
 
 #: GifLab's composite weights (its MetricsConfig ENHANCED_*_WEIGHT values): the 11-metric
-#: set, and SSIMULACRA2's 0.02 (which counts only when the opt-in metric was computed).
+#: set, SSIMULACRA2's 0.02 and LPIPS's 0.01 (each counts only when its metric was computed;
+#: LPIPS is never built in: a user registers ``lpips_quality`` with their own weights file).
 COMPOSITE_WEIGHTS: Mapping[str, float] = {
     "ssim_mean": 0.18,
     "ms_ssim_mean": 0.22,
@@ -183,6 +184,7 @@ COMPOSITE_WEIGHTS: Mapping[str, float] = {
     "texture_similarity_mean": 0.03,
     "temporal_consistency_delta": 0.05,
     "ssimulacra2_mean": 0.02,
+    "lpips_quality_mean": 0.01,
 }
 
 
@@ -198,6 +200,8 @@ def _normalize(key: str, value: float) -> float:
         return 1.0 - min(1.0, max(0.0, value))
     if key == "ssimulacra2_mean":  # GifLab's Ssimulacra2Validator: 10 -> 0, 90 -> 1, linear
         return min(1.0, max(0.0, (value - 10.0) / 80.0))
+    if key == "lpips_quality_mean":  # an LPIPS distance despite GifLab's name: 1 - d
+        return min(1.0, max(0.0, 1.0 - value))
     return min(1.0, max(0.0, value))
 
 

@@ -324,3 +324,24 @@ def test_frames_too_small_are_missing_with_the_reason(tmp_path: Path) -> None:
     assert np.isnan(result.per_frame["ssimulacra2"]).all()
     assert math.isnan(result.summaries["ssimulacra2_mean"])
     assert "8x8" in result.missing["ssimulacra2"], result.missing
+
+
+def test_composite_weighs_ssimulacra2_and_a_user_registered_lpips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from giflab_dask import metrics
+    from giflab_dask.reduce import composite_quality
+
+    gif = write_pillow_gif(tmp_path / "a.gif", 3, size=(48, 32))
+    other = write_pillow_gif(tmp_path / "b.gif", 3, size=(48, 32), seed=1)
+    monkeypatch.setitem(metrics._REGISTRY, "lpips_quality", metrics._REGISTRY["mse"])
+    metrics.register_metric(  # the plugin path: a user's kernel with their own weights
+        "lpips_quality", lambda a, b: np.full(len(a), 0.25), higher_is_better=False, replace=True
+    )
+    result = validate_pair(gif, other, metrics="ssim,ssimulacra2,lpips_quality")
+    s = result.summaries
+    assert s["lpips_quality_mean"] == 0.25 and np.isfinite(s["ssimulacra2_mean"])
+    mapped = min(1.0, max(0.0, (s["ssimulacra2_mean"] - 10) / 80))
+    expected = (0.18 * s["ssim_mean"] + 0.02 * mapped + 0.01 * 0.75) / 0.21
+    assert math.isclose(s["composite_quality"], expected, rel_tol=1e-12)
+    assert composite_quality({"ssim_mean": s["ssim_mean"]})[0] != s["composite_quality"]

@@ -90,10 +90,18 @@ def test_psnr_from_aggregated_mse() -> None:
 
 
 def test_composite_weights_sum_to_one() -> None:
-    # GifLab's 11-metric set sums to 1; SSIMULACRA2's 0.02 comes on top when it is computed.
-    base = {k: w for k, w in COMPOSITE_WEIGHTS.items() if k != "ssimulacra2_mean"}
+    # GifLab's 11-metric set sums to 1; SSIMULACRA2's 0.02 and LPIPS's 0.01 come on top when
+    # those metrics are computed.
+    extra = {"ssimulacra2_mean": 0.02, "lpips_quality_mean": 0.01}
+    base = {k: w for k, w in COMPOSITE_WEIGHTS.items() if k not in extra}
     assert math.isclose(sum(base.values()), 1.0)
-    assert COMPOSITE_WEIGHTS["ssimulacra2_mean"] == 0.02
+    assert {k: COMPOSITE_WEIGHTS[k] for k in extra} == extra
+
+
+def test_a_registered_lpips_is_weighed_as_giflab_does() -> None:
+    # GifLab's "one_minus" mapping of lpips_quality_mean (an LPIPS distance)
+    score, reason = composite_quality({"ssim_mean": 1.0, "lpips_quality_mean": 0.25})
+    assert reason is None and math.isclose(score, (0.18 + 0.01 * 0.75) / 0.19)
 
 
 def test_composite_maps_ssimulacra2_as_giflab_does() -> None:
