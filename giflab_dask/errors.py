@@ -11,6 +11,7 @@ from pathlib import Path
 __all__ = [
     "CacheIntegrityWarning",
     "ConfigError",
+    "ExternalToolError",
     "FrameStoreCorruptError",
     "FrameStoreError",
     "GifDecodeError",
@@ -56,6 +57,10 @@ class MeasurementError(GiflabError):
     The pair gets no verdict (one over the other metrics would not be the one asked for);
     nothing of the failed metric was stored, so the next run computes it again.
     """
+
+
+class ExternalToolError(MeasurementError):
+    """An external metric tool (butteraugli) is not installed, or failed on a frame."""
 
 
 class FrameStoreError(GiflabError):

@@ -215,6 +215,12 @@ _EXTRA = [
                            "frames, lower is worse",
                needs="frames of at least 8x8 pixels (libjxl's smallest scale)",
                cost=20),
+    # Opt-in and external: Debian's tool, one process per frame (~250x SSIM's time).
+    MetricSpec("butteraugli", f"{_K}.butteraugli:butteraugli", higher_is_better=False,
+               description="Butteraugli distance from Debian's butteraugli tool (on PATH), "
+                           "0 for identical frames",
+               needs="frames of at least 8x8 pixels with one side over 10 (the tool's limits)",
+               version="debian-0~20170116", cost=250),
 ]  # fmt: skip
 
 
