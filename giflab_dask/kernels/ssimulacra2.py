@@ -218,7 +218,12 @@ def _score(norms: np.ndarray) -> float:
     return 100.0 - 10.0 * x**0.6276336467831387 if x > 0 else 100.0
 
 
-def _frame(ref: np.ndarray, dis: np.ndarray, kernels: _numba_ssimulacra2.Kernels | None) -> float:
+def _frame(
+    ref: np.ndarray,
+    dis: np.ndarray,
+    kernels: _numba_ssimulacra2.Kernels | None,
+    scratch: _numba_ssimulacra2.Scratch,
+) -> float:
     h, w = ref.shape[:2]
     if min(h, w) < _MIN_SIDE:
         return math.nan
@@ -226,7 +231,7 @@ def _frame(ref: np.ndarray, dis: np.ndarray, kernels: _numba_ssimulacra2.Kernels
         lut = _srgb_to_linear()
         lin1, lin2 = (np.ascontiguousarray(lut[f].transpose(2, 0, 1)) for f in (ref, dis))
     else:
-        lin1, lin2 = kernels.linear(ref), kernels.linear(dis)
+        lin1, lin2 = kernels.linear(ref, scratch, 0), kernels.linear(dis, scratch, 1)
     norms = []
     for scale in range(_NUM_SCALES):
         if min(lin1.shape[1:]) < _MIN_SIDE:
@@ -235,11 +240,12 @@ def _frame(ref: np.ndarray, dis: np.ndarray, kernels: _numba_ssimulacra2.Kernels
             if kernels is None:
                 lin1, lin2 = _downsample_numpy(lin1), _downsample_numpy(lin2)
             else:
-                lin1, lin2 = kernels.downsample(lin1), kernels.downsample(lin2)
+                lin1 = kernels.downsample(lin1, scratch, 0)
+                lin2 = kernels.downsample(lin2, scratch, 1)
         if kernels is None:
             norms.append(_scale_norms_numpy(lin1, lin2))
         else:
-            norms.append(kernels.scale_norms(lin1, lin2))
+            norms.append(kernels.scale_norms(lin1, lin2, scratch))
     return _score(np.array(norms))
 
 
@@ -334,6 +340,7 @@ def ssimulacra2(
         if kernels is None and backend == "numba":
             raise _numba.numba_missing("ssimulacra2")
     out = np.empty(original.shape[0], dtype=np.float64)
+    scratch = _numba_ssimulacra2.Scratch()  # work arrays shared by the frames of this block
     for i in range(original.shape[0]):
-        out[i] = _frame(original[i], compressed[i], kernels)
+        out[i] = _frame(original[i], compressed[i], kernels, scratch)
     return out
