@@ -1,6 +1,7 @@
 """Numba kernels of :mod:`giflab_dask.kernels.ssimulacra2`, one pass each:
 
-* ``xyb``: linear RGB planes to positive XYB (opsin mix, the bit-guess + Halley cube root);
+* ``xyb``: linear RGB planes to positive XYB (opsin mix, the bit-guess + Halley cube root,
+  its float/int bit casts as LLVM intrinsics);
 * ``linear``: sRGB bytes to linear planes through the 256-entry table;
 * ``scale_norms``: per scale, the blur inputs (both images, their squares and product), the
   zero-padded separable 9-tap FIR (libjxl's recursive Gaussian), the SSIM' and edge-difference
@@ -45,39 +46,75 @@ _failed = False
 _CBRT_MAGIC = 709921077  # the exponent-thirding guess of cbrtf's bit pattern
 
 
-def _xyb(lin, opsin, bias, bias_cbrt, mixed, guess, out):  # pragma: no cover - numba
-    """``ssimulacra2._xyb_numpy``: ``lin`` (3, n) to positive XYB in ``out`` (3, n)."""
-    n = lin.shape[1]
+# Bit casts between float32 and int32 (numba has no scalar ``view``): LLVM intrinsics, made
+# by :func:`_bit_casts` when numba is first imported, before the kernels compile.
+_as_int32: Any = None
+_as_float32: Any = None
+
+
+def _bit_casts(numba: Any) -> tuple[Any, Any]:
+    from llvmlite import ir
+
+    types = numba.core.types
+
+    @numba.extending.intrinsic
+    def as_int32(typingctx: Any, x: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.bitcast(args[0], ir.IntType(32))
+
+        return types.int32(types.float32), codegen
+
+    @numba.extending.intrinsic
+    def as_float32(typingctx: Any, x: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.bitcast(args[0], ir.FloatType())
+
+        return types.float32(types.int32), codegen
+
+    return as_int32, as_float32
+
+
+def _xyb(lin, opsin, bias, bias_cbrt, out):  # pragma: no cover - numba
+    """``ssimulacra2._xyb_numpy``: ``lin`` (3, n) to positive XYB in ``out`` (3, n), one pass;
+    the cube root is ``ssimulacra2._cbrt``'s bit guess and two Halley steps. The channels are
+    spelled out: a loop over them (storing each root) does not vectorise."""
     zero = np.float32(0.0)
-    for k in range(3):
-        for p in range(n):
-            m = lin[0, p] * opsin[k, 0] + lin[1, p] * opsin[k, 1]
-            m = m + lin[2, p] * opsin[k, 2]
-            m = m + bias
-            mixed[k, p] = m if m > zero else zero
-    bits = mixed.view(np.int32)
-    for k in range(3):
-        for p in range(n):
-            # bits // 3 for bits >= 0, as a multiply and shift that vectorises
-            guess[k, p] = np.int32((np.uint64(bits[k, p]) * np.uint64(0xAAAAAAAB)) >> np.uint64(33))
-            guess[k, p] += np.int32(_CBRT_MAGIC)
-    roots = guess.view(np.float32)
-    for k in range(3):
-        for p in range(n):
-            a = mixed[k, p]
-            x = roots[k, p]
-            for _ in range(2):
-                x3 = x * x * x
-                x = x * (x3 + a + a) / (x3 + x3 + a)
-            roots[k, p] = x - bias_cbrt
     half = np.float32(0.5)
-    for p in range(n):
-        m0 = roots[0, p]
-        m1 = roots[1, p]
-        out[0, p] = (m0 - m1) * half * np.float32(14.0) + np.float32(0.42)
-        y = (m0 + m1) * half
+    three = np.int32(3)
+    magic = np.int32(_CBRT_MAGIC)
+    for p in range(lin.shape[1]):
+        r = lin[0, p]
+        g = lin[1, p]
+        b = lin[2, p]
+        a0 = r * opsin[0, 0] + g * opsin[0, 1]
+        a0 = a0 + b * opsin[0, 2]
+        a0 = a0 + bias
+        a0 = a0 if a0 > zero else zero
+        a1 = r * opsin[1, 0] + g * opsin[1, 1]
+        a1 = a1 + b * opsin[1, 2]
+        a1 = a1 + bias
+        a1 = a1 if a1 > zero else zero
+        a2 = r * opsin[2, 0] + g * opsin[2, 1]
+        a2 = a2 + b * opsin[2, 2]
+        a2 = a2 + bias
+        a2 = a2 if a2 > zero else zero
+        x0 = _as_float32(_as_int32(a0) // three + magic)
+        x1 = _as_float32(_as_int32(a1) // three + magic)
+        x2 = _as_float32(_as_int32(a2) // three + magic)
+        for _ in range(2):
+            c = x0 * x0 * x0
+            x0 = x0 * (c + a0 + a0) / (c + c + a0)
+            c = x1 * x1 * x1
+            x1 = x1 * (c + a1 + a1) / (c + c + a1)
+            c = x2 * x2 * x2
+            x2 = x2 * (c + a2 + a2) / (c + c + a2)
+        x0 = x0 - bias_cbrt
+        x1 = x1 - bias_cbrt
+        x2 = x2 - bias_cbrt
+        out[0, p] = (x0 - x1) * half * np.float32(14.0) + np.float32(0.42)
+        y = (x0 + x1) * half
         out[1, p] = y + np.float32(0.01)
-        out[2, p] = (roots[2, p] - y) + np.float32(0.55)
+        out[2, p] = (x2 - y) + np.float32(0.55)
 
 
 def _scale_norms(img, taps, c2, ring, padded, zero, blurred, columns, out):  # pragma: no cover
@@ -199,12 +236,12 @@ def _downsample(lin, out):  # pragma: no cover - numba
 
 
 def _signatures(numba: Any) -> dict[str, Any]:
-    f32, f64, i32, u8 = numba.float32, numba.float64, numba.int32, numba.uint8
+    f32, f64, u8 = numba.float32, numba.float64, numba.uint8
     a2 = numba.types.Array(f32, 2, "C")
     a3 = numba.types.Array(f32, 3, "C")
     constant = numba.types.Array(f32, 1, "C", readonly=True)
     return {
-        "xyb": numba.void(a2, f32[:, ::1], f32, f32, a2, i32[:, ::1], a2),
+        "xyb": numba.void(a2, f32[:, ::1], f32, f32, a2),
         "scale_norms": numba.void(
             a3,
             constant,
@@ -253,13 +290,10 @@ def _entry_points(compiled: dict[str, Callable[..., None]]) -> Kernels:
         n = h * w
         img = scratch.get("img", (6, h, w), _F32)
         flat = img.reshape(6, n)
-        mixed = scratch.get("mixed", (3, n), _F32)
-        guess = scratch.get("guess", (3, n), np.int32)
         for lin, first in ((lin1, 0), (lin2, 3)):
             compiled["xyb"](
-                lin.reshape(3, n), s2._OPSIN, s2._BIAS, s2._BIAS_CBRT, mixed, guess,
-                flat[first : first + 3],
-            )  # fmt: skip
+                lin.reshape(3, n), s2._OPSIN, s2._BIAS, s2._BIAS_CBRT, flat[first : first + 3]
+            )
         out = np.empty((3, 6))
         compiled["scale_norms"](
             img, s2._TAPS, s2._C2, scratch.get("ring", (15, 9, w), _F32),
@@ -292,6 +326,7 @@ def load() -> Kernels | None:
                 _failed = True
                 return None
             options: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
+            global _as_int32, _as_float32
 
             def compile_(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
                 try:
@@ -304,6 +339,7 @@ def load() -> Kernels | None:
                 "downsample": _downsample,
             }  # fmt: skip
             try:
+                _as_int32, _as_float32 = _bit_casts(numba)
                 signatures = _signatures(numba)
                 compiled = {k: compile_(signatures[k], f) for k, f in functions.items()}
                 _kernels = _entry_points(compiled)
