@@ -337,7 +337,10 @@ def scan_gif(path: str | os.PathLike[str], limits: Limits | None = None) -> GifL
             )  # fmt: skip
     if width == 0 or height == 0:
         raise GifDecodeError(path, f"canvas of {width}x{height} pixels: no pixel to compare")
-    decoded = len(frames) * width * height * 3
+    # What decoding produces: the frames on the screen, and each frame's palette indices as far
+    # as they are decoded (off-screen rows are not: see _rows_to_decode).
+    indices = sum(f.width * _rows_to_decode(f, width, height) for f in frames)
+    decoded = len(frames) * width * height * 3 + indices
     if limits.max_decoded_bytes is not None and decoded > limits.max_decoded_bytes:
         raise _limit_error(
             path, "decoded size in bytes", decoded, "max-decoded-bytes", limits.max_decoded_bytes
@@ -422,12 +425,24 @@ def _numba_drawing() -> bool:
 _PIXEL = np.dtype("V3")
 
 
-def _decode_indices(path: Path, frame_no: int, record: FrameRecord, data: bytes) -> np.ndarray:
-    """Palette indices (h, w) of one frame, from Pillow's GIF LZW decoder.
+def _rows_to_decode(record: FrameRecord, width: int, height: int) -> int:
+    """How many rows of a frame are decoded on a ``width`` x ``height`` screen: none when it
+    lies off the screen, down to the screen's last row when it reaches past it. An interlaced
+    frame's rows come in four passes, the last holding every other row: it is decoded whole."""
+    if record.left >= width or record.top >= height or not (record.width and record.height):
+        return 0
+    return record.height if record.interlace else min(record.height, height - record.top)
+
+
+def _decode_indices(
+    path: Path, frame_no: int, record: FrameRecord, data: bytes, rows: int | None = None
+) -> np.ndarray:
+    """Palette indices (rows, w) of one frame, from Pillow's GIF LZW decoder.
 
     ``data`` is the frame's LZW minimum code size byte followed by its sub-blocks. The decoder
     is driven the way ``ImageFile.load`` drives it for a GIF tile, without building a whole
-    image file around each frame (that cost more than the decoding itself).
+    image file around each frame (that cost more than the decoding itself). ``rows`` (default:
+    all) stops it after the first rows of a non-interlaced frame: the rest is never decoded.
     """
     from PIL import Image
 
@@ -437,10 +452,11 @@ def _decode_indices(path: Path, frame_no: int, record: FrameRecord, data: bytes)
         raise GifDecodeError(
             path, f"frame {frame_no}: invalid LZW minimum code size {bits} (must be 1-11)"
         )
-    target = Image.new("L", (record.width, record.height))
+    rows = record.height if rows is None else rows
+    target = Image.new("L", (record.width, rows))
     decoder = Image._getdecoder("L", "gif", (bits, record.interlace, -1))
     try:
-        decoder.setimage(target.im, (0, 0, record.width, record.height))
+        decoder.setimage(target.im, (0, 0, record.width, rows))
         consumed, status = decoder.decode(data[1:])
     finally:
         decoder.cleanup()
@@ -502,10 +518,12 @@ def iter_frames(
             saved = None
             if record.disposal == 3:
                 saved = (region.copy(), region_alpha.copy())
-            if record.width and record.height:
+            rows = _rows_to_decode(record, width, height)
+            if rows:  # off-screen pixels are never decoded (rows) nor drawn (columns)
                 f.seek(record.lzw_offset)
                 data = f.read(record.lzw_end - record.lzw_offset)
-                indices = _decode_indices(path, frame_no, record, data)[: y1 - y0, : x1 - x0]
+                indices = _decode_indices(path, frame_no, record, data, rows)
+                indices = indices[: y1 - y0, : x1 - x0]
                 table = global_table if record.palette is None else _rgb_table(record.palette)
                 _draw(indices, table, record.transparency, region, region_alpha, use_numba)
             yield rgb, alpha

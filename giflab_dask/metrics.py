@@ -376,6 +376,7 @@ def measure_block(
     *,
     previous: bool,
     meter: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None,
+    check: Callable[[], None] | None = None,
 ) -> dict[str, np.ndarray | str]:
     """Every metric's ``(t, k)`` float64 values on one aligned block of frames.
 
@@ -383,7 +384,8 @@ def measure_block(
     kernels compare with it; the others skip it); without it the block starts at the GIF's
     first frame, where temporal kernels give NaN. A kernel that raises gives the text
     ``"<exception type>: <message>"`` instead of values, so one metric's failure never costs
-    the others theirs. ``meter(label)`` times each kernel (label ``<metric>-frame``).
+    the others theirs. ``meter(label)`` times each kernel (label ``<metric>-frame``);
+    ``check()`` runs before each kernel, and what it raises stops the block (a time limit).
     """
     from giflab_dask.kernels._frames import shared_conversions
 
@@ -391,6 +393,8 @@ def measure_block(
     out: dict[str, np.ndarray | str] = {}
     with shared_conversions():  # each frame's luma (etc.) once for all the kernels
         for metric in metrics:
+            if check is not None:
+                check()
             _measure_one(metric, original, compressed, lead, meter, out)
     return out
 
