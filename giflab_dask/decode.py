@@ -339,7 +339,7 @@ def scan_gif(path: str | os.PathLike[str], limits: Limits | None = None) -> GifL
         raise GifDecodeError(path, f"canvas of {width}x{height} pixels: no pixel to compare")
     # What decoding produces: the frames on the screen, and each frame's palette indices as far
     # as they are decoded (off-screen rows are not: see _rows_to_decode).
-    indices = sum(f.width * _rows_to_decode(f, width, height) for f in frames)
+    indices = sum(f.width * _stream_rows(f, _rows_to_decode(f, width, height)) for f in frames)
     decoded = len(frames) * width * height * 3 + indices
     if limits.max_decoded_bytes is not None and decoded > limits.max_decoded_bytes:
         raise _limit_error(
@@ -426,12 +426,30 @@ _PIXEL = np.dtype("V3")
 
 
 def _rows_to_decode(record: FrameRecord, width: int, height: int) -> int:
-    """How many rows of a frame are decoded on a ``width`` x ``height`` screen: none when it
-    lies off the screen, down to the screen's last row when it reaches past it. An interlaced
-    frame's rows come in four passes, the last holding every other row: it is decoded whole."""
+    """How many of a frame's image rows are on a ``width`` x ``height`` screen (0: the frame
+    lies off it); the rows below the screen are never decoded."""
     if record.left >= width or record.top >= height or not (record.width and record.height):
         return 0
-    return record.height if record.interlace else min(record.height, height - record.top)
+    return min(record.height, height - record.top)
+
+
+_PASSES = ((0, 8), (4, 8), (2, 4), (1, 2))  # interlaced rows: (first row, step) of each pass
+
+
+def _stream_rows(record: FrameRecord, rows: int) -> int:
+    """How many rows of a frame's data stream hold its first ``rows`` image rows. An interlaced
+    frame stores them in four passes, the last holding the odd rows: any row past the first
+    needs the stream up to the last odd row among them (LZW data cannot be skipped)."""
+    if not record.interlace or rows >= record.height or rows <= 1:
+        return rows
+    last_odd = rows - 1 if (rows - 1) % 2 else rows - 2
+    earlier = sum(len(range(first, record.height, step)) for first, step in _PASSES[:3])
+    return earlier + (last_odd - 1) // 2 + 1
+
+
+def _interlaced_rows(height: int) -> np.ndarray:
+    """The image row of each row of an interlaced frame's data stream."""
+    return np.concatenate([np.arange(first, height, step) for first, step in _PASSES])
 
 
 def _decode_indices(
@@ -442,7 +460,8 @@ def _decode_indices(
     ``data`` is the frame's LZW minimum code size byte followed by its sub-blocks. The decoder
     is driven the way ``ImageFile.load`` drives it for a GIF tile, without building a whole
     image file around each frame (that cost more than the decoding itself). ``rows`` (default:
-    all) stops it after the first rows of a non-interlaced frame: the rest is never decoded.
+    all) gives only the first image rows: the decoder stops where the data stream has given
+    them (an interlaced frame's stream is then decoded as stored and its rows put in place).
     """
     from PIL import Image
 
@@ -453,10 +472,12 @@ def _decode_indices(
             path, f"frame {frame_no}: invalid LZW minimum code size {bits} (must be 1-11)"
         )
     rows = record.height if rows is None else rows
-    target = Image.new("L", (record.width, rows))
-    decoder = Image._getdecoder("L", "gif", (bits, record.interlace, -1))
+    stream = _stream_rows(record, rows)
+    interlace = record.interlace and stream == record.height  # else rows put in place below
+    target = Image.new("L", (record.width, stream))
+    decoder = Image._getdecoder("L", "gif", (bits, interlace, -1))
     try:
-        decoder.setimage(target.im, (0, 0, record.width, rows))
+        decoder.setimage(target.im, (0, 0, record.width, stream))
         consumed, status = decoder.decode(data[1:])
     finally:
         decoder.cleanup()
@@ -468,7 +489,13 @@ def _decode_indices(
         raise GifDecodeError(
             path, f"frame {frame_no}: image data is truncated (fewer pixels than the frame holds)"
         )
-    return np.asarray(target)
+    if record.interlace and not interlace:
+        out = np.empty((rows, record.width), dtype=np.uint8)
+        image_rows = _interlaced_rows(record.height)[:stream]
+        kept = image_rows < rows
+        out[image_rows[kept]] = np.asarray(target)[kept]
+        return out
+    return np.asarray(target)[:rows]
 
 
 def iter_frames(
