@@ -45,7 +45,7 @@ __all__ = [
 
 #: Working memory of each built-in kernel, bytes per pixel of one frame (every kernel loops per
 #: frame, so it follows the frame, not the block). Peak RSS rise over the inputs, measured with
-#: ``benchmarks/bench_budget.py`` at 1024x1024 and 2048x2048 (the larger of the two, rounded up).
+#: ``benchmarks/bench_budget.py`` at 1024x1024 and 2048x2048 over 1-8 frames (the largest, rounded).
 BYTES_PER_PIXEL: dict[str, float] = {
     "mse": 1.0,
     "rmse": 1.0,
