@@ -257,6 +257,40 @@ def test_the_estimate_bounds_a_measured_task(tmp_path: Path) -> None:
     assert got["estimate"] < 3 * rise  # and not so loose that it refuses what would fit
 
 
+_DECODED = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from giflab_dask import budget
+from giflab_dask.decode import scan_gif
+from giflab_dask.framestore import FrameStore
+from giflab_dask.testing import GifFrame, encode_solid_gif, solid_palette, write_gif
+root = Path(sys.argv[1])
+rng = np.random.default_rng(0)
+frames = [GifFrame(rng.integers(0, 4, (1024, 1024), dtype=np.uint8), transparency=0,
+                   disposal=3 if i % 2 else 1) for i in range(6)]
+path = write_gif(root / "a.gif", frames, 1024, 1024, global_palette=solid_palette(4))
+store = FrameStore(root / "cache")
+(root / "warm.gif").write_bytes(encode_solid_gif((8, 8), (8, 8), 2))
+store.ensure(root / "warm.gif")  # imports and numba's load outside the peak
+estimate = budget.decode_bytes(scan_gif(path))
+with open("/proc/self/status") as f:
+    before = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:"))
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+store.ensure(path)
+RESULT = {"estimate": estimate, "before": before}
+"""
+
+
+def test_the_decode_estimate_bounds_a_measured_decode(tmp_path: Path) -> None:
+    """Transparency and disposal 3 (alpha chunks and a saved copy of the canvas), frames of
+    1024x1024, two per chunk."""
+    got = _child(_DECODED, str(tmp_path))
+    rise = got["peak"] - got["before"]
+    assert 0 < rise <= got["estimate"] < 3 * rise, (got["estimate"] / 2**20, rise / 2**20)
+
+
 def test_a_small_budget_refuses_the_hungry_metric_set_only(gif_pair) -> None:
     original, compressed = gif_pair
     with dask.config.set({"giflab.limits.memory-budget": "800 kB"}):
