@@ -44,8 +44,11 @@ __all__ = [
 ]
 
 #: Working memory of each built-in kernel, bytes per pixel of one frame (every kernel loops per
-#: frame, so it follows the frame, not the block). Peak RSS rise over the inputs, measured with
-#: ``benchmarks/bench_budget.py`` at 1024x1024 and 2048x2048 over 1-8 frames (the largest, rounded).
+#: frame, so it follows the frame, not the block): the peak-RSS rise over the inputs at
+#: 1024x1024 and 2048x2048, the largest of a fresh process per kernel
+#: (``benchmarks/bench_budget.py``) and of one process running them all in turn
+#: (``test_no_kernel_needs_more_than_its_figure``: freed memory has raised glibc's mmap
+#: threshold there, as in a long-running worker, and chist, texture and sharpness need more).
 BYTES_PER_PIXEL: dict[str, float] = {
     "mse": 1.0,
     "rmse": 1.0,
@@ -55,10 +58,10 @@ BYTES_PER_PIXEL: dict[str, float] = {
     "ms_ssim": 199.0,
     "fsim": 47.0,
     "gmsd": 28.0,
-    "chist": 13.0,
+    "chist": 18.0,
     "edge_similarity": 51.0,
-    "texture_similarity": 17.0,
-    "sharpness_similarity": 17.0,
+    "texture_similarity": 22.0,
+    "sharpness_similarity": 23.0,
     "temporal_consistency": 18.0,
     "deltae": 110.0,
     "banding": 156.0,

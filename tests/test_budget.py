@@ -291,6 +291,57 @@ def test_the_decode_estimate_bounds_a_measured_decode(tmp_path: Path) -> None:
     assert 0 < rise <= got["estimate"] < 3 * rise, (got["estimate"] / 2**20, rise / 2**20)
 
 
+_KERNELS = """
+import ctypes, json, sys
+import numpy as np
+from giflab_dask import budget
+from giflab_dask.metrics import BoundMetric, get_metric, measure_block
+
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key))
+
+size = int(sys.argv[1])
+rng = np.random.default_rng(0)
+libc = ctypes.CDLL("libc.so.6")
+
+def block(t, s):
+    o = rng.integers(0, 256, (t, s, s, 3), dtype=np.uint8)
+    o[:, : s // 2] = np.linspace(0, 255, s, dtype=np.uint8)[None, None, :, None]
+    c = np.clip(o.astype(np.int16) + rng.integers(-6, 7, o.shape), 0, 255).astype(np.uint8)
+    return o, c
+
+per_pixel = {}
+for name in budget.BYTES_PER_PIXEL:
+    metric = BoundMetric.of(get_metric(name))
+    # one frame measured; a temporal kernel gets the frame before it too
+    previous = metric.spec.temporal
+    measure_block([metric], *block(1 + previous, 200), previous=previous)  # imports, numba
+    o, c = block(1 + previous, size)
+    libc.malloc_trim(0)  # what earlier kernels freed must not be counted as free room
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = status("VmRSS:")
+    measure_block([metric], o, c, previous=previous)
+    per_pixel[name] = (status("VmHWM:") - before) / (size * size)
+    del o, c
+RESULT = {"per_pixel": per_pixel}
+"""
+
+
+def test_no_kernel_needs_more_than_its_figure() -> None:
+    """Each built-in kernel's peak-RSS rise per pixel of one frame stays within
+    ``BYTES_PER_PIXEL`` and its margin: a kernel changed to use more memory fails here (then
+    re-measure with benchmarks/bench_budget.py and update the table)."""
+    got = _child(_KERNELS, "1024")["per_pixel"]
+    over = {
+        name: round(value, 1)
+        for name, value in got.items()
+        if value > budget.BYTES_PER_PIXEL[name] * budget.MARGIN + 2  # 2: page granularity
+    }
+    assert not over, over
+
+
 def test_a_small_budget_refuses_the_hungry_metric_set_only(gif_pair) -> None:
     original, compressed = gif_pair
     with dask.config.set({"giflab.limits.memory-budget": "800 kB"}):
