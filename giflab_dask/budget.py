@@ -206,11 +206,25 @@ def check_pair(
 
 
 class _Reservations:
-    """Bytes reserved by this process's running tasks; a task waits until its estimate fits."""
+    """Bytes reserved by this process's running tasks; a task waits until its estimate fits.
+
+    Tasks are admitted in the order they asked (tickets), so a large task is not starved by
+    smaller ones that keep fitting beside the running ones.
+    """
 
     def __init__(self) -> None:
         self.in_use = 0
         self.cond = threading.Condition()
+        self.issued = 0  # tickets handed out
+        self.serving = 0  # the ticket admitted next
+        self.abandoned: set[int] = set()
+
+    def _skip_abandoned(self) -> None:
+        """Pass over the turns of tasks that stopped waiting (the lock is held); wake all."""
+        while self.serving in self.abandoned:
+            self.abandoned.remove(self.serving)
+            self.serving += 1
+        self.cond.notify_all()
 
     @contextlib.contextmanager
     def reserve(self, nbytes: int, budget: int | None) -> Iterator[None]:
@@ -223,9 +237,23 @@ class _Reservations:
                 f"giflab.limits.memory-budget = {_format(budget)}"
             )
         with self.cond:
-            # A task alone always runs: its estimate fits the budget by the check above.
-            self.cond.wait_for(lambda: self.in_use == 0 or self.in_use + nbytes <= budget)
+            ticket = self.issued
+            self.issued += 1
+            try:
+                # A task alone always runs: its estimate fits the budget by the check above.
+                self.cond.wait_for(
+                    lambda: (
+                        self.serving == ticket
+                        and (self.in_use == 0 or self.in_use + nbytes <= budget)
+                    )
+                )
+            except BaseException:  # interrupted while waiting: its turn must not block others
+                self.abandoned.add(ticket)
+                self._skip_abandoned()
+                raise
             self.in_use += nbytes
+            self.serving += 1
+            self._skip_abandoned()
         try:
             yield
         finally:

@@ -370,6 +370,53 @@ def test_tasks_reserve_their_memory_and_wait_for_each_other() -> None:
     for t in threads:
         t.join()
     assert peak[0] == 1  # 60 + 60 > 100: never two at once
+    # First come, first served: a large task waiting is not overtaken by small ones that fit.
+    order: list[str] = []
+
+    def hold(name: str, nbytes: int, seconds: float) -> None:
+        with budget.reserve(nbytes, 100):
+            order.append(name)
+            time.sleep(seconds)
+
+    first = threading.Thread(target=hold, args=("small-1", 30, 0.3))
+    first.start()
+    time.sleep(0.05)
+    large = threading.Thread(target=hold, args=("large", 90, 0.0))
+    large.start()
+    time.sleep(0.05)
+    small = threading.Thread(target=hold, args=("small-2", 30, 0.0))  # would fit beside small-1
+    small.start()
+    for t in (first, large, small):
+        t.join()
+    assert order == ["small-1", "large", "small-2"]
+    # A task interrupted while waiting gives up its turn: the ones after it still run.
+    reservations, order = budget._Reservations(), []
+
+    def take(name: str, seconds: float) -> None:
+        with reservations.reserve(60, 100):
+            order.append(name)
+            time.sleep(seconds)
+
+    running = threading.Thread(target=take, args=("running", 0.3))
+    running.start()
+    time.sleep(0.05)
+    waiting = threading.Thread(target=take, args=("waiting", 0.0))
+    waiting.start()
+    time.sleep(0.05)
+    real_wait = reservations.cond.wait_for
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    reservations.cond.wait_for = interrupted  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt), reservations.reserve(60, 100):
+        pass
+    reservations.cond.wait_for = real_wait  # type: ignore[method-assign]
+    later = threading.Thread(target=take, args=("later", 0.0))
+    later.start()
+    for t in (running, waiting, later):
+        t.join(10)
+    assert order == ["running", "waiting", "later"] and reservations.in_use == 0
     with pytest.raises(MemoryBudgetError, match="more than"), budget.reserve(101, 100):
         pass
     with budget.reserve(10**15, None):  # no budget: no reservation
