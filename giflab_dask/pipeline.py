@@ -1091,7 +1091,7 @@ def plan_batch(
     # measures its frames after both decodes of the pair (decision 32); a sampled pair's
     # tasks measure only its sampled frames (decision 36).
     writes: dict[tuple[int, str], Delayed] = dict(derived_writes)
-    decode_keys = {decode_task_key(k, root) for k, (_, root) in pending.items()}
+    decode_keys: set[str] = set()  # the decode tasks in the graph (not of refused pairs)
 
     def gif_for(path: str, key: str, barrier: DecodeBarrier | None) -> StoredGif | PendingGif:
         stored = stored_gifs.get(key)
@@ -1174,12 +1174,14 @@ def plan_batch(
                 barrier, _pilot_store, layout, limits,
             ):  # fmt: skip
                 writes[(index, spec.name)] = write
+                decode_keys.update(barrier.decodes.values() if barrier else ())
             continue
         fused = _pair_writes(
             outcome, missing_specs, o_gif, c_gif, facts, target, frames().root, barrier,
             groups=groups, limits=limits,
         )  # fmt: skip
         writes.update({(index, name): write for name, write in fused.items()})
+        decode_keys.update(barrier.decodes.values() if barrier and fused else ())
     plan = BatchPlan(outcomes, specs, options, profile, results, writes, decode_keys, sample=sample)
     plan.decode_saved_seconds = sum(
         float(gif.attrs.get("decode_seconds", 0.0)) for gif in stored_gifs.values() if gif

@@ -195,6 +195,7 @@ RESULT = {
     "statuses": [o.result.status if o.result else None for o in result.outcomes],
     "stored": sorted(p.name for p in frames.iterdir()) if frames.exists() else [],
     "keys": [gif_key(root / n) for n in ("o.gif", "c.gif", "small_o.gif", "small_c.gif")],
+    "decode_tasks": result.stats["decode_tasks"],
 }
 """
 
@@ -211,6 +212,7 @@ def test_a_pair_that_cannot_fit_is_refused_before_any_decode(tmp_path: Path) -> 
     big, small_keys = got["keys"][:2], got["keys"][2:]
     assert not any(key in name for key in big for name in got["stored"])  # nothing decoded
     assert all(any(key in name for name in got["stored"]) for key in small_keys)
+    assert got["decode_tasks"] == 2  # the run counts only the decodes it ran
     # One 9459x9459 RGB frame alone is 268 MB; the whole child stayed well under it.
     assert got["peak"] < 400 * 2**20, got["peak"] / 2**20
 
