@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "CacheFileError",
     "CacheIntegrityWarning",
     "ConfigError",
     "FrameStoreCorruptError",
@@ -47,6 +48,11 @@ class GifDecodeError(GiflabError):
 
 class GifLimitError(GifDecodeError):
     """A GIF exceeds a configured input limit (``giflab.limits``)."""
+
+
+class CacheFileError(GiflabError):
+    """A file inside a cache root is not one a store writes: a symlink, a device, a FIFO, or
+    larger than any document the store writes. It is never read (and never followed)."""
 
 
 class FrameStoreError(GiflabError):

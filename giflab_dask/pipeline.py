@@ -487,7 +487,7 @@ def _derivable(
                 parent_spec = parent_spec or get_metric(parent)
             except GiflabError:
                 continue
-            data = results.get(_metric_node_key(*keys, options, parent_spec))
+            data = results.get(_metric_node_key(*keys, options, parent_spec), "metric")
         output = (data or {}).get("outputs", {}).get(parent)
         if output is not None:
             out[spec.name] = np.asarray(output["per_frame"], dtype=np.float64)
@@ -733,7 +733,7 @@ class _LazyVectors(dict):  # type: ignore[type-arg]
             return
         self._loaded = True
         for key in self._keys.values():
-            data = self._results.get(key)
+            data = self._results.get(key, "metric")
             if data is None:
                 continue
             for name, output in data["outputs"].items():
@@ -925,9 +925,9 @@ def plan_batch(
         }
         stored_nodes: dict[str, dict[str, Any]] = {}
         if use_cache and not refresh:
-            outcome.alignment = results.get(_alignment_node_key(o_key, c_key, options))
+            outcome.alignment = results.get(_alignment_node_key(o_key, c_key, options), "alignment")
             for spec in specs:
-                data = results.get(outcome.metric_keys[spec.name])
+                data = results.get(outcome.metric_keys[spec.name], "metric")
                 if data is not None:
                     stored_nodes[spec.name] = data
         missing_specs = [s for s in specs if s.name not in stored_nodes]
@@ -1153,7 +1153,7 @@ def _sampled_writes(
         design, known = shared, None
         if sample.strategy == "adaptive":
             assert pilot_store is not None
-            data = pilot_store.get(_metric_node_key(o_key, c_key, options, spec, base))
+            data = pilot_store.get(_metric_node_key(o_key, c_key, options, spec, base), "metric")
             if data is None or "sample" not in data:
                 outcome.missing[spec.name] = "adaptive sampling: its pilot sample is missing"
                 continue
