@@ -326,8 +326,12 @@ def batch(
         else:  # every result is stored: no scheduler (and no cluster) is needed
             result = plan.compute()
         table = batch_table(result.outcomes)
+        table_error = None
         if out is not None:
-            write_table(table, out)
+            try:
+                write_table(table, out)
+            except OSError as exc:  # a full or read-only disk: the summary still prints
+                table_error = f"error: the table could not be written to {out} ({exc.strerror})"
     counts = result.counts()
     stats = result.stats
     click.echo(
@@ -359,10 +363,36 @@ def batch(
         click.echo("\nerrors:")
         for _, row in errors.iterrows():
             click.echo(f"  row {row['row']}: {row['error']}")
-    if out is not None:
+    for line in _cache_write_errors(table):
+        _echo_err(line)
+    if table_error is not None:
+        _echo_err(table_error)
+    elif out is not None:
         click.echo(f"\ntable: {out}")
-    failed = counts["fail"] + counts["error"]
+    failed = counts["fail"] + counts["error"] + (table_error is not None)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _cache_write_errors(table: Any) -> list[str]:
+    """One line per cache root that could not be written (:class:`CacheWriteError`), however
+    many pairs and metrics it cost: the rows say which, this says why and where."""
+    import re
+
+    pattern = re.compile(r"((?:frame|result) store .+? cannot be written \([^)]*\))")
+    texts = [
+        str(v)
+        for column in ("error", "missing_metrics")
+        if column in table
+        for v in table[column].dropna()
+    ]
+    lines = []
+    for cause in dict.fromkeys(m.group(1) for text in texts for m in pattern.finditer(text)):
+        hit = sum(cause in text for text in texts)
+        lines.append(
+            f"error: {cause}; {hit} table rows are incomplete because of it, "
+            "and their results are computed again on the next run"
+        )
+    return lines
 
 
 @cli.command("demo-data")

@@ -71,6 +71,7 @@ from giflab_dask.decode import GifLayout, iter_frames, scan_gif
 from giflab_dask.errors import (
     CacheFileError,
     CacheIntegrityWarning,
+    CacheWriteError,
     FrameStoreCorruptError,
     FrameStoreError,
 )
@@ -874,13 +875,18 @@ class FrameStore:
         stored = self.open(source.key)
         if stored is not None:
             return stored
-        with self._lock(source.key):
-            stored = self.open(source.key)  # someone else may have finished meanwhile
-            if stored is not None:
-                return stored
-            self._remove_stale_temps(source.key)
-            self._remove_uncommitted(source.key)
-            stored, written = self._write_local(source)
+        try:
+            with self._lock(source.key):
+                stored = self.open(source.key)  # someone else may have finished meanwhile
+                if stored is not None:
+                    return stored
+                self._remove_stale_temps(source.key)
+                self._remove_uncommitted(source.key)
+                stored, written = self._write_local(source)
+        except OSError as exc:  # reading the GIF raises GifDecodeError: this is the store
+            if isinstance(exc, TimeoutError):  # filelock.Timeout: another decoder holds it
+                raise
+            raise CacheWriteError("frame store", self.root, exc.strerror or str(exc)) from exc
         max_bytes = _configured_max_bytes()
         if max_bytes is not None and _due_for_prune(self.root, written, max_bytes):
             self.prune(max_bytes, keep={source.key})

@@ -41,7 +41,7 @@ from giflab_dask.align import (
     display_times,
     frame_alignment,
 )
-from giflab_dask.errors import GiflabError
+from giflab_dask.errors import CacheWriteError, GiflabError
 from giflab_dask.inputs import PairInput
 from giflab_dask.metrics import (
     BoundMetric,
@@ -1047,9 +1047,13 @@ def plan_batch(
                 "facts": pair_facts(options, o_gif, c_gif),
             }
             if use_cache:
-                results.put(
-                    _alignment_node_key(o_key, c_key, options), "alignment", outcome.alignment
-                )
+                try:
+                    results.put(
+                        _alignment_node_key(o_key, c_key, options), "alignment", outcome.alignment
+                    )
+                except CacheWriteError as exc:  # its metric nodes could not be stored either
+                    outcome.error = str(exc)
+                    continue
         target = str(results.root)
         if sample is not None:  # which frames to measure is decided here, per pair (decision 31)
             layout = functools.partial(layout_of, outcome.input.original, o_key)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from giflab_dask import config, storage
-from giflab_dask.errors import CacheIntegrityWarning, GiflabError
+from giflab_dask.errors import CacheIntegrityWarning, CacheWriteError, GiflabError
 
 __all__ = ["SCHEMA_VERSION", "FsspecResultStore", "ResultStore", "node_key"]
 
@@ -300,6 +300,12 @@ class ResultStore:
     def put(self, key: str, kind: str, data: dict[str, Any]) -> None:
         """Write a node atomically (temporary sibling, fsync, rename), never through a link."""
         body = json.dumps(_document(key, kind, data), allow_nan=True).encode()
+        try:
+            self._write(key, body)
+        except OSError as exc:  # full, read-only, not ours: one line naming the root and why
+            raise CacheWriteError("result store", self.root, exc.strerror or str(exc)) from exc
+
+    def _write(self, key: str, body: bytes) -> None:
         name = f"{key}.json"
         tmp = f".tmp-{key}-{uuid.uuid4().hex}.json"
         with self._shard(key, create=True) as fd:
@@ -429,7 +435,12 @@ class FsspecResultStore(storage.RemoteRoot, ResultStore):
     def put(self, key: str, kind: str, data: dict[str, Any]) -> None:
         """Write a node as one object (a single PUT is atomic on object stores)."""
         body = json.dumps(_document(key, kind, data), allow_nan=True).encode()
-        self.fs.pipe_file(self._p(key), body)
+        try:
+            self.fs.pipe_file(self._p(key), body)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError | ConnectionError | TimeoutError):
+                raise  # not the store refusing the write: a network or path problem
+            raise CacheWriteError("result store", self.root, exc.strerror or str(exc)) from exc
 
     def _documents(self) -> dict[str, dict[str, Any]]:
         self.fs  # noqa: B018 - resolves self._base
