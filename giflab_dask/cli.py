@@ -416,13 +416,17 @@ def cache() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cache_info(as_json: bool) -> None:
     """Entries, bytes and hits of the frame store and the result store."""
+    import time
+
     from giflab_dask.framestore import FrameStore, _configured_max_bytes
-    from giflab_dask.resultstore import ResultStore
+    from giflab_dask.resultstore import PRUNE_TEMPORARIES_AFTER_S, ResultStore
 
     with _input_errors():
         store = FrameStore()
         entries = store.entries()
         results = ResultStore()
+        now = time.time()
+        result_tmp = results.temporaries()
         info = {
             "framestore": str(store.root),
             "entries": len(entries),
@@ -432,6 +436,11 @@ def cache_info(as_json: bool) -> None:
             "results": str(results.root),
             "result_nodes": len(results.entries()),
             "result_bytes": results.nbytes(),
+            "frame_temporaries": store.temporaries(),
+            "result_temporaries": len(result_tmp),
+            "result_temporaries_recent": sum(
+                now - t < PRUNE_TEMPORARIES_AFTER_S for t in result_tmp
+            ),
         }
     if as_json:
         click.echo(json.dumps(info))
@@ -443,6 +452,13 @@ def cache_info(as_json: bool) -> None:
     click.echo(f"hits         {info['hits']}")
     click.echo(f"result store {info['results']}")
     click.echo(f"nodes        {info['result_nodes']} ({_human_bytes(info['result_bytes'])})")
+    minutes = PRUNE_TEMPORARIES_AFTER_S / 60
+    click.echo(
+        f"temporaries  {info['frame_temporaries']} frame store entries being written (prune "
+        f"keeps them while their writer runs), {info['result_temporaries']} result documents "
+        f"({info['result_temporaries_recent']} younger than {minutes:.0f} minutes: prune keeps "
+        "those, they may be writes in progress)"
+    )
 
 
 def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
@@ -472,9 +488,12 @@ def cache_prune(max_bytes: int | None) -> None:
 
         store = FrameStore()
         evicted = store.prune(max_bytes)
-        ResultStore().prune_temporaries()
+        results = ResultStore()
+        results.prune_temporaries()
+        kept = len(results.temporaries()) + store.temporaries()
         click.echo(
             f"evicted {len(evicted)} entries; frame store now {_human_bytes(store.nbytes())}"
+            + (f"; kept {kept} temporaries of writes that may be in progress" if kept else "")
         )
 
 

@@ -1071,6 +1071,14 @@ class FrameStore:
         ):
             self.remove(key)
 
+    def temporaries(self) -> int:
+        """How many entries are being written (or were, by a process that died): ``prune``
+        removes one only once no writer holds its key's lock."""
+        if not storage.real_dir(self.root):
+            return 0
+        with os.scandir(self.root) as it:
+            return sum(e.name.startswith(_TMP) for e in it)
+
     def _entry_names(self) -> list[str]:
         """Names in the root that are content keys (what this store names entries)."""
         if not storage.real_dir(self.root):
@@ -1481,6 +1489,9 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
 
     def _remove_stale_temps(self, key: str) -> None:
         return None  # no temporaries: unreferenced data directories go in _remove_leftovers
+
+    def temporaries(self) -> int:
+        return 0  # unreferenced data directories, collected by prune once stale, are not listed
 
     def clear(self) -> int:
         """Remove every entry; returns how many complete entries were removed."""

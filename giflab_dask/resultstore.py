@@ -42,6 +42,8 @@ __all__ = ["SCHEMA_VERSION", "FsspecResultStore", "ResultStore", "node_key"]
 
 #: Bump when the stored documents change shape or meaning.
 SCHEMA_VERSION = 1
+#: Age (seconds) from which ``prune`` takes a temporary for a dead write's leftover.
+PRUNE_TEMPORARIES_AFTER_S = 600.0
 
 
 def node_key(kind: str, *parts: Any) -> str:
@@ -350,7 +352,11 @@ class ResultStore:
     def nbytes(self) -> int:
         return sum(st.st_size for _, st in self._files() if stat.S_ISREG(st.st_mode))
 
-    def prune_temporaries(self, min_age_s: float = 600.0) -> int:
+    def temporaries(self) -> list[float]:
+        """The modification times of temporaries: writes in flight, or killed mid-way."""
+        return [st.st_mtime for _, st in self._files(temporaries=True)]
+
+    def prune_temporaries(self, min_age_s: float = PRUNE_TEMPORARIES_AFTER_S) -> int:
         """Delete leftovers of writes killed mid-way (never read: their names mark them).
 
         Only files older than ``min_age_s`` go, so a write in flight elsewhere is left alone.
@@ -463,7 +469,10 @@ class FsspecResultStore(storage.RemoteRoot, ResultStore):
     def nbytes(self) -> int:
         return sum(int(info.get("size") or 0) for info in self._documents().values())
 
-    def prune_temporaries(self, min_age_s: float = 600.0) -> int:
+    def temporaries(self) -> list[float]:
+        return []  # nodes are written with one PUT, without temporaries
+
+    def prune_temporaries(self, min_age_s: float = PRUNE_TEMPORARIES_AFTER_S) -> int:
         """Nothing to do: nodes are written with one PUT, without temporaries."""
         return 0
 
