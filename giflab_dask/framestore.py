@@ -510,6 +510,10 @@ def _valid_attrs(attrs: Any) -> dict[str, Any]:
         problems.append("has_alpha")
     if attrs.get("loop") is not None and not count(attrs.get("loop")):
         problems.append("loop")
+    for name in ("created", "decode_seconds"):  # read by the run summary
+        value = attrs.get(name, 0.0)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+            problems.append(name)
     if problems:
         raise FrameStoreCorruptError(f"the entry's attributes {', '.join(problems)} are invalid")
     return dict(attrs)
@@ -1326,7 +1330,7 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
         path = self._p(key, ACCESS)
         opens = 0
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            opens = int(json.loads(self.fs.cat_file(path))["opens"])
+            opens = int(json.loads(self.fs.cat_file(path, start=0, end=4096))["opens"])
         body = json.dumps({"last_access": time.time(), "opens": opens + 1}).encode()
         with contextlib.suppress(OSError):
             self.fs.pipe_file(path, body)
@@ -1440,7 +1444,8 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
         keys = self._keys()
         wanted = [self._p(k, name) for k in keys for name in (MANIFEST, ACCESS)]
         # one round of concurrent GETs on async filesystems such as s3fs
-        blobs = self.fs.cat(wanted, on_error="omit") if wanted else {}
+        cap = _MAX_MANIFEST_BYTES + 1
+        blobs = self.fs.cat(wanted, on_error="omit", start=0, end=cap) if wanted else {}
         blobs = {self.fs._strip_protocol(k): v for k, v in blobs.items()}
         found = []
         for key in keys:
@@ -1449,9 +1454,11 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
                 continue
             try:
                 manifest = json.loads(raw)
+                if len(raw) == cap or _manifest_problem(manifest, key):
+                    continue  # broken: open() deals with it
                 nbytes = int(manifest["nbytes"])
                 created = _data_time(_data_name(manifest))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 continue  # broken: open() deals with it
             last, hits = created, 0
             access = blobs.get(self.fs._strip_protocol(self._p(key, ACCESS)))

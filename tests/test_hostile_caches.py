@@ -485,3 +485,19 @@ def test_cache_info_says_young_temporaries_survive_prune() -> None:
     os.utime(tmp, (old, old))
     CliRunner().invoke(cli, ["cache", "prune"])
     assert not tmp.exists()
+
+
+@pytest.mark.parametrize("case", ["/dev/zero listed", "../../etc/hostname listed", "no nbytes"])
+def test_hostile_manifests_on_a_url_root(anim_gif: Path, case: str) -> None:
+    import uuid
+
+    store = FrameStore(f"memory://giflab-test-{uuid.uuid4().hex[:12]}/frames")
+    stored = store.ensure(anim_gif)
+    expected = stored.frames().compute()
+    path = store._p(stored.key, MANIFEST)
+    change, reason = HOSTILE_MANIFESTS[case]
+    store.fs.pipe_file(path, json.dumps(change(json.loads(store.fs.cat_file(path)))).encode())
+    assert store.entries() == []
+    with pytest.warns(CacheIntegrityWarning, match=reason):
+        assert store.open(stored.key) is None
+    np.testing.assert_array_equal(store.ensure(anim_gif).frames().compute(), expected)

@@ -181,7 +181,7 @@ def test_broken_remote_entry_is_reported_and_rebuilt(tmp_path: Path) -> None:
     chunk = store._p(stored.key, data, "frames/c.0.0.0.0")
     store.fs.pipe_file(chunk, bytes(body))
     assert store.open(stored.key) is not None
-    with pytest.raises(FrameStoreCorruptError, match="CRC32C.*decoded again on the next run"):
+    with pytest.raises(FrameStoreCorruptError, match=r"CRC32C.*decoded again on the next run"):
         store.open(stored.key).frames().compute()
     assert store.open(stored.key) is None and not store.fs.exists(store._p(stored.key, data))
     rebuilt = store.ensure(gif)
