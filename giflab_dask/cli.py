@@ -23,11 +23,15 @@ EXIT_INPUT_ERROR = 2
 
 @contextmanager
 def _input_errors() -> Iterator[None]:
-    """Turn the package's errors into a one-line message and exit code 2 (no traceback)."""
-    from giflab_dask.errors import GiflabError
+    """Turn the package's errors into a one-line message and exit code 2 (no traceback); a
+    metric that failed at run time is not an input error: exit code 1, as for a failed pair."""
+    from giflab_dask.errors import GiflabError, MeasurementError
 
     try:
         yield
+    except MeasurementError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
     except GiflabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INPUT_ERROR)
@@ -184,7 +188,8 @@ def validate(
     address: str | None,
     workers: int | None,
 ) -> None:
-    """Validate one pair: per-metric summaries and a verdict (exit 0 pass/warn, 1 fail)."""
+    """Validate one pair: per-metric summaries and a verdict (exit 0 pass/warn, 1 fail or a
+    metric failed)."""
     from giflab_dask.align import AlignOptions
     from giflab_dask.cluster import scheduler_context
     from giflab_dask.pipeline import validate_pair

@@ -335,6 +335,8 @@ def scan_gif(path: str | os.PathLike[str], limits: Limits | None = None) -> GifL
                 path, f"canvas {width}x{height} pixels", width * height,
                 "max-frame-pixels", max_pixels,
             )  # fmt: skip
+    if width == 0 or height == 0:
+        raise GifDecodeError(path, f"canvas of {width}x{height} pixels: no pixel to compare")
     decoded = len(frames) * width * height * 3
     if limits.max_decoded_bytes is not None and decoded > limits.max_decoded_bytes:
         raise _limit_error(
@@ -430,9 +432,10 @@ def _decode_indices(path: Path, frame_no: int, record: FrameRecord, data: bytes)
     from PIL import Image
 
     bits = data[0]
+    # The spec writes 2-8; browsers also decode 1 and 9-11 (12 leaves no room below 4096).
     if not 1 <= bits <= 11:
         raise GifDecodeError(
-            path, f"frame {frame_no}: invalid LZW minimum code size {bits} (must be 2-8)"
+            path, f"frame {frame_no}: invalid LZW minimum code size {bits} (must be 1-11)"
         )
     target = Image.new("L", (record.width, record.height))
     decoder = Image._getdecoder("L", "gif", (bits, record.interlace, -1))

@@ -19,6 +19,7 @@ __all__ = [
     "GifLimitError",
     "GiflabError",
     "GiflabWarning",
+    "MeasurementError",
 ]
 
 
@@ -71,6 +72,14 @@ class CacheWriteError(GiflabError):
 
     def __reduce__(self) -> tuple[type[CacheWriteError], tuple[str, str, str]]:
         return (type(self), (self.store, self.root, self.cause))
+
+
+class MeasurementError(GiflabError):
+    """A metric failed at run time (an exception, memory, a node that could not be written).
+
+    The pair gets no verdict (one over the other metrics would not be the one asked for);
+    nothing of the failed metric was stored, so the next run computes it again.
+    """
 
 
 class FrameStoreError(GiflabError):

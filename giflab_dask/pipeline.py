@@ -16,9 +16,13 @@ For a batch of pairs (DESIGN decisions 7 and 8):
 4. one ``dask.compute`` runs it; the verdict of each pair is evaluated from its summaries.
 
 A decode failure is carried in-band (its pair becomes an error row, the others finish), and so
-is a kernel that raises (its metric is reported missing with the reason; the pair's other
-metrics are stored). Anything else that fails a task aborts the shared compute, after which the
-remaining work is retried write by write so the failure is pinned on its pair and metric.
+is a metric that fails at run time (a kernel that raises, memory, a node that cannot be
+written): nothing of it is stored, so the next run computes it again, and its pair gets no
+verdict but an error naming the metric and the cause (DESIGN decision 49), while the pair's
+other metrics are stored. Only a metric missing by nature of the input (every frame NaN: too
+small, no gradient region) leaves a verdict over the others. Anything else that fails a task
+aborts the shared compute, after which the remaining work is retried write by write so the
+failure is pinned on its pair and metric.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from giflab_dask.align import (
     display_times,
     frame_alignment,
 )
-from giflab_dask.errors import CacheWriteError, GiflabError
+from giflab_dask.errors import CacheWriteError, GiflabError, MeasurementError
 from giflab_dask.inputs import PairInput
 from giflab_dask.metrics import (
     BoundMetric,
@@ -341,7 +345,7 @@ def _pair_chunk(
     Only these small vectors leave the task: frames never travel between workers.
     """
     from giflab_dask.align import _prepare_block
-    from giflab_dask.cluster import activity
+    from giflab_dask.cluster import activity, count_frames
 
     o_where, c_where = job.original.locate(o_decoded), job.compressed.locate(c_decoded)
     if o_where is None or c_where is None:
@@ -374,6 +378,8 @@ def _pair_chunk(
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - began
 
     out = measure_block(job.metrics, original, compressed, previous=job.previous, meter=meter)
+    measured = len(original) - (1 if job.previous else 0) if job.keep is None else len(job.keep)
+    count_frames(measured * len(job.metrics))
     if job.keep is not None:
         out = {k: v if isinstance(v, str) else v[job.keep] for k, v in out.items()}
     out[_SECONDS] = seconds  # type: ignore[assignment]
@@ -504,11 +510,12 @@ def _pair_writes(
     store_root: Path,
     barrier: DecodeBarrier | None,
     *,
-    split: bool = False,
+    groups: int = 1,
 ) -> dict[str, Delayed]:
     """The ``result-write`` task of each metric in ``specs`` for one pair, over one
-    ``pair-metrics`` task per time chunk of the original that computes all of ``specs``
-    (``split``: one per chunk and metric, for batches too small to keep workers busy otherwise).
+    ``pair-metrics`` task per time chunk of the original and group of metrics (``groups``
+    groups of about equal cost: more than one only for batches too small to keep the workers
+    busy otherwise, see :func:`metric_groups`).
 
     Each task is raw (no dask.array): the frames of a chunk are read, aligned and measured in
     one task, so a pair costs ``chunks + metrics`` tasks plus its decodes.
@@ -520,7 +527,7 @@ def _pair_writes(
     options = facts.options
     n, step = original.n_frames, original.chunk_frames
     writes = {}
-    for group in [[s] for s in specs] if split else [list(specs)]:
+    for group in _balanced_groups(specs, groups):
         metrics = tuple(BoundMetric.of(s) for s in group)
         previous = any(s.temporal for s in group)
         token = tokenize(sides, options, facts.mode, facts.mapping, facts.size, metrics, roots)
@@ -534,12 +541,13 @@ def _pair_writes(
                 options.background, facts.size, options.resize, metrics,
             )  # fmt: skip
             dsk[(name, i)] = (_pair_chunk, job, *refs)
+            outcome.frame_measurements += (stop - start) * len(metrics)
         chunk_keys = [k for k in dsk if isinstance(k, tuple)]
         for spec in group:
             node = outcome.metric_keys[spec.name]
             task = (_write_from_chunks, root, node, spec, list(refs), chunk_keys)
             writes[spec.name] = _write_delayed(f"result-write-{node}-{roots}", task, dsk)
-    return writes
+    return {s.name: writes[s.name] for s in specs}  # in the order asked (the table's columns)
 
 
 def _pair_inputs(
@@ -566,12 +574,34 @@ def _write_delayed(write_key: str, task: tuple[Any, ...], dsk: Mapping[Any, Any]
     return Delayed(write_key, graph)
 
 
-#: Below this many pair-metrics tasks in a batch (pairs x time chunks), each metric gets tasks
-#: of its own: a single small pair would otherwise run all its kernels in one task, on one core
-#: (the 14 default metrics of a 30-frame 160x120 pair, 2 threads: 0.94-1.06 s in one task,
-#: 0.89-0.90 s as one task per metric; medians of 7). Above it there are enough tasks for the
-#: workers, and fusing saves reading and aligning the frames once per metric.
+#: Below this many pair-metrics tasks in a batch (pairs x time chunks), the metrics are split
+#: into groups with tasks of their own, until the batch has about this many tasks: a single
+#: small pair would otherwise run all its kernels in one task, on one core. Each group reads
+#: and aligns the frames again, so there are no more groups than that takes (decision 51).
 FUSE_FROM_TASKS = 32
+
+
+def metric_groups(tasks: int, metrics: int) -> int:
+    """How many groups of metrics each pair's chunks are measured in, for a batch of ``tasks``
+    pair-metrics tasks when every metric runs in one (1 from :data:`FUSE_FROM_TASKS` on)."""
+    if tasks >= FUSE_FROM_TASKS or tasks <= 0:
+        return 1
+    return max(1, min(metrics, -(-FUSE_FROM_TASKS // tasks)))
+
+
+def _balanced_groups(specs: Sequence[MetricSpec], groups: int) -> list[list[MetricSpec]]:
+    """``specs`` in ``groups`` groups of about equal cost (``MetricSpec.cost``, greedy: the
+    dearest metric first, each into the cheapest group so far), in registry order inside."""
+    if groups <= 1:
+        return [list(specs)]
+    bins: list[list[MetricSpec]] = [[] for _ in range(min(groups, len(specs)))]
+    loads = [0.0] * len(bins)
+    for spec in sorted(specs, key=lambda s: -s.cost):
+        i = loads.index(min(loads))
+        bins[i].append(spec)
+        loads[i] += spec.cost
+    order = {s.name: i for i, s in enumerate(specs)}
+    return [sorted(b, key=lambda s: order[s.name]) for b in bins if b]
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -589,12 +619,14 @@ class PairOutcome:
     metric_keys: dict[str, str] = field(default_factory=dict)
     summaries: dict[str, list[float]] = field(default_factory=dict)  # output -> stats
     extra: dict[str, float] = field(default_factory=dict)  # pair-level summaries of metrics
-    missing: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # by nature of the input
+    failed: dict[str, str] = field(default_factory=dict)  # failed at run time: no verdict
     hits: int = 0
     computed: int = 0
     saved_seconds: float = 0.0  # recorded compute seconds of this pair's stored nodes
     result: PairResult | None = None
     sample: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> its sample record
+    frame_measurements: int = 0  # frames x metrics its pair-metrics tasks measure (progress)
 
 
 @dataclass
@@ -626,6 +658,12 @@ class BatchPlan:
     def n_metric_tasks(self) -> int:
         return len(self.writes)
 
+    @property
+    def frame_measurements(self) -> int:
+        """Frames x metrics the graph measures: the total of ``cluster.frames_measured``'s
+        count when it has run (progress within long pairs)."""
+        return sum(o.frame_measurements for o in self.outcomes)
+
     def compute(self, *, progress: bool = False, **compute_kwargs: Any) -> BatchResult:
         """Run the graph and assemble one outcome per pair.
 
@@ -649,7 +687,7 @@ class BatchPlan:
         done: dict[tuple[int, str], dict[str, Any]] = {}
         for (ident, _), value in zip(items, values, strict=True):
             if isinstance(value, BaseException):
-                value = {"ok": False, "metric_error": f"{type(value).__name__}: {value}"}
+                value = {"ok": False, "metric_error": _exception_text(value)}
             done[ident] = value
         for (index, metric), value in done.items():
             outcome = self.outcomes[index]
@@ -660,15 +698,29 @@ class BatchPlan:
                 if "sample" in value:
                     outcome.sample[metric] = value["sample"]
             elif "metric_error" in value:
-                outcome.missing[metric] = value["metric_error"]
+                outcome.failed[metric] = value["metric_error"]
             elif outcome.error is None:
                 outcome.error = value["error"]
         for outcome in self.outcomes:
+            if outcome.error is None and outcome.failed:
+                # A verdict over the survivors would re-weigh the composite and skip checks.
+                outcome.error = failure_message(outcome.failed)
             if outcome.error is None and outcome.alignment is not None:
                 outcome.result = _pair_result(
                     outcome, self.specs, self.profile, self.results, self.sample
                 )
         return BatchResult(self.outcomes, self, time.perf_counter() - self.started, report)
+
+
+def _exception_text(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def failure_message(failed: Mapping[str, str]) -> str:
+    """The error of a pair whose metrics failed at run time: each metric and its cause."""
+    causes = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
+    return f"metric failed, no verdict (the next run computes it again): {causes}"
 
 
 def _pair_result(
@@ -1010,7 +1062,7 @@ def plan_batch(
         chunk = getattr(gif, "chunk_frames", None) or chunk_frames_for(gif.height, gif.width)
         return -(-n // min(chunk, n))
 
-    split = sum(chunks_of(index) for index, _ in to_build) < FUSE_FROM_TASKS
+    groups = metric_groups(sum(chunks_of(index) for index, _ in to_build), len(specs))
 
     for index, missing_specs in to_build:
         outcome = outcomes[index]
@@ -1052,7 +1104,7 @@ def plan_batch(
                         _alignment_node_key(o_key, c_key, options), "alignment", outcome.alignment
                     )
                 except CacheWriteError as exc:  # its metric nodes could not be stored either
-                    outcome.error = str(exc)
+                    outcome.failed["alignment"] = str(exc)  # a run-time failure: retried
                     continue
         target = str(results.root)
         if sample is not None:  # which frames to measure is decided here, per pair (decision 31)
@@ -1064,8 +1116,9 @@ def plan_batch(
                 writes[(index, spec.name)] = write
             continue
         fused = _pair_writes(
-            outcome, missing_specs, o_gif, c_gif, facts, target, frames().root, barrier, split=split
-        )
+            outcome, missing_specs, o_gif, c_gif, facts, target, frames().root, barrier,
+            groups=groups,
+        )  # fmt: skip
         writes.update({(index, name): write for name, write in fused.items()})
     plan = BatchPlan(outcomes, specs, options, profile, results, writes, decode_keys, sample=sample)
     plan.decode_saved_seconds = sum(
@@ -1159,7 +1212,7 @@ def _sampled_writes(
             assert pilot_store is not None
             data = pilot_store.get(_metric_node_key(o_key, c_key, options, spec, base), "metric")
             if data is None or "sample" not in data:
-                outcome.missing[spec.name] = "adaptive sampling: its pilot sample is missing"
+                outcome.failed[spec.name] = "adaptive sampling: its pilot sample is missing"
                 continue
             pilot = SampleDesign.from_dict(data["sample"]["design"])
             values = np.stack(
@@ -1359,6 +1412,8 @@ class LazyPairResult:
 
     def compute(self, **compute_kwargs: Any) -> PairResult:
         outcome = self.plan.compute(**compute_kwargs).outcomes[0]
+        if outcome.failed:
+            raise MeasurementError(outcome.error or failure_message(outcome.failed))
         if outcome.error:
             raise GiflabError(outcome.error)
         assert outcome.result is not None
