@@ -501,3 +501,17 @@ def test_hostile_manifests_on_a_url_root(anim_gif: Path, case: str) -> None:
     with pytest.warns(CacheIntegrityWarning, match=reason):
         assert store.open(stored.key) is None
     np.testing.assert_array_equal(store.ensure(anim_gif).frames().compute(), expected)
+
+
+def test_stat_index_replaced_by_a_link_is_not_written_through(
+    anim_gif: Path, tmp_path: Path, isolated_cache: Path
+) -> None:
+    from giflab_dask.keys import gif_key
+
+    victim = tmp_path / "victim.db"
+    victim.write_bytes(b"")  # an empty file is a valid SQLite database to write tables into
+    isolated_cache.mkdir(parents=True)
+    (isolated_cache / "stat-index.sqlite").symlink_to(victim)
+    key = gif_key(anim_gif)
+    assert gif_key(anim_gif) == key  # hashed again each time: the index is refused, not used
+    assert victim.read_bytes() == b""
