@@ -449,6 +449,11 @@ class StoredGif:
             attrs=attrs,
         )
 
+    @property
+    def distinct_frames(self) -> int:
+        """Frames a viewer can tell apart: the first and each that differs from the one before."""
+        return int(self.attrs["distinct_frames"])
+
     @classmethod
     def from_group(cls, key: str, path: Path | str, group: zarr.Group) -> StoredGif:
         """The entry described by an open Zarr group (its ``giflab`` attributes)."""
@@ -510,6 +515,9 @@ def _valid_attrs(attrs: Any) -> dict[str, Any]:
         problems.append("has_alpha")
     if attrs.get("loop") is not None and not count(attrs.get("loop")):
         problems.append("loop")
+    distinct = attrs.get("distinct_frames", 0)
+    if "n_frames" not in problems and not (count(distinct) and distinct <= n):
+        problems.append("distinct_frames")
     for name in ("created", "decode_seconds"):  # read by the run summary
         value = attrs.get(name, 0.0)
         if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
@@ -665,6 +673,14 @@ def _due_for_prune(root: Path, written: int, max_bytes: int) -> bool:
             return True
         _WRITTEN_SINCE_PRUNE[key] = since + written
         return False
+
+
+def _same_frame(
+    previous: tuple[np.ndarray, np.ndarray], rgb: np.ndarray, alpha: np.ndarray
+) -> bool:
+    """Whether a frame shows exactly what the one before showed (the decoder keeps transparent
+    pixels at RGB 0, so equal arrays are equal frames)."""
+    return np.array_equal(previous[1], alpha) and np.array_equal(previous[0], rgb)
 
 
 def _digest(data: bytes | memoryview) -> str:
@@ -992,13 +1008,18 @@ class FrameStore:
             return True
 
         has_alpha = False
-        start = filled = which = 0
+        start = filled = which = repeats = 0
+        previous: tuple[np.ndarray, np.ndarray] | None = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gif-write") as writer:
             for rgb, a in iter_frames(source.path, layout):
                 if filled == 0:
                     has_alpha |= pending[which].result()  # buffer free again; errors surface
+                if previous is not None and _same_frame(previous, rgb, a):
+                    repeats += 1
                 buffers[which][0][filled] = rgb
                 buffers[which][1][filled] = a
+                # (the other buffer's last frame stays unchanged until this one is flushed)
+                previous = buffers[which][0][filled], buffers[which][1][filled]
                 filled += 1
                 if filled == chunk:
                     pending[which] = writer.submit(flush, which, start, filled)
@@ -1015,6 +1036,9 @@ class FrameStore:
             "width": w,
             "chunk_frames": chunk,
             "has_alpha": has_alpha,
+            # frames a viewer can tell apart: the first, and each that differs from the one
+            # before (an optimiser may merge the rest; decision 47)
+            "distinct_frames": n - repeats,
             "loop": layout.loop,
             "background_index": layout.background_index,
             "decoder_version": DECODER_VERSION,
