@@ -57,6 +57,7 @@ from giflab_dask.budget import (
     reserve,
 )
 from giflab_dask.errors import (
+    CacheWriteError,
     GiflabError,
     MeasurementError,
     MemoryBudgetError,
@@ -231,7 +232,7 @@ class PendingGif:
     @property
     def may_have_alpha(self) -> bool:
         # Conservative, from the blocks alone: transparency declared, disposal to background,
-        # or no global colour table to paint the background under a partial first frame.
+        # or a partial first frame (the screen it leaves uncovered is transparent, decision 46).
         layout = self.layout
         first = layout.frames[0]
         partial = (first.left, first.top, first.width, first.height) != (
@@ -241,9 +242,7 @@ class PendingGif:
             self.height,
         )
         return (
-            layout.declares_transparency
-            or any(f.disposal == 2 for f in layout.frames)
-            or (partial and layout.global_palette is None)
+            layout.declares_transparency or any(f.disposal == 2 for f in layout.frames) or partial
         )
 
     @property
@@ -545,7 +544,7 @@ def _derivable(
                 parent_spec = parent_spec or get_metric(parent)
             except GiflabError:
                 continue
-            data = results.get(_metric_node_key(*keys, options, parent_spec))
+            data = results.get(_metric_node_key(*keys, options, parent_spec), "metric")
         output = (data or {}).get("outputs", {}).get(parent)
         if output is not None:
             out[spec.name] = np.asarray(output["per_frame"], dtype=np.float64)
@@ -681,6 +680,8 @@ class PairOutcome:
     result: PairResult | None = None
     sample: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> its sample record
     frame_measurements: int = 0  # frames x metrics its pair-metrics tasks measure (progress)
+    # (original, compressed, alignment node key or None) while a pair fact waits for a decode
+    facts_after_decode: tuple[Any, Any, str | None] | None = None
 
 
 @dataclass
@@ -759,6 +760,8 @@ class BatchPlan:
             if outcome.error is None and outcome.failed:
                 # A verdict over the survivors would re-weigh the composite and skip checks.
                 outcome.error = failure_message(outcome.failed)
+            if outcome.error is None and outcome.facts_after_decode is not None:
+                _complete_facts(outcome, self.options, self.results)
             if outcome.error is None and outcome.alignment is not None:
                 outcome.result = _pair_result(
                     outcome, self.specs, self.profile, self.results, self.sample
@@ -809,9 +812,25 @@ def _pair_result(
         per_frame=_LazyVectors(results, outcome.metric_keys),
         mapping=np.asarray(outcome.alignment["mapping"], dtype=np.int64),  # type: ignore[index]
         alignment={k: v for k, v in outcome.alignment.items() if k not in ("mapping", "facts")},  # type: ignore[union-attr]
-        verdict=evaluate(summaries, profile),
+        verdict=evaluate(summaries, profile, identical=_identical(summaries, outcome, sample)),
         missing=dict(outcome.missing),
         sample=sample_info,
+    )
+
+
+def _identical(
+    summaries: Mapping[str, float], outcome: PairOutcome, sample: SampleSpec | None
+) -> bool:
+    """Whether the pair shows the same frames on the same timeline: MSE 0 on every frame of
+    both sides at their own size, no drift, no frame a viewer could miss (decision 47)."""
+    alignment = outcome.alignment or {}
+    return (
+        sample is None
+        and summaries.get("mse_max") == 0.0
+        and summaries.get("mse_n_missing") == 0.0
+        and alignment.get("original_size") == alignment.get("compressed_size")
+        and summaries.get("timing_drift") == 0.0
+        and summaries.get("frame_count_change") == 0.0
     )
 
 
@@ -839,7 +858,7 @@ class _LazyVectors(dict):  # type: ignore[type-arg]
             return
         self._loaded = True
         for key in self._keys.values():
-            data = self._results.get(key)
+            data = self._results.get(key, "metric")
             if data is None:
                 continue
             for name, output in data["outputs"].items():
@@ -925,16 +944,50 @@ def _scan(path: str) -> GifLayout:
 
 
 def pair_facts(options: AlignOptions, original: Any, compressed: Any) -> dict[str, float]:
-    """Pair-level values the verdict checks besides metric summaries."""
+    """Pair-level values the verdict checks besides metric summaries.
+
+    ``frame_count_change`` counts frames a viewer can tell apart (decision 47), known once both
+    GIFs are decoded: it is left out while either is a :class:`PendingGif`.
+    """
     o_total = display_times(original.durations_ms, options).sum()
     c_total = display_times(compressed.durations_ms, options).sum()
-    return {
+    facts = {
         "timing_drift": float(abs(c_total - o_total) / o_total) if o_total else float("nan"),
-        "frame_count_change": float(max(0, original.n_frames - compressed.n_frames))
-        / original.n_frames,
+        "timing_drift_ms": float(abs(c_total - o_total)),
         "original_frames": float(original.n_frames),
         "compressed_frames": float(compressed.n_frames),
     }
+    o_seen = getattr(original, "distinct_frames", None)
+    c_seen = getattr(compressed, "distinct_frames", None)
+    if o_seen is not None and c_seen is not None:
+        facts["frame_count_change"] = max(0, o_seen - c_seen) / o_seen
+        facts["original_distinct_frames"] = float(o_seen)
+        facts["compressed_distinct_frames"] = float(c_seen)
+    return facts
+
+
+def _complete_facts(outcome: PairOutcome, options: AlignOptions, results: ResultStore) -> None:
+    """The pair facts that waited for the decodes, from the decoded entries; the alignment
+    node is stored once complete (a stored node is never missing a fact)."""
+    from giflab_dask.framestore import FrameStore
+
+    assert outcome.facts_after_decode is not None and outcome.alignment is not None
+    *gifs, node = outcome.facts_after_decode
+    outcome.facts_after_decode = None
+    stored = [
+        FrameStore(gif.store_root).open(gif.key) if isinstance(gif, PendingGif) else gif
+        for gif in gifs
+    ]
+    if any(gif is None for gif in stored):
+        # No entry to count from (removed meanwhile): the check reports it unmeasured.
+        outcome.alignment["facts"]["frame_count_change"] = math.nan
+        return
+    outcome.alignment["facts"] = pair_facts(options, *stored)
+    if node is not None:
+        try:
+            results.put(node, "alignment", outcome.alignment)
+        except CacheWriteError as exc:  # a run-time failure like a metric node's: retried
+            outcome.error = failure_message({"alignment": str(exc)})
 
 
 def plan_batch(
@@ -1032,9 +1085,9 @@ def plan_batch(
         }
         stored_nodes: dict[str, dict[str, Any]] = {}
         if use_cache and not refresh:
-            outcome.alignment = results.get(_alignment_node_key(o_key, c_key, options))
+            outcome.alignment = results.get(_alignment_node_key(o_key, c_key, options), "alignment")
             for spec in specs:
-                data = results.get(outcome.metric_keys[spec.name])
+                data = results.get(outcome.metric_keys[spec.name], "metric")
                 if data is not None:
                     stored_nodes[spec.name] = data
         missing_specs = [s for s in specs if s.name not in stored_nodes]
@@ -1162,10 +1215,15 @@ def plan_batch(
                 "notes": facts.notes,
                 "facts": pair_facts(options, o_gif, c_gif),
             }
-            if use_cache:
-                results.put(
-                    _alignment_node_key(o_key, c_key, options), "alignment", outcome.alignment
-                )
+            node = _alignment_node_key(o_key, c_key, options) if use_cache else None
+            if "frame_count_change" not in outcome.alignment["facts"]:
+                outcome.facts_after_decode = (o_gif, c_gif, node)
+            elif node is not None:
+                try:
+                    results.put(node, "alignment", outcome.alignment)
+                except CacheWriteError as exc:  # its metric nodes could not be stored either
+                    outcome.failed["alignment"] = str(exc)  # a run-time failure: retried
+                    continue
         target = str(results.root)
         if sample is not None:  # which frames to measure is decided here, per pair (decision 31)
             layout = functools.partial(layout_of, outcome.input.original, o_key)
@@ -1273,7 +1331,7 @@ def _sampled_writes(
         design, known = shared, None
         if sample.strategy == "adaptive":
             assert pilot_store is not None
-            data = pilot_store.get(_metric_node_key(o_key, c_key, options, spec, base))
+            data = pilot_store.get(_metric_node_key(o_key, c_key, options, spec, base), "metric")
             if data is None or "sample" not in data:
                 outcome.failed[spec.name] = "adaptive sampling: its pilot sample is missing"
                 continue
