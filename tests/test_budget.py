@@ -73,14 +73,18 @@ def test_a_solid_gif_decodes_to_its_colour(tmp_path: Path) -> None:
 # -- (b) off-screen pixels ------------------------------------------------------------------
 
 
-def _offscreen_reference(indices: np.ndarray, palette: np.ndarray, left: int, top: int,
-                         screen: tuple[int, int]) -> np.ndarray:  # fmt: skip
-    """The screen after drawing one opaque frame: plain numpy, the whole frame then a crop."""
+def _offscreen_reference(
+    indices: np.ndarray, palette: np.ndarray, left: int, top: int, screen: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The screen (RGB, alpha) after drawing one opaque frame: plain numpy, the whole frame
+    drawn on a canvas large enough, then cropped. What no frame covers is transparent: (0, 0,
+    0) with alpha 0 (decision 46)."""
     w, h = screen
-    canvas = np.zeros((h + indices.shape[0] + top, w + indices.shape[1] + left, 3), np.uint8)
-    canvas[:] = palette[0]  # background index 0 of the global table, as decode paints it
-    canvas[top : top + indices.shape[0], left : left + indices.shape[1]] = palette[indices]
-    return canvas[:h, :w]
+    rgb = np.zeros((h + indices.shape[0] + top, w + indices.shape[1] + left, 3), np.uint8)
+    alpha = np.zeros(rgb.shape[:2], np.uint8)
+    rgb[top : top + indices.shape[0], left : left + indices.shape[1]] = palette[indices]
+    alpha[top : top + indices.shape[0], left : left + indices.shape[1]] = 255
+    return rgb[:h, :w], alpha[:h, :w]
 
 
 @pytest.mark.parametrize("interlace", [False, True])
@@ -96,8 +100,10 @@ def test_frames_past_the_screen_are_cropped_exactly(
         [GifFrame(indices, left=where[0], top=where[1], interlace=interlace)],
         16, 12, global_palette=palette,
     )  # fmt: skip
-    ((rgb, _),) = [(rgb.copy(), a) for rgb, a in iter_frames(path)]
-    np.testing.assert_array_equal(rgb, _offscreen_reference(indices, palette, *where, (16, 12)))
+    ((rgb, alpha),) = [(rgb.copy(), a.copy()) for rgb, a in iter_frames(path)]
+    want_rgb, want_alpha = _offscreen_reference(indices, palette, *where, (16, 12))
+    np.testing.assert_array_equal(rgb, want_rgb)
+    np.testing.assert_array_equal(alpha, want_alpha)
 
 
 @pytest.mark.parametrize("interlace", [False, True])
