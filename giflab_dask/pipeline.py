@@ -107,7 +107,6 @@ def _decode_task(
 
     ``memory``: the decode's estimated bytes and the budget it is reserved from (decision 50).
     """
-    from giflab_dask.budget import reserve
     from giflab_dask.framestore import FrameStore
     from giflab_dask.keys import GifSource
 
@@ -1180,8 +1179,11 @@ def plan_batch(
         barrier = None
         try:
             if pair_pending:
-                memory = {k: (decode_bytes(layouts[k]), budget_bytes) for k in pair_pending}
-                barrier = DecodeBarrier.for_gifs(pair_pending, memory)  # type: ignore[arg-type]
+                memory = {
+                    k: (decode_bytes(layout_of(str(path), k)), budget_bytes)
+                    for k, (path, _) in pair_pending.items()
+                }
+                barrier = DecodeBarrier.for_gifs(pair_pending, memory)
             o_gif = gif_for(outcome.input.original, o_key, barrier)
             c_gif = gif_for(outcome.input.compressed, c_key, barrier)
             # Refused before anything of the pair is decoded when a task cannot fit.
