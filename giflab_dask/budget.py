@@ -32,13 +32,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BYTES_PER_PIXEL",
+    "MARGIN",
     "PairClock",
     "TaskLimits",
     "check_pair",
     "decode_bytes",
+    "kernel_bytes_per_pixel",
     "machine_memory",
     "max_pair_seconds",
+    "measure_in_groups",
     "memory_budget",
+    "pair_limits",
     "pair_task_bytes",
     "reserve",
 ]
@@ -128,6 +132,7 @@ def max_pair_seconds() -> float | None:
 
 
 def kernel_bytes_per_pixel(spec: MetricSpec) -> float:
+    """A metric's kernel working memory per pixel of one frame (:data:`BYTES_PER_PIXEL`)."""
     return BYTES_PER_PIXEL.get(spec.name, UNKNOWN_BYTES_PER_PIXEL)
 
 
