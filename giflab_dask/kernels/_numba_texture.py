@@ -91,12 +91,14 @@ def _lbp_block(  # pragma: no cover - compiled by numba
     ones = np.empty(w, np.int32)
     changes = np.empty(w, np.int32)
     prev = np.empty(w, np.int32)
+    counts = np.zeros((2, p + 2), np.int64)
     for k in range(t):
         for y in range(h):
+            dst = img[y + pad, pad:]
+            row = gray[k, y]
             for x in range(w):
-                img[y + pad, x + pad] = gray[k, y, x]
-        for q in range(p + 2):
-            hist[k, q] = 0
+                dst[x] = row[x]
+        counts[:, :] = 0
         for y in range(h):
             centre = img[y + pad, pad:]
             for x in range(w):
@@ -109,6 +111,7 @@ def _lbp_block(  # pragma: no cover - compiled by numba
                 lo_h = img[y + pad + r_lo[i], pad + c_hi[i] :]
                 hi_l = img[y + pad + r_hi[i], pad + c_lo[i] :]
                 hi_h = img[y + pad + r_hi[i], pad + c_hi[i] :]
+                # skimage counts 0/1 changes between samples i - 1 and i only (no wrap-around)
                 later = np.int32(i > 0)
                 if exact[i]:
                     for x in range(w):
@@ -126,12 +129,23 @@ def _lbp_block(  # pragma: no cover - compiled by numba
                         top = b0[x] * np.float64(lo_l[x]) + b1[x] * np.float64(lo_h[x])
                         bottom = b0[x] * np.float64(hi_l[x]) + b1[x] * np.float64(hi_h[x])
                         value = a0 * top + a1 * bottom
+                        # skimage's ``value - centre >= 0``: the same test for finite doubles
                         bit = np.int32(value >= np.float64(centre[x]))
                         changes[x] += (bit ^ prev[x]) * later
                         ones[x] += bit
                         prev[x] = bit
             for x in range(w):
-                hist[k, ones[x] if changes[x] <= 2 else p + 1] += 1
+                ones[x] = ones[x] if changes[x] <= 2 else p + 1  # now the code
+            # two histograms: consecutive increments of one bin do not wait on each other
+            c0 = counts[0]
+            c1 = counts[1]
+            for x in range(0, w - 1, 2):
+                c0[ones[x]] += 1
+                c1[ones[x + 1]] += 1
+            if w % 2:
+                c0[ones[w - 1]] += 1
+        for q in range(p + 2):
+            hist[k, q] = counts[0, q] + counts[1, q]
 
 
 def _canny_block(gray, scale, low, high, out):  # pragma: no cover - compiled by numba
@@ -244,8 +258,9 @@ def _canny_block(gray, scale, low, high, out):  # pragma: no cover - compiled by
         # Hysteresis: the 8-connected groups of candidates holding a strong pixel (3 = kept;
         # candidates are inside the outer ring, so every neighbour is in the frame).
         for y0 in range(1, h - 1):
+            row = state[y0]
             for x0 in range(1, w - 1):
-                if state[y0, x0] != 2:
+                if row[x0] != 2:
                     continue
                 state[y0, x0] = 3
                 stack[0] = y0 * w + x0
@@ -261,8 +276,10 @@ def _canny_block(gray, scale, low, high, out):  # pragma: no cover - compiled by
                                 stack[n] = yy * w + xx
                                 n += 1
         for y in range(h):
+            kept = out[k, y]
+            row = state[y]
             for x in range(w):
-                out[k, y, x] = state[y, x] == 3
+                kept[x] = row[x] == 3
 
 
 def _channel_hist_block(rgb, hist):  # pragma: no cover - compiled by numba
