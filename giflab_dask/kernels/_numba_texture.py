@@ -149,7 +149,8 @@ def _lbp_block(  # pragma: no cover - compiled by numba
 
 
 def _canny_block(gray, scale, low, high, out):  # pragma: no cover - compiled by numba
-    """skimage's Canny with ``sigma=0`` of each (H, W) uint8 frame of ``gray`` into ``out``.
+    """skimage's Canny with ``sigma=0`` of each (H, W) uint8 frame of ``gray`` into ``out``
+    (all False on entry).
 
     Grey level ``v`` is ``v * scale`` in float64 (skimage's ``img_as_float``, ``scale`` being
     ``1 / 255``); ``low`` is the float32 low threshold as a float64, ``high`` the float64 high
@@ -255,31 +256,39 @@ def _canny_block(gray, scale, low, high, out):  # pragma: no cover - compiled by
                     & (n22 * wt + n21 * (1.0 - wt) <= mc)
                 )
                 st[x] = np.uint8(keep) * (np.uint8(1) + np.uint8(mc >= high))
-        # Hysteresis: the 8-connected groups of candidates holding a strong pixel (3 = kept;
-        # candidates are inside the outer ring, so every neighbour is in the frame).
+        # Hysteresis: the 8-connected groups of candidates holding a strong pixel, flooded from
+        # each strong pixel (3 = kept) and written to ``out`` as found (``out`` starts False).
+        # Candidates are inside the outer ring, so every neighbour is in the frame.
+        flat = state.reshape(h * w)
+        kept = out[k].reshape(h * w)
         for y0 in range(1, h - 1):
             row = state[y0]
             for x0 in range(1, w - 1):
                 if row[x0] != 2:
                     continue
-                state[y0, x0] = 3
-                stack[0] = y0 * w + x0
+                start = y0 * w + x0
+                flat[start] = 3
+                kept[start] = True
+                stack[0] = start
                 n = 1
                 while n > 0:
                     n -= 1
-                    y = stack[n] // w
-                    x = stack[n] - y * w
-                    for yy in range(y - 1, y + 2):
-                        for xx in range(x - 1, x + 2):
-                            if state[yy, xx] == 1 or state[yy, xx] == 2:
-                                state[yy, xx] = 3
-                                stack[n] = yy * w + xx
-                                n += 1
-        for y in range(h):
-            kept = out[k, y]
-            row = state[y]
-            for x in range(w):
-                kept[x] = row[x] == 3
+                    c = stack[n]
+                    for j in (
+                        c - w - 1,
+                        c - w,
+                        c - w + 1,
+                        c - 1,
+                        c + 1,
+                        c + w - 1,
+                        c + w,
+                        c + w + 1,
+                    ):
+                        if flat[j] == 1 or flat[j] == 2:
+                            flat[j] = 3
+                            kept[j] = True
+                            stack[n] = j
+                            n += 1
 
 
 def _channel_hist_block(rgb, hist):  # pragma: no cover - compiled by numba
