@@ -101,8 +101,7 @@ def _pairs(shape: tuple[int, int], seed: int, t: int = 3) -> list[tuple[str, Any
 def test_lbp_histograms_are_skimages_codes(shape: tuple[int, int]) -> None:
     radii = (1, 2, 3) if shape[0] * shape[1] < 5000 else (1,)
     for name, a, b in _pairs(shape, seed=sum(shape)):
-        gray = _numba_texture.luma(np.concatenate([a, b]))
-        np.testing.assert_array_equal(gray, luma(np.concatenate([a, b])), err_msg=name)
+        gray = luma(np.concatenate([a, b]))
         for radius in radii:
             p = 8 * radius
             got = _numba_texture.lbp_histograms(gray, radius)

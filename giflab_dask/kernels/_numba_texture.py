@@ -1,9 +1,9 @@
 """Numba kernels of the texture, edge, histogram, sharpness and temporal metrics.
 
 Each kernel reproduces, bit for bit, what the numpy path of :mod:`~giflab_dask.kernels.texture`
-or :mod:`~giflab_dask.kernels.temporal` computes, in one compiled pass per frame:
+or :mod:`~giflab_dask.kernels.temporal` computes, in one compiled pass per frame (luma comes
+from :func:`giflab_dask.kernels._frames.luma`, shared by the kernels of a block):
 
-* :func:`luma` -- OpenCV's fixed-point ``RGB2GRAY`` in integers (as ``_luma.luma``);
 * :func:`lbp_histograms` -- histograms of :func:`skimage.feature.local_binary_pattern` codes
   with ``method="uniform"``: the same sample points (rounded to 5 decimals), the same bilinear
   interpolation with a zero border, operation for operation in float64 (so the same rounding
@@ -18,10 +18,10 @@ or :mod:`~giflab_dask.kernels.temporal` computes, in one compiled pass per frame
 * :func:`channel_histograms`, :func:`laplacian_sums`, :func:`abs_diff_sums` -- exact integer
   counts and sums.
 
-numba is optional: this module imports without it, imports numba on the first call and
-compiles (or loads from numba's on-disk cache) only the kernels that are used. A function
-returns ``None`` when numba is unusable (the caller then runs the numpy path);
-:func:`import_error` says why. Compiled functions release the GIL.
+This module imports without numba (a dependency since design decision 51): numba is imported
+on the first call, which compiles (or loads from numba's on-disk cache) only the kernels that
+are used. A function returns ``None`` when numba is unusable (the caller then runs the numpy
+path); :func:`import_error` says why. Compiled functions release the GIL.
 """
 
 from __future__ import annotations
@@ -41,36 +41,10 @@ __all__ = [
     "import_error",
     "laplacian_sums",
     "lbp_histograms",
-    "luma",
     "numba_missing",
 ]
 
-_LUMA_R, _LUMA_G, _LUMA_B, _LUMA_HALF = 9798, 19235, 3735, 16384
-
-
 # ----------------------------------------------------------------------- kernels (numba source)
-
-
-def _luma_block(rgb, out):  # pragma: no cover - compiled by numba
-    """OpenCV luma ``(9798 R + 19235 G + 3735 B + 2**14) >> 15`` of a (t, H, W, 3) block.
-
-    Read as flat ``3 * q`` offsets: LLVM vectorises the interleaved loads (3x faster than
-    indexing ``[y, x, c]``).
-    """
-    t, h, w, _ = rgb.shape
-    n = h * w
-    for k in range(t):
-        f = rgb[k].reshape(n * 3)
-        o = out[k].reshape(n)
-        for q in range(n):
-            j = 3 * q
-            v = (
-                np.int32(_LUMA_R) * np.int32(f[j])
-                + np.int32(_LUMA_G) * np.int32(f[j + 1])
-                + np.int32(_LUMA_B) * np.int32(f[j + 2])
-                + np.int32(_LUMA_HALF)
-            )
-            o[q] = np.uint8(v >> 15)
 
 
 def _lbp_block(  # pragma: no cover - compiled by numba
@@ -374,7 +348,6 @@ def _abs_diff_block(frames, out):  # pragma: no cover - compiled by numba
 # --------------------------------------------------------------------------------- compilation
 
 _SIGNATURES: dict[str, tuple[str, Callable[..., None]]] = {
-    "luma": ("void(uint8[:, :, :, ::1], uint8[:, :, ::1])", _luma_block),
     "lbp": (
         "void(uint8[:, :, ::1], int64, int64[::1], int64[::1], int64[::1], int64[::1], "
         "float64[:, ::1], float64[:, ::1], float64[:, ::1], float64[:, ::1], boolean[::1], "
@@ -444,16 +417,6 @@ def numba_missing(kernel: str) -> ImportError:
 
 
 # ---------------------------------------------------------------------------------- wrappers
-
-
-def luma(rgb: np.ndarray) -> np.ndarray | None:
-    """OpenCV luma of a validated uint8 ``(t, H, W, 3)`` block, uint8 ``(t, H, W)``."""
-    kernel = _kernel("luma")
-    if kernel is None:
-        return None
-    out = np.empty(rgb.shape[:3], dtype=np.uint8)
-    kernel(np.ascontiguousarray(rgb), out)
-    return out
 
 
 @functools.lru_cache(maxsize=32)

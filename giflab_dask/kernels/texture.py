@@ -10,7 +10,8 @@ The definitions are GifLab's (``lachyts/giflab``, ``src/giflab/metrics.py``: ``c
 GifLab computes them with OpenCV; this module does not depend on OpenCV:
 
 * luma is OpenCV's ``COLOR_RGB2GRAY`` for 8-bit input, reproduced bit for bit
-  (:func:`giflab_dask.kernels._luma.luma`);
+  (:func:`giflab_dask.kernels._luma.luma`), computed once per frame for all the kernels of a
+  block (:func:`giflab_dask.kernels._frames.luma`);
 * histograms, Pearson correlations and the 3x3 Laplacian with OpenCV's default border
   (``BORDER_REFLECT_101``, scipy's ``mode="mirror"``) are exact re-implementations;
 * Canny is :func:`skimage.feature.canny` by default, which is *not* identical to ``cv2.Canny``
@@ -34,7 +35,8 @@ from scipy import ndimage as ndi
 
 from giflab_dask.errors import GiflabError
 from giflab_dask.kernels import _numba, _numba_texture
-from giflab_dask.kernels._luma import check_pair, luma
+from giflab_dask.kernels._frames import luma
+from giflab_dask.kernels._luma import check_pair
 
 __all__ = [
     "canny_opencv",
@@ -124,11 +126,11 @@ def _channel_hist(channel: np.ndarray, bins: int) -> np.ndarray:
     return np.bincount(idx, minlength=bins).astype(np.float64)
 
 
-def _block_luma(frames: np.ndarray, backend: str) -> np.ndarray | None:
-    """OpenCV luma of a block, uint8 ``(t, H, W)``, by numba; ``None`` for the numpy path."""
-    if backend == "numpy":
-        return None
-    return _numba_texture.luma(frames)
+def _gray(frames: np.ndarray) -> np.ndarray:
+    """OpenCV luma of each frame of a ``(t, H, W, 3)`` block, uint8 ``(t, H, W)``."""
+    if frames.shape[0] == 0:
+        return np.empty(frames.shape[:3], dtype=np.uint8)
+    return np.stack([luma(frame) for frame in frames])
 
 
 _EIGHT = np.ones((3, 3), dtype=bool)
@@ -234,11 +236,9 @@ def edge_similarity(
     backend = _numba.check_backend(backend, "edge_similarity")
 
     t = original.shape[0]
-    if method == "skimage" and sigma == 0:
-        g1 = _block_luma(original, backend)
-        g2 = _block_luma(compressed, backend)
-        e1 = None if g1 is None else _numba_texture.canny(g1, low_threshold, high_threshold)
-        e2 = None if g2 is None else _numba_texture.canny(g2, low_threshold, high_threshold)
+    if method == "skimage" and sigma == 0 and backend != "numpy":
+        e1 = _numba_texture.canny(_gray(original), low_threshold, high_threshold)
+        e2 = _numba_texture.canny(_gray(compressed), low_threshold, high_threshold)
         if e1 is not None and e2 is not None:
             return np.array([_jaccard(e1[i], e2[i]) for i in range(t)], dtype=np.float64)
         if backend == "numba":
@@ -310,8 +310,9 @@ def texture_similarity(
 
 def _lbp_hists(frames: np.ndarray, radius: int, backend: str) -> np.ndarray:
     """Counts of each uniform-LBP code (``0 .. P + 1``) per frame, float64 ``(t, P + 2)``."""
-    gray = _block_luma(frames, backend)
-    counts = None if gray is None else _numba_texture.lbp_histograms(gray, radius)
+    counts = None
+    if backend != "numpy":
+        counts = _numba_texture.lbp_histograms(_gray(frames), radius)
     if counts is not None:
         return counts.astype(np.float64)
     if backend == "numba" and _numba_texture.import_error() is not None:
@@ -335,8 +336,7 @@ def _laplacian_variances(frames: np.ndarray, backend: str) -> list[float]:
     """
     sums = None
     if backend != "numpy":
-        gray = _numba_texture.luma(frames)
-        sums = None if gray is None else _numba_texture.laplacian_sums(gray)
+        sums = _numba_texture.laplacian_sums(_gray(frames))
         if sums is None and backend == "numba":
             raise _numba_texture.numba_missing("sharpness_similarity")
     if sums is None:
