@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "CacheFileError",
     "CacheIntegrityWarning",
+    "CacheWriteError",
     "ConfigError",
     "ExternalToolError",
     "FrameStoreCorruptError",
@@ -19,6 +21,8 @@ __all__ = [
     "GiflabError",
     "GiflabWarning",
     "MeasurementError",
+    "MemoryBudgetError",
+    "PairTimeLimitError",
 ]
 
 
@@ -51,6 +55,28 @@ class GifLimitError(GifDecodeError):
     """A GIF exceeds a configured input limit (``giflab.limits``)."""
 
 
+class CacheFileError(GiflabError):
+    """A file inside a cache root is not one a store writes: a symlink, a device, a FIFO, or
+    larger than any document the store writes. It is never read (and never followed)."""
+
+
+class CacheWriteError(GiflabError):
+    """A cache root cannot be written (permission denied, disk full, read-only filesystem).
+
+    The message names the store, its root and the cause, one line:
+    ``result store /path cannot be written (No space left on device)``.
+    """
+
+    def __init__(self, store: str, root: str | Path, cause: str) -> None:
+        self.store = store
+        self.root = str(root)
+        self.cause = cause
+        super().__init__(f"{store} {self.root} cannot be written ({cause})")
+
+    def __reduce__(self) -> tuple[type[CacheWriteError], tuple[str, str, str]]:
+        return (type(self), (self.store, self.root, self.cause))
+
+
 class MeasurementError(GiflabError):
     """A metric failed at run time (an exception, memory, a node that could not be written).
 
@@ -61,6 +87,14 @@ class MeasurementError(GiflabError):
 
 class ExternalToolError(MeasurementError):
     """An external metric tool (butteraugli) is not installed, or failed on a frame."""
+
+
+class MemoryBudgetError(GiflabError):
+    """A task's estimated working memory exceeds ``giflab.limits.memory-budget``."""
+
+
+class PairTimeLimitError(GiflabError):
+    """A pair's metric tasks ran longer than ``giflab.limits.max-pair-seconds``."""
 
 
 class FrameStoreError(GiflabError):
