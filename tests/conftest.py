@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
+import giflab_dask  # noqa: F401  (registers the giflab config defaults before any fixture sets config)
+
 # CI sets this so a test that needs ImageMagick or gifsicle fails instead of skipping.
 REQUIRE_TOOLS = os.environ.get("GIFLAB_REQUIRE_TOOLS") == "1"
 
