@@ -271,3 +271,18 @@ def test_kernels_import_without_numba_and_do_not_import_it_eagerly() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_numba_kernels_take_read_only_frames() -> None:
+    """Frames from read-only buffers (np.asarray of a Pillow image, np.frombuffer) work."""
+    from giflab_dask.kernels.fidelity import mse
+    from giflab_dask.kernels.structural import ssim
+
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 256, (2, 24, 30, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (2, 24, 30, 3), dtype=np.uint8)
+    ra, rb = a.copy(), b.copy()
+    ra.setflags(write=False)
+    rb.setflags(write=False)
+    np.testing.assert_array_equal(ssim(ra, rb, backend="numba"), ssim(a, b, backend="numpy"))
+    np.testing.assert_array_equal(mse(ra, rb), mse(a, b))

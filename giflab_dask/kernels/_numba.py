@@ -64,9 +64,6 @@ _C1_FULL = np.float32(_C1 * _NP * _NP)
 _C2_FULL = np.float32(_C2 * _NP * (_NP - 1))
 _LUMA_R, _LUMA_G, _LUMA_B, _LUMA_HALF = 9798, 19235, 3735, 16384
 
-_SIGNATURE = "void(uint8[:, :, :, ::1], uint8[:, :, :, ::1], float64[::1])"
-_SSE_SIGNATURE = "void(uint8[:, ::1], uint8[:, ::1], float64[::1])"
-
 _lock = threading.Lock()
 _kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
 _sse_kernel: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
@@ -246,12 +243,16 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
                     return numba.njit(signature, cache=False, **options)(function)
 
             try:
-                _sse_kernel = compile_(_SSE_SIGNATURE, _sse_block)
-                u8 = numba.types.uint8
+                u8, f8 = numba.types.uint8, numba.types.float64
+                # Inputs typed read-only, which also takes writable arrays: frames often come
+                # from read-only buffers (np.asarray of a Pillow image, np.frombuffer).
+                planes = numba.types.Array(u8, 2, "C", readonly=True)
+                _sse_kernel = compile_(numba.void(planes, planes, f8[::1]), _sse_block)
                 indices = numba.types.Array(u8, 2, "A", readonly=True)  # a Pillow buffer
                 draw = numba.void(indices, u8[:, ::1], numba.types.int64, u8[:, :, :], u8[:, :])
                 _draw_kernel = compile_(draw, _draw_block)
-                _kernel = compile_(_SIGNATURE, _ssim_block)
+                blocks = numba.types.Array(u8, 4, "C", readonly=True)
+                _kernel = compile_(numba.void(blocks, blocks, f8[::1]), _ssim_block)
             except Exception as exc:
                 _sse_kernel = _draw_kernel = None
                 _import_error = f"numba could not compile its kernels: {exc}"
