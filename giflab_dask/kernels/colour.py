@@ -30,6 +30,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from giflab_dask.errors import GiflabError
+from giflab_dask.kernels import _numba, _numba_colour
 from giflab_dask.kernels._luma import check_pair, luma
 from giflab_dask.kernels.texture import canny_opencv
 
@@ -219,6 +220,7 @@ def _pair_deltae(original: np.ndarray, compressed: np.ndarray) -> tuple[np.ndarr
     GIF frames use few colours, so a frame of 130k pixels typically holds a few thousand
     distinct colour pairs: computing ΔE once per pair (exactly the per-pixel values, float64)
     is what makes the kernel fast. Worst case (every pixel a new pair) costs one extra sort.
+    Pairs come sorted by ``(original colour, compressed colour)``.
     """
     o = original.reshape(-1, 3).astype(np.uint64)
     c = compressed.reshape(-1, 3).astype(np.uint64)
@@ -239,7 +241,53 @@ def _pair_deltae(original: np.ndarray, compressed: np.ndarray) -> tuple[np.ndarr
     return de, counts
 
 
-def deltae(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
+def _unpack(codes: np.ndarray) -> np.ndarray:
+    """uint8 ``(n, 3)`` RGB of 24-bit colour codes ``(R << 16) | (G << 8) | B``."""
+    return np.stack([(codes >> 16) & 0xFF, (codes >> 8) & 0xFF, codes & 0xFF], -1).astype(np.uint8)
+
+
+def _pair_deltae_indexed(
+    colours_o: np.ndarray,
+    colours_c: np.ndarray,
+    pair_o: np.ndarray,
+    pair_c: np.ndarray,
+) -> np.ndarray:
+    """ΔE00 of the colour pairs ``(colours_o[pair_o], colours_c[pair_c])``.
+
+    Lab once per distinct colour of each frame, then the formula per pair in runs of ``_RUN``
+    as :func:`_pair_deltae` does: every operation is elementwise, so each pair's value is the
+    one :func:`_pair_deltae` computes for it, bit for bit.
+    """
+    lab_o = _lab_from_codes(_unpack(colours_o))
+    lab_c = _lab_from_codes(_unpack(colours_c))
+    de = np.empty(pair_o.size, dtype=np.float64)
+    for start in range(0, pair_o.size, _RUN):
+        po = pair_o[start : start + _RUN]
+        pc = pair_c[start : start + _RUN]
+        de[start : start + _RUN] = _ciede2000(*(x[po] for x in lab_o), *(x[pc] for x in lab_c))
+    return de
+
+
+def _percentile_of_repeats(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """``np.percentile(np.repeat(values, counts), q)`` (linear method), bit for bit, without
+    building the repeated array: the two order statistics come from the cumulative counts
+    and are interpolated with numpy's own formula (``numpy.lib._function_base_impl._lerp``)."""
+    n = int(counts.sum())
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    cum = np.cumsum(counts[order])
+    virtual = (n - 1) * np.true_divide(q, 100)
+    if virtual >= n - 1:
+        return float(v[-1])
+    prev = np.floor(virtual)
+    gamma = virtual - prev
+    a = v[np.searchsorted(cum, prev, side="right")]
+    b = v[np.searchsorted(cum, prev + 1, side="right")]
+    diff = b - a
+    return float(b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma)
+
+
+def deltae(original: np.ndarray, compressed: np.ndarray, *, backend: str = "auto") -> np.ndarray:
     """Per-pixel CIEDE2000 colour difference, summarised per frame: ``(t, 8)`` float64.
 
     For every pixel: sRGB -> CIELAB (D65, 2° observer, exactly as :func:`skimage.color.rgb2lab`)
@@ -264,8 +312,14 @@ def deltae(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
     function of the per-frame ones.
     Identical frames give 0 in every ΔE column. Computed in float64 throughout (once per
     distinct colour pair of the frame, see :func:`_pair_deltae`).
+
+    ``backend`` (``"auto"``, ``"numba"``, ``"numpy"``) chooses how the distinct colour pairs
+    are found: numba's hash tables (:mod:`giflab_dask.kernels._numba_colour`) or numpy's
+    ``np.unique``. Both give the same pairs in the same order, so the values are equal bit
+    for bit; ``"auto"`` uses numba when it can be imported.
     """
     original, compressed = check_pair(original, compressed, "deltae")
+    backend = _numba.check_backend(backend, "deltae")
     t = original.shape[0]
     n_pix = original.shape[1] * original.shape[2]
     out = np.empty((t, len(DELTAE_OUTPUTS)), dtype=np.float64)
@@ -273,10 +327,17 @@ def deltae(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
         out[:] = np.nan
         out[:, -1] = 0.0
         return out
+    pairs = _numba_colour.colour_pairs(n_pix) if backend != "numpy" else None
+    if pairs is None and backend == "numba":
+        raise _numba.numba_missing("deltae")
     for i in range(t):
-        de, counts = _pair_deltae(original[i], compressed[i])
+        if pairs is None:
+            de, counts = _pair_deltae(original[i], compressed[i])
+        else:
+            colours_o, colours_c, pair_o, pair_c, counts = pairs(original[i], compressed[i])
+            de = _pair_deltae_indexed(colours_o, colours_c, pair_o, pair_c)
         out[i, 0] = float(de @ counts) / n_pix
-        out[i, 1] = np.percentile(np.repeat(de, counts), 95)
+        out[i, 1] = _percentile_of_repeats(de, counts, 95)
         out[i, 2] = de.max()
         for j, thr in enumerate(DELTAE_THRESHOLDS):
             out[i, 3 + j] = int(counts[de > thr].sum()) / n_pix * 100.0
