@@ -26,6 +26,10 @@ _PAIRS_SIGNATURE = (
     "int32[::1], int32[::1], int64[::1], int64[::1])"
 )
 
+_STATS_SIGNATURE = "void(uint8[:, ::1], int64[::1], int64[::1], int64, float64[:, ::1])"
+_MAGNITUDE_SIGNATURE = "void(uint8[:, ::1], float64[:, ::1])"
+_COUNTS_SIGNATURE = "void(float64[::1], float64[::1], int64[::1])"
+
 _lock = threading.Lock()
 _kernels: dict[str, Callable[..., None]] = {}
 _failed = False
@@ -142,23 +146,285 @@ def _pairs_frame(  # pragma: no cover - compiled by numba
     sizes[2] = k
 
 
+def _block_sum(a, start, n):  # pragma: no cover - compiled by numba
+    """numpy's pairwise-sum leaf (n <= 128): 8 accumulators, combined as a tree, then the
+    remainder in order (below 8 values, a plain sum from -0.0)."""
+    if n < 8:
+        res = -0.0
+        for i in range(n):
+            res += a[start + i]
+        return res
+    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
+    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+    i = 8
+    while i < n - (n % 8):
+        k = start + i
+        r0 += a[k]
+        r1 += a[k + 1]
+        r2 += a[k + 2]
+        r3 += a[k + 3]
+        r4 += a[k + 4]
+        r5 += a[k + 5]
+        r6 += a[k + 6]
+        r7 += a[k + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[start + i]
+        i += 1
+    return res
+
+
+def _pairwise_sum(a, start, n):  # pragma: no cover - compiled by numba
+    """numpy's pairwise summation of ``a[start:start + n]`` (``pairwise_sum`` in numpy's
+    ``loops_utils.h.src``: leaves of at most 128 values, :func:`_block_sum`, and halves split
+    at a multiple of 8), so that sums equal ``np.sum`` of the same contiguous values bit for
+    bit. numpy recurses; this walks the same tree with explicit stacks (numba compiles no
+    recursion here)."""
+    if n <= 128:
+        return _block_sum(a, start, n)
+    starts = np.empty(64, np.int64)
+    sizes = np.empty(64, np.int64)
+    stages = np.empty(64, np.int64)
+    values = np.empty(64, np.float64)
+    top, nv = 0, 0
+    starts[0], sizes[0], stages[0] = start, n, 0
+    while top >= 0:
+        s, m = starts[top], sizes[top]
+        if m <= 128:
+            values[nv] = _block_sum(a, s, m)
+            nv += 1
+            top -= 1
+            continue
+        half = m // 2
+        half -= half % 8
+        if stages[top] == 0:  # left half first
+            stages[top] = 1
+            top += 1
+            starts[top], sizes[top], stages[top] = s, half, 0
+        elif stages[top] == 1:  # then the right half
+            stages[top] = 2
+            top += 1
+            starts[top], sizes[top], stages[top] = s + half, m - half, 0
+        else:  # both done: left + right
+            values[nv - 2] = values[nv - 2] + values[nv - 1]
+            nv -= 1
+            top -= 1
+    return values[0]
+
+
+def _mean(a):  # pragma: no cover - compiled by numba
+    """``a.mean()`` of a contiguous float64 array: numpy's pairwise sum over the count."""
+    return _pairwise_sum(a, 0, a.size) / a.size
+
+
+def _var(a, mean, scratch):  # pragma: no cover - compiled by numba
+    """``a.var()`` given ``mean = a.mean()``, with numpy's operations (``scratch``: a.size)."""
+    n = a.size
+    for i in range(n):
+        d = a[i] - mean
+        scratch[i] = d * d
+    return _pairwise_sum(scratch, 0, n) / n
+
+
+def _reflect(i, n):  # pragma: no cover - compiled by numba
+    """Index ``i`` in ``[-1, n]`` mirrored into ``[0, n)`` (scipy ``mode="mirror"``)."""
+    if i < 0:
+        return 1 if n > 1 else 0
+    if i >= n:
+        return n - 2 if n > 1 else n - 1
+    return i
+
+
+def _sobel_at(gray, y0, x0, ph, pw, r, c):  # pragma: no cover - compiled by numba
+    """``|Sobel|`` at (r, c) of the ``ph`` x ``pw`` patch of ``gray`` at (y0, x0), the patch
+    alone (``BORDER_REFLECT_101`` at its edges): exact integer gradients, then one sqrt."""
+    ru, rd = y0 + _reflect(r - 1, ph), y0 + _reflect(r + 1, ph)
+    cl, cr = x0 + _reflect(c - 1, pw), x0 + _reflect(c + 1, pw)
+    rc, cc = y0 + r, x0 + c
+    gx = (
+        (np.int32(gray[ru, cr]) - np.int32(gray[ru, cl]))
+        + 2 * (np.int32(gray[rc, cr]) - np.int32(gray[rc, cl]))
+        + (np.int32(gray[rd, cr]) - np.int32(gray[rd, cl]))
+    )
+    gy = (
+        (np.int32(gray[rd, cl]) - np.int32(gray[ru, cl]))
+        + 2 * (np.int32(gray[rd, cc]) - np.int32(gray[ru, cc]))
+        + (np.int32(gray[rd, cr]) - np.int32(gray[ru, cr]))
+    )
+    return np.sqrt(np.float64(gx * gx + gy * gy))
+
+
+def _frame_sobel(gray, mag):  # pragma: no cover - compiled by numba
+    """``|Sobel|`` of every interior pixel of ``gray`` into ``mag`` (borders left unset): the
+    value of every patch pixel that is not on the patch's own border."""
+    h, w = gray.shape
+    for r in range(1, h - 1):
+        up, mid, dn = gray[r - 1], gray[r], gray[r + 1]
+        out = mag[r]
+        for c in range(1, w - 1):
+            gx = (
+                (np.int32(up[c + 1]) - np.int32(up[c - 1]))
+                + 2 * (np.int32(mid[c + 1]) - np.int32(mid[c - 1]))
+                + (np.int32(dn[c + 1]) - np.int32(dn[c - 1]))
+            )
+            gy = (
+                (np.int32(dn[c - 1]) - np.int32(up[c - 1]))
+                + 2 * (np.int32(dn[c]) - np.int32(up[c]))
+                + (np.int32(dn[c + 1]) - np.int32(up[c + 1]))
+            )
+            out[c] = np.sqrt(np.float64(gx * gx + gy * gy))
+
+
+def _magnitude(patch, mag):  # pragma: no cover - compiled by numba
+    """``|Sobel|`` of ``patch`` alone into ``mag`` (same shape): ``colour._sobel_magnitude``'s
+    values bit for bit."""
+    h, w = patch.shape
+    _frame_sobel(patch, mag)
+    for c in range(w):
+        mag[0, c] = _sobel_at(patch, 0, 0, h, w, 0, c)
+        mag[h - 1, c] = _sobel_at(patch, 0, 0, h, w, h - 1, c)
+    for r in range(1, h - 1):
+        mag[r, 0] = _sobel_at(patch, 0, 0, h, w, r, 0)
+        mag[r, w - 1] = _sobel_at(patch, 0, 0, h, w, r, w - 1)
+
+
+def _bin_counts(values, edges, counts):  # pragma: no cover - compiled by numba
+    """``counts[i]`` = number of ``values`` with ``edges[i] <= v < edges[i + 1]`` (the last bin
+    closed): ``np.histogram``'s counts for these edges (values within them)."""
+    nb = edges.size - 1
+    for i in range(nb):
+        counts[i] = 0
+    for v in values:
+        lo, hi = 0, nb  # the largest i with edges[i] <= v, at most nb - 1
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if edges[mid] <= v:
+                lo = mid
+            else:
+                hi = mid
+        counts[lo] += 1
+
+
+def _patch_stats(gray, ys, xs, p, out):  # pragma: no cover - compiled by numba
+    """For the ``p`` x ``p`` patches of ``gray`` at rows ``ys`` x columns ``xs`` (scan order):
+    ``out[k] = (var(patch), mean(|Sobel|), std(|Sobel|))``, as ``colour._gradient_regions``
+    computes them with numpy, bit for bit.
+
+    Sobel on the patch alone (``BORDER_REFLECT_101`` at its edges) in exact integers: inside
+    the patch it is the frame's Sobel (computed once per frame), on the patch's border it is
+    recomputed with the reflection. The magnitude ``sqrt(gx^2 + gy^2)`` is then the float64
+    value scipy's filters give; means and variances use numpy's operations and pairwise
+    summation (:func:`_mean`, :func:`_var`).
+    """
+    h, w = gray.shape
+    frame_mag = np.empty((h, w), np.float64)
+    _frame_sobel(gray, frame_mag)
+    n = p * p
+    vals = np.empty(n, np.float64)
+    mag = np.empty(n, np.float64)
+    scratch = np.empty(n, np.float64)
+    k = 0
+    for y0 in ys:
+        for x0 in xs:
+            for r in range(p):
+                src = gray[y0 + r, x0 : x0 + p]
+                msrc = frame_mag[y0 + r, x0 : x0 + p]
+                for c in range(p):
+                    vals[r * p + c] = src[c]
+                    mag[r * p + c] = msrc[c]
+            for c in range(p):  # the patch's border: its own reflection
+                mag[c] = _sobel_at(gray, y0, x0, p, p, 0, c)
+                mag[(p - 1) * p + c] = _sobel_at(gray, y0, x0, p, p, p - 1, c)
+            for r in range(1, p - 1):
+                mag[r * p] = _sobel_at(gray, y0, x0, p, p, r, 0)
+                mag[r * p + p - 1] = _sobel_at(gray, y0, x0, p, p, r, p - 1)
+            out[k, 0] = _var(vals, _mean(vals), scratch)
+            mean = _mean(mag)
+            out[k, 1] = mean
+            out[k, 2] = np.sqrt(_var(mag, mean, scratch))
+            k += 1
+
+
+_HELPERS = {
+    "pairs": ("_codes", "_lookup", "_distinct", "_sort_ranks"),
+    "stats": (
+        "_block_sum",
+        "_pairwise_sum",
+        "_mean",
+        "_var",
+        "_reflect",
+        "_sobel_at",
+        "_frame_sobel",
+    ),
+}
+_HELPERS["magnitude"] = ("_reflect", "_sobel_at", "_frame_sobel")
+_HELPERS["counts"] = ()
+_KERNELS = {
+    "pairs": ("_pairs_frame", _PAIRS_SIGNATURE),
+    "stats": ("_patch_stats", _STATS_SIGNATURE),
+    "magnitude": ("_magnitude", _MAGNITUDE_SIGNATURE),
+    "counts": ("_bin_counts", _COUNTS_SIGNATURE),
+}
+
+
 def _load(name: str) -> Callable[..., None] | None:
-    """The compiled kernel ``name`` (compiled on first call, thread-safe); ``None`` without
-    numba."""
-    global _codes, _lookup, _distinct, _sort_ranks, _failed
+    """The compiled kernel ``name`` (compiled on first call, thread-safe); ``None`` when numba
+    is unusable. Its helpers are compiled first and replace the plain functions in this
+    module's namespace, where the kernel looks them up."""
+    global _failed
     if name not in _kernels and not _failed:
         with _lock:
             if name not in _kernels and not _failed:
-                if name == "pairs":
-                    functions = (_codes, _lookup, _distinct, _sort_ranks)
-                    helpers = [_numba.compile_helper(f) for f in functions]
-                    if None not in helpers:  # _pairs_frame calls them as compiled functions
-                        _codes, _lookup, _distinct, _sort_ranks = helpers
-                        kernel = _numba.compile_kernel(_PAIRS_SIGNATURE, _pairs_frame)
-                        if kernel is not None:
-                            _kernels[name] = kernel
+                namespace = globals()
+                helpers = [
+                    namespace[h]
+                    if hasattr(namespace[h], "py_func")  # compiled already
+                    else _numba.compile_helper(namespace[h])
+                    for h in _HELPERS[name]
+                ]
+                if None not in helpers:
+                    namespace.update(zip(_HELPERS[name], helpers, strict=True))
+                    function, signature = _KERNELS[name]
+                    kernel = _numba.compile_kernel(signature, namespace[function])
+                    if kernel is not None:
+                        _kernels[name] = kernel
                 _failed = name not in _kernels
     return _kernels.get(name)
+
+
+def load_banding() -> bool:
+    """Whether the banding kernels are usable (compiling them on first call)."""
+    return all(_load(name) is not None for name in ("stats", "magnitude", "counts"))
+
+
+def gradient_histogram(patch: np.ndarray, bins: int) -> np.ndarray | None:
+    """``np.histogram(colour._sobel_magnitude(patch), bins)[0]`` of a uint8 luma patch, the
+    same counts, with numba's integer Sobel and a binary search per value over numpy's own
+    bin edges; ``None`` when numba is unusable."""
+    magnitude, counts = _load("magnitude"), _load("counts")
+    if magnitude is None or counts is None:
+        return None
+    mag = np.empty(patch.shape, dtype=np.float64)
+    magnitude(np.ascontiguousarray(patch), mag)
+    values = mag.ravel()
+    _, edges = np.histogram(values[:0], bins=bins, range=(values.min(), values.max()))
+    hist = np.empty(bins, dtype=np.int64)
+    counts(values, edges, hist)
+    return hist
+
+
+def patch_stats(gray: np.ndarray, ys: list[int], xs: list[int], p: int) -> np.ndarray | None:
+    """``(len(ys) * len(xs), 3)`` float64: variance of each ``p`` x ``p`` luma patch, mean and
+    standard deviation of its Sobel magnitude (see :func:`_patch_stats`); ``None`` when numba
+    is unusable."""
+    kernel = _load("stats")
+    if kernel is None:
+        return None
+    out = np.empty((len(ys) * len(xs), 3), dtype=np.float64)
+    ys_, xs_ = np.asarray(ys, dtype=np.int64), np.asarray(xs, dtype=np.int64)
+    kernel(np.ascontiguousarray(gray), ys_, xs_, int(p), out)
+    return out
 
 
 class ColourPairs:

@@ -373,7 +373,7 @@ def _sobel_magnitude(patches: np.ndarray) -> np.ndarray:
 
 
 def _gradient_regions(
-    gray: np.ndarray, patch_size: int, variance_threshold: float
+    gray: np.ndarray, patch_size: int, variance_threshold: float, backend: str = "numpy"
 ) -> list[tuple[int, int, int, int]]:
     """GifLab's ``detect_gradient_regions`` + ``_merge_overlapping_regions``: ``(x, y, w, h)``.
 
@@ -384,6 +384,10 @@ def _gradient_regions(
     ``std(|∇|) / max(mean(|∇|), 1) < 0.8`` (Sobel on the patch alone). Patches are merged
     greedily, in scan order, into the first kept region they overlap by more than 30% of the
     smaller area (the union's bounding box replaces that region).
+
+    ``backend="numba"`` computes the three statistics per patch with the numba kernel of
+    :mod:`giflab_dask.kernels._numba_colour` (the same values bit for bit: integer Sobel and
+    numpy's pairwise sums); ``"numpy"`` with scipy filters on the stack of patches.
     """
     h, w = gray.shape
     step = patch_size // 2
@@ -391,12 +395,16 @@ def _gradient_regions(
     xs = list(range(0, w - patch_size, step))
     if not ys or not xs:
         return []
-    windows = np.lib.stride_tricks.sliding_window_view(gray, (patch_size, patch_size))
-    stack = windows[np.ix_(ys, xs)].reshape(-1, patch_size, patch_size).astype(np.float64)
-    variance = stack.var(axis=(1, 2))
-    mag = _sobel_magnitude(stack)
-    g_mean = mag.mean(axis=(1, 2))
-    g_std = mag.std(axis=(1, 2))
+    stats = _numba_colour.patch_stats(gray, ys, xs, patch_size) if backend == "numba" else None
+    if stats is not None:
+        variance, g_mean, g_std = stats.T
+    else:
+        windows = np.lib.stride_tricks.sliding_window_view(gray, (patch_size, patch_size))
+        stack = windows[np.ix_(ys, xs)].reshape(-1, patch_size, patch_size).astype(np.float64)
+        variance = stack.var(axis=(1, 2))
+        mag = _sobel_magnitude(stack)
+        g_mean = mag.mean(axis=(1, 2))
+        g_std = mag.std(axis=(1, 2))
     keep = (
         (variance < variance_threshold) & (g_mean > 1.0) & (g_std / np.maximum(g_mean, 1.0) < 0.8)
     )
@@ -419,9 +427,11 @@ def _gradient_regions(
     return merged
 
 
-def _gradient_histogram(patch: np.ndarray, bins: int = 32) -> np.ndarray:
+def _gradient_histogram(patch: np.ndarray, bins: int = 32, backend: str = "numpy") -> np.ndarray:
     # GifLab: np.histogram(|Sobel|, bins=32) over the magnitudes' own range, float32, sum to 1.
-    hist, _ = np.histogram(_sobel_magnitude(patch).ravel(), bins=bins)
+    hist = _numba_colour.gradient_histogram(patch, bins) if backend == "numba" else None
+    if hist is None:
+        hist, _ = np.histogram(_sobel_magnitude(patch).ravel(), bins=bins)
     hist = hist.astype(np.float32)
     total = hist.sum()
     return hist / total if total > 0 else np.zeros(bins, dtype=np.float32)
@@ -463,10 +473,10 @@ def _false_contours(patch: np.ndarray) -> int:
     return _count_outer_contours(canny_opencv(patch, 30, 100), 10.0)
 
 
-def _banding_severity(orig_patch: np.ndarray, comp_patch: np.ndarray) -> float:
+def _banding_severity(orig_patch: np.ndarray, comp_patch: np.ndarray, backend: str) -> float:
     # GifLab's calculate_banding_severity, in its dtypes (the histogram term is float32 there).
-    h1 = _gradient_histogram(orig_patch)
-    h2 = _gradient_histogram(comp_patch)
+    h1 = _gradient_histogram(orig_patch, backend=backend)
+    h2 = _gradient_histogram(comp_patch, backend=backend)
     hist_diff = np.sum((h1 - h2) ** 2 / (h1 + h2 + np.float32(1e-10)), dtype=np.float32)
     excess = max(0, _false_contours(comp_patch) - _false_contours(orig_patch))
     severity = hist_diff * np.float32(30.0) + np.float32(excess * 10.0)
@@ -479,6 +489,7 @@ def banding(
     *,
     patch_size: int = 64,
     variance_threshold: float = 100.0,
+    backend: str = "auto",
 ) -> np.ndarray:
     """GifLab's gradient-banding score per frame: ``(t, 4)`` float64, :data:`BANDING_OUTPUTS`.
 
@@ -510,6 +521,11 @@ def banding(
     both frames to a ``min(H, W)`` square, a bug), the patch variance is computed in float64
     (GifLab: float32, which can only matter within ~1e-5 of the threshold), and frames without
     a gradient region give NaN. Identical frames give 0.
+
+    ``backend`` (``"auto"``, ``"numba"``, ``"numpy"``) chooses how the candidate patches'
+    statistics (:func:`_gradient_regions`) and the regions' gradient histograms are computed
+    (numba kernels of :mod:`giflab_dask.kernels._numba_colour`, or scipy filters and numpy);
+    the values are the same bit for bit, ``"auto"`` uses numba when it can be imported.
     """
     original, compressed = check_pair(original, compressed, "banding")
     if not isinstance(patch_size, int | np.integer) or patch_size < 8:
@@ -518,14 +534,22 @@ def banding(
         raise GiflabError(
             f"variance_threshold must be >= 0, got {variance_threshold} (GifLab: 100)"
         )
+    backend = _numba.check_backend(backend, "banding")
+    if backend != "numpy":
+        usable = _numba_colour.load_banding()
+        if not usable and backend == "numba":
+            raise _numba.numba_missing("banding")
+        backend = "numba" if usable else "numpy"
     t = original.shape[0]
     out = np.empty((t, len(BANDING_OUTPUTS)), dtype=np.float64)
     for i in range(t):
         gray_o = luma(original[i])
         gray_c = luma(compressed[i])
-        regions = _gradient_regions(gray_o, int(patch_size), float(variance_threshold))
+        regions = _gradient_regions(gray_o, int(patch_size), float(variance_threshold), backend)
         scores = [
-            _banding_severity(gray_o[y : y + rh, x : x + rw], gray_c[y : y + rh, x : x + rw])
+            _banding_severity(
+                gray_o[y : y + rh, x : x + rw], gray_c[y : y + rh, x : x + rw], backend
+            )
             for x, y, rw, rh in regions
         ]
         if scores:
