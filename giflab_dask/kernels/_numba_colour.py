@@ -1,13 +1,24 @@
 """Numba kernels of the colour metrics: the distinct (original colour, compressed colour) pairs
-of a frame pair (accelerating ``colour.deltae``) and the candidate-patch statistics of the
-gradient-region search (accelerating ``colour.banding``).
+of a frame pair (accelerating ``colour.deltae``) and the candidate-patch statistics and region
+gradient histograms of the banding score (accelerating ``colour.banding``).
 
-``colour.deltae`` computes CIEDE2000 once per distinct colour pair, in the pairs' sorted order.
-numpy finds them with ``np.unique`` over a 48-bit key per pixel (a sort of every pixel);
-:func:`colour_pairs` finds the same pairs in the same order with two hash tables of colours
-(GIF frames hold at most a few hundred colours each) and a count per (rank, rank) cell, no
-per-pixel sort. Its output is integers, so the values computed from it are the numpy path's
-bit for bit.
+Every kernel here reproduces the numpy path's values bit for bit, so ``backend`` changes speed
+only:
+
+* ``colour.deltae`` computes CIEDE2000 once per distinct colour pair, in the pairs' sorted
+  order. numpy finds them with ``np.unique`` over a 48-bit key per pixel (a sort of every
+  pixel); :class:`ColourPairs` finds the same pairs in the same order with a hash table of
+  each frame's colours (GIF frames hold at most a few hundred) and a count per cell of the
+  (original colour, compressed colour) grid. Its output is integers.
+* ``colour.banding`` scores 64x64 candidate patches by the variance of the luma and the mean
+  and standard deviation of the Sobel magnitude. :func:`patch_stats` computes the Sobel
+  gradients in exact integers (scipy computes the same integers in float64), so the
+  magnitudes are the same doubles, and sums them with numpy's own pairwise summation
+  (:func:`_pairwise_sum`), so the means and variances are the same doubles too.
+  :func:`gradient_histogram` counts the magnitudes into numpy's own bin edges.
+
+Compiled on first use per process (``cache=True``: later processes load the machine code from
+numba's cache) and thread-safe; the kernels release the GIL.
 """
 
 from __future__ import annotations
@@ -21,9 +32,12 @@ from . import _numba
 
 __all__ = ["colour_pairs"]
 
-_PAIRS_SIGNATURE = (
-    "void(uint8[:, ::1], uint8[:, ::1], int32[::1], int32[::1], int32[::1], int32[::1], "
-    "int32[::1], int32[::1], int64[::1], int64[::1])"
+_DISTINCT_SIGNATURE = (
+    "void(uint8[:, ::1], uint8[:, ::1], int32[::1], int32[::1], int32[::1], int32[::1], int64[::1])"
+)
+_GRID_SIGNATURE = (
+    "int64(int32[::1], int32[::1], int64[::1], int64[::1], int64, int64[::1], int64[::1], "
+    "int64[::1], int64[::1])"
 )
 
 _STATS_SIGNATURE = "void(uint8[:, ::1], int64[::1], int64[::1], int64, float64[:, ::1])"
@@ -85,65 +99,29 @@ def _distinct(pixels, index, colours):  # pragma: no cover - compiled by numba
         bits += 2
 
 
-def _sort_ranks(colours, count, index):  # pragma: no cover - compiled by numba
-    """Sort ``colours[:count]`` in place and map ``index`` to the sorted positions."""
-    order = np.argsort(colours[:count])
-    rank = np.empty(count, np.int32)
-    for j in range(count):
-        rank[order[j]] = j
-    sorted_ = colours[:count][order]
-    colours[:count] = sorted_
-    for q in range(index.size):
-        index[q] = rank[index[q]]
+def _distinct_pair(o, c, index_o, index_c, colours_o, colours_c, sizes):  # pragma: no cover
+    """Distinct colours of both frames of a pair (see :func:`_distinct`); ``sizes[:2]`` gets
+    their numbers."""
+    sizes[0] = _distinct(o, index_o, colours_o)
+    sizes[1] = _distinct(c, index_c, colours_c)
 
 
-def _pairs_frame(  # pragma: no cover - compiled by numba
-    o, c, index_o, index_c, colours_o, colours_c, pair_o, pair_c, counts, sizes
-):
-    """Distinct (original, compressed) colour pairs of one frame pair, sorted by
-    ``(original code, compressed code)``, with their pixel counts.
-
-    ``o``, ``c``: (n, 3) uint8 pixels. Writes the sorted distinct colours of each frame into
-    ``colours_o[:no]``, ``colours_c[:nc]``, each pair's positions in those into
-    ``pair_o[:k]``, ``pair_c[:k]``, its pixel count into ``counts[:k]``, and
-    ``sizes[:] = (no, nc, k)``. ``index_*`` are scratch of length n.
-    """
-    n = o.shape[0]
-    no = _distinct(o, index_o, colours_o)
-    nc = _distinct(c, index_c, colours_c)
-    _sort_ranks(colours_o, no, index_o)
-    _sort_ranks(colours_c, nc, index_c)
+def _grid_pairs(
+    index_o, index_c, rank_o, rank_c, nc, grid, pair_o, pair_c, counts
+):  # pragma: no cover
+    """Pixel counts of the (rank_o, rank_c) cells of a zeroed ``grid`` of ``no * nc`` cells;
+    the occupied cells, in order (that is sorted by original colour, then compressed colour),
+    into ``pair_o``, ``pair_c``, ``counts``. Returns how many."""
+    for q in range(index_o.size):
+        grid[rank_o[index_o[q]] * nc + rank_c[index_c[q]]] += 1
     k = 0
-    cells = no * nc
-    if cells <= 4 * n + 65536:  # count per cell of the (no, nc) grid: cells come out sorted
-        grid = np.zeros(cells, np.int64)
-        for q in range(n):
-            grid[index_o[q] * nc + index_c[q]] += 1
-        for p in range(cells):
-            if grid[p]:
-                pair_o[k] = p // nc
-                pair_c[k] = p % nc
-                counts[k] = grid[p]
-                k += 1
-    else:  # very many colours: sort the pixels' cell numbers
-        keys = np.empty(n, np.int64)
-        for q in range(n):
-            keys[q] = np.int64(index_o[q]) * nc + index_c[q]
-        keys.sort()
-        q = 0
-        while q < n:
-            p = keys[q]
-            r = q + 1
-            while r < n and keys[r] == p:
-                r += 1
+    for p in range(grid.size):
+        if grid[p]:
             pair_o[k] = p // nc
             pair_c[k] = p % nc
-            counts[k] = r - q
+            counts[k] = grid[p]
             k += 1
-            q = r
-    sizes[0] = no
-    sizes[1] = nc
-    sizes[2] = k
+    return k
 
 
 def _block_sum(a, start, n):  # pragma: no cover - compiled by numba
@@ -347,7 +325,8 @@ def _patch_stats(gray, ys, xs, p, out):  # pragma: no cover - compiled by numba
 
 
 _HELPERS = {
-    "pairs": ("_codes", "_lookup", "_distinct", "_sort_ranks"),
+    "distinct": ("_codes", "_lookup", "_distinct"),
+    "grid": (),
     "stats": (
         "_block_sum",
         "_pairwise_sum",
@@ -361,7 +340,8 @@ _HELPERS = {
 _HELPERS["magnitude"] = ("_reflect", "_sobel_at", "_frame_sobel")
 _HELPERS["counts"] = ()
 _KERNELS = {
-    "pairs": ("_pairs_frame", _PAIRS_SIGNATURE),
+    "distinct": ("_distinct_pair", _DISTINCT_SIGNATURE),
+    "grid": ("_grid_pairs", _GRID_SIGNATURE),
     "stats": ("_patch_stats", _STATS_SIGNATURE),
     "magnitude": ("_magnitude", _MAGNITUDE_SIGNATURE),
     "counts": ("_bin_counts", _COUNTS_SIGNATURE),
@@ -431,40 +411,52 @@ class ColourPairs:
     """Distinct colour pairs of frame pairs of ``n`` pixels, buffers allocated once."""
 
     def __init__(self, n: int) -> None:
-        self.kernel = _load("pairs")
-        if self.kernel is None:
-            return
+        self.distinct, self.grid = _load("distinct"), _load("grid")
         i32 = np.int32
         self.index_o, self.index_c = np.empty(n, i32), np.empty(n, i32)
         self.colours_o, self.colours_c = np.empty(n, i32), np.empty(n, i32)
-        self.pair_o, self.pair_c = np.empty(n, i32), np.empty(n, i32)
+        self.pair_o, self.pair_c = np.empty(n, np.int64), np.empty(n, np.int64)
         self.counts = np.empty(n, np.int64)
-        self.sizes = np.empty(3, np.int64)
+        self.sizes = np.empty(2, np.int64)
 
     def __call__(
         self, original: np.ndarray, compressed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(colours_o, colours_c, pair_o, pair_c, counts)`` of one frame pair (H, W, 3):
         sorted distinct 24-bit colours of each frame, and per distinct pair (sorted by
-        original colour, then compressed colour) its positions in those and its pixel count."""
-        assert self.kernel is not None
+        original colour, then compressed colour) its positions in those and its pixel count
+        (what ``np.unique`` of a per-pixel pair key gives, found without sorting pixels)."""
+        assert self.distinct is not None and self.grid is not None
         o = np.ascontiguousarray(original).reshape(-1, 3)
         c = np.ascontiguousarray(compressed).reshape(-1, 3)
-        self.kernel(
-            o, c, self.index_o, self.index_c, self.colours_o, self.colours_c,
-            self.pair_o, self.pair_c, self.counts, self.sizes,
-        )  # fmt: skip
-        no, nc, k = (int(v) for v in self.sizes)
-        return (
-            self.colours_o[:no],
-            self.colours_c[:nc],
-            self.pair_o[:k],
-            self.pair_c[:k],
-            self.counts[:k],
-        )
+        self.distinct(o, c, self.index_o, self.index_c, self.colours_o, self.colours_c, self.sizes)
+        no, nc = (int(v) for v in self.sizes)
+        colours_o, rank_o = _sorted_ranks(self.colours_o[:no])
+        colours_c, rank_c = _sorted_ranks(self.colours_c[:nc])
+        n = o.shape[0]
+        if no * nc <= 4 * n + 65536:  # a count per cell of the (no, nc) grid
+            grid = np.zeros(no * nc, dtype=np.int64)
+            k = self.grid(
+                self.index_o, self.index_c, rank_o, rank_c, nc, grid,
+                self.pair_o, self.pair_c, self.counts,
+            )  # fmt: skip
+            return colours_o, colours_c, self.pair_o[:k], self.pair_c[:k], self.counts[:k]
+        # Very many colours (not a GIF frame): sort the pixels' cell numbers.
+        cells = rank_o[self.index_o] * nc + rank_c[self.index_c]
+        cells, counts = np.unique(cells, return_counts=True)
+        return colours_o, colours_c, cells // nc, cells % nc, counts
+
+
+def _sorted_ranks(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted ``colours`` and each colour's position in that order (int64)."""
+    order = np.argsort(colours)
+    rank = np.empty(colours.size, dtype=np.int64)
+    rank[order] = np.arange(colours.size)
+    return colours[order], rank
 
 
 def colour_pairs(n: int) -> ColourPairs | None:
     """A :class:`ColourPairs` for frames of ``n`` pixels, or ``None`` when numba is unusable."""
-    pairs = ColourPairs(n)
-    return pairs if pairs.kernel is not None else None
+    if _load("distinct") is None or _load("grid") is None:
+        return None
+    return ColourPairs(n)
