@@ -259,3 +259,32 @@ def test_pairwise_sum_is_numpys_sum() -> None:
     for n in [*range(1, 300), 1000, 4096, 4225, 10007, 70000]:
         x = rng.normal(size=n) * 10.0 ** rng.uniform(-3, 6, n)
         assert total(x) == x.sum(), n
+
+
+# ----------------------------------------------------------------------------------- pipeline
+
+
+@requires_numba
+def test_numba_setting_changes_speed_not_values_of_these_metrics(tmp_path) -> None:
+    """Through ``validate_pair``: ``giflab.kernels.numba`` off and auto give the same values
+    (``backend`` reaches these kernels as a runtime option, never a metric parameter)."""
+    import dask
+
+    from giflab_dask.pipeline import validate_pair
+    from tests.conftest import write_lossy_variants
+
+    (tmp_path / "gifs").mkdir()
+    made = write_lossy_variants(tmp_path / "gifs", 4, 176, 168, seed=3)
+    results = {}
+    for setting in ("off", "auto"):
+        with dask.config.set(
+            {"giflab.kernels.numba": setting, "giflab.cache-dir": str(tmp_path / setting)}
+        ):
+            results[setting] = validate_pair(
+                made["original"], made["dropped"], metrics="ms_ssim,deltae,banding"
+            )
+    off, auto = results["off"].per_frame, results["auto"].per_frame
+    assert np.isfinite(auto["ms_ssim"]).all() and np.isfinite(auto["deltae_mean"]).all()
+    np.testing.assert_allclose(off["ms_ssim"], auto["ms_ssim"], rtol=0, atol=1e-13)
+    for name in colour.DELTAE_OUTPUTS + colour.BANDING_OUTPUTS:
+        np.testing.assert_array_equal(off[name], auto[name], err_msg=name)
