@@ -269,19 +269,22 @@ def _magnitude(patch, mag):  # pragma: no cover - compiled by numba
 
 def _bin_counts(values, edges, counts):  # pragma: no cover - compiled by numba
     """``counts[i]`` = number of ``values`` with ``edges[i] <= v < edges[i + 1]`` (the last bin
-    closed): ``np.histogram``'s counts for these edges (values within them)."""
+    closed): ``np.histogram``'s counts for these edges (values within them).
+
+    The bin is first estimated from the uniform spacing, then moved until the edges hold the
+    value (an exact test against the edges themselves, as numpy corrects its estimate)."""
     nb = edges.size - 1
     for i in range(nb):
         counts[i] = 0
+    first = edges[0]
+    scale = nb / (edges[nb] - first)
     for v in values:
-        lo, hi = 0, nb  # the largest i with edges[i] <= v, at most nb - 1
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if edges[mid] <= v:
-                lo = mid
-            else:
-                hi = mid
-        counts[lo] += 1
+        i = min(max(np.int64((v - first) * scale), 0), nb - 1)
+        while i > 0 and v < edges[i]:
+            i -= 1
+        while i < nb - 1 and v >= edges[i + 1]:
+            i += 1
+        counts[i] += 1
 
 
 def _patch_stats(gray, ys, xs, p, out):  # pragma: no cover - compiled by numba
