@@ -418,8 +418,6 @@ class ColourPairs:
         i32 = np.int32
         self.index_o, self.index_c = np.empty(n, i32), np.empty(n, i32)
         self.colours_o, self.colours_c = np.empty(n, i32), np.empty(n, i32)
-        self.pair_o, self.pair_c = np.empty(n, np.int64), np.empty(n, np.int64)
-        self.counts = np.empty(n, np.int64)
         self.sizes = np.empty(2, np.int64)
 
     def __call__(
@@ -439,11 +437,12 @@ class ColourPairs:
         n = o.shape[0]
         if no * nc <= 4 * n + 65536:  # a count per cell of the (no, nc) grid
             grid = np.zeros(no * nc, dtype=np.int64)
+            most = min(n, no * nc)  # pairs at most
+            pair_o, pair_c, counts = (np.empty(most, dtype=np.int64) for _ in range(3))
             k = self.grid(
-                self.index_o, self.index_c, rank_o, rank_c, nc, grid,
-                self.pair_o, self.pair_c, self.counts,
-            )  # fmt: skip
-            return colours_o, colours_c, self.pair_o[:k], self.pair_c[:k], self.counts[:k]
+                self.index_o, self.index_c, rank_o, rank_c, nc, grid, pair_o, pair_c, counts
+            )
+            return colours_o, colours_c, pair_o[:k], pair_c[:k], counts[:k]
         # Very many colours (not a GIF frame): sort the pixels' cell numbers.
         cells = rank_o[self.index_o] * nc + rank_c[self.index_c]
         cells, counts = np.unique(cells, return_counts=True)
