@@ -226,10 +226,12 @@ def test_banding_found_regions_in_the_comparison() -> None:
 @requires_numba
 def test_patch_statistics_and_histograms_are_numpys_bit_for_bit() -> None:
     rng = np.random.default_rng(10)
-    for p, (h, w) in [(8, (30, 41)), (13, (50, 50)), (64, (150, 230)), (65, (140, 200))]:
+    cases = [(8, (30, 41)), (13, (50, 50)), (16, (60, 70)), (32, (90, 100)), (64, (150, 230))]
+    for p, (h, w) in [*cases, (65, (140, 200))]:  # power-of-two sizes: integer variance
         yy, xx = np.mgrid[0:h, 0:w]
         for gray in (
             rng.integers(0, 256, (h, w), dtype=np.uint8),
+            rng.integers(0, 2, (h, w), dtype=np.uint8) * 255,  # the largest variances
             np.clip(0.7 * xx + 0.3 * yy + rng.normal(0, 2, (h, w)), 0, 255).astype(np.uint8),
         ):
             step = p // 2

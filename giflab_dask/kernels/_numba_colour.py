@@ -124,9 +124,60 @@ def _grid_pairs(
     return k
 
 
-def _block_sum(a, start, n):  # pragma: no cover - compiled by numba
-    """numpy's pairwise-sum leaf (n <= 128): 8 accumulators, combined as a tree, then the
-    remainder in order (below 8 values, a plain sum from -0.0)."""
+def _block_sum(a, start, n, mean, squared):  # pragma: no cover - compiled by numba
+    """numpy's pairwise-sum leaf (n <= 128) of ``a[start:start + n]``, or of the squared
+    deviations ``(a - mean)**2`` when ``squared`` (numpy's ``subtract`` then ``square``): 8
+    accumulators combined as a tree, then the remainder in order (below 8 values, a plain sum
+    from -0.0)."""
+    if squared:
+        if n < 8:
+            res = -0.0
+            for i in range(n):
+                d = a[start + i] - mean
+                res += d * d
+            return res
+        d0, d1, d2, d3 = (
+            a[start] - mean,
+            a[start + 1] - mean,
+            a[start + 2] - mean,
+            a[start + 3] - mean,
+        )
+        d4, d5, d6, d7 = (
+            a[start + 4] - mean,
+            a[start + 5] - mean,
+            a[start + 6] - mean,
+            a[start + 7] - mean,
+        )
+        r0, r1, r2, r3, r4, r5, r6, r7 = (
+            d0 * d0,
+            d1 * d1,
+            d2 * d2,
+            d3 * d3,
+            d4 * d4,
+            d5 * d5,
+            d6 * d6,
+            d7 * d7,
+        )
+        i = 8
+        while i < n - (n % 8):
+            k = start + i
+            d0, d1, d2, d3 = a[k] - mean, a[k + 1] - mean, a[k + 2] - mean, a[k + 3] - mean
+            d4, d5, d6, d7 = a[k + 4] - mean, a[k + 5] - mean, a[k + 6] - mean, a[k + 7] - mean
+            r0 += d0 * d0
+            r1 += d1 * d1
+            r2 += d2 * d2
+            r3 += d3 * d3
+            r4 += d4 * d4
+            r5 += d5 * d5
+            r6 += d6 * d6
+            r7 += d7 * d7
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            d = a[start + i] - mean
+            res += d * d
+            i += 1
+        return res
     if n < 8:
         res = -0.0
         for i in range(n):
@@ -153,25 +204,24 @@ def _block_sum(a, start, n):  # pragma: no cover - compiled by numba
     return res
 
 
-def _pairwise_sum(a, start, n):  # pragma: no cover - compiled by numba
-    """numpy's pairwise summation of ``a[start:start + n]`` (``pairwise_sum`` in numpy's
-    ``loops_utils.h.src``: leaves of at most 128 values, :func:`_block_sum`, and halves split
-    at a multiple of 8), so that sums equal ``np.sum`` of the same contiguous values bit for
-    bit. numpy recurses; this walks the same tree with explicit stacks (numba compiles no
-    recursion here)."""
-    if n <= 128:
-        return _block_sum(a, start, n)
+def _sum_plan(n):  # pragma: no cover - compiled by numba
+    """numpy's pairwise-summation tree of ``n`` values as a postfix program: rows
+    ``(0, start, size)`` sum a leaf of at most 128 values (:func:`_block_sum`), rows
+    ``(1, 0, 0)`` add the last two partial sums. numpy recurses (``pairwise_sum`` in
+    ``loops_utils.h.src``: halves split at a multiple of 8); this walks the same tree once per
+    size with explicit stacks, and :func:`_run_plan` replays it for every patch."""
+    ops = np.empty((2 * (n // 64) + 3, 3), np.int64)
+    k = 0
     starts = np.empty(64, np.int64)
     sizes = np.empty(64, np.int64)
     stages = np.empty(64, np.int64)
-    values = np.empty(64, np.float64)
-    top, nv = 0, 0
-    starts[0], sizes[0], stages[0] = start, n, 0
+    top = 0
+    starts[0], sizes[0], stages[0] = 0, n, 0
     while top >= 0:
         s, m = starts[top], sizes[top]
         if m <= 128:
-            values[nv] = _block_sum(a, s, m)
-            nv += 1
+            ops[k, 0], ops[k, 1], ops[k, 2] = 0, s, m
+            k += 1
             top -= 1
             continue
         half = m // 2
@@ -185,24 +235,37 @@ def _pairwise_sum(a, start, n):  # pragma: no cover - compiled by numba
             top += 1
             starts[top], sizes[top], stages[top] = s + half, m - half, 0
         else:  # both done: left + right
+            ops[k, 0], ops[k, 1], ops[k, 2] = 1, 0, 0
+            k += 1
+            top -= 1
+    return ops[:k]
+
+
+def _run_plan(a, ops, mean, squared, values):  # pragma: no cover - compiled by numba
+    """The pairwise sum of ``a`` (or of its squared deviations from ``mean``) by the program
+    ``ops`` of :func:`_sum_plan`; ``values``: scratch for the partial sums."""
+    nv = 0
+    for j in range(ops.shape[0]):
+        if ops[j, 0] == 0:
+            values[nv] = _block_sum(a, ops[j, 1], ops[j, 2], mean, squared)
+            nv += 1
+        else:
             values[nv - 2] = values[nv - 2] + values[nv - 1]
             nv -= 1
-            top -= 1
     return values[0]
 
 
-def _mean(a):  # pragma: no cover - compiled by numba
-    """``a.mean()`` of a contiguous float64 array: numpy's pairwise sum over the count."""
-    return _pairwise_sum(a, 0, a.size) / a.size
+def _pairwise_sum(a, start, n):  # pragma: no cover - compiled by numba
+    """``np.sum(a[start:start + n])`` bit for bit (numpy's pairwise summation)."""
+    return _run_plan(a[start : start + n], _sum_plan(n), 0.0, False, np.empty(64, np.float64))
 
 
-def _var(a, mean, scratch):  # pragma: no cover - compiled by numba
-    """``a.var()`` given ``mean = a.mean()``, with numpy's operations (``scratch``: a.size)."""
+def _mean_var(a, ops, values):  # pragma: no cover - compiled by numba
+    """``(a.mean(), a.var())`` of a contiguous float64 array with numpy's operations: pairwise
+    sums (by ``ops``, the :func:`_sum_plan` of ``a.size``) divided by the count."""
     n = a.size
-    for i in range(n):
-        d = a[i] - mean
-        scratch[i] = d * d
-    return _pairwise_sum(scratch, 0, n) / n
+    mean = _run_plan(a, ops, 0.0, False, values) / n
+    return mean, _run_plan(a, ops, mean, True, values) / n
 
 
 def _reflect(i, n):  # pragma: no cover - compiled by numba
@@ -296,7 +359,7 @@ def _patch_stats(gray, ys, xs, p, out):  # pragma: no cover - compiled by numba
     the patch it is the frame's Sobel (computed once per frame), on the patch's border it is
     recomputed with the reflection. The magnitude ``sqrt(gx^2 + gy^2)`` is then the float64
     value scipy's filters give; means and variances use numpy's operations and pairwise
-    summation (:func:`_mean`, :func:`_var`).
+    summation (:func:`_mean_var`).
     """
     h, w = gray.shape
     frame_mag = np.empty((h, w), np.float64)
@@ -304,14 +367,23 @@ def _patch_stats(gray, ys, xs, p, out):  # pragma: no cover - compiled by numba
     n = p * p
     vals = np.empty(n, np.float64)
     mag = np.empty(n, np.float64)
-    scratch = np.empty(n, np.float64)
+    ops = _sum_plan(n)
+    # For 8-bit values and n = p * p a power of two up to 4096, every intermediate of numpy's
+    # variance (mean, deviations, squares, partial sums) is exact in float64, hence so is it.
+    exact = (n & (n - 1)) == 0 and n <= 4096
+    values = np.empty(64, np.float64)
     k = 0
     for y0 in ys:
         for x0 in xs:
+            sx = 0
+            sxx = 0
             for r in range(p):
                 src = gray[y0 + r, x0 : x0 + p]
                 msrc = frame_mag[y0 + r, x0 : x0 + p]
                 for c in range(p):
+                    v = np.int64(src[c])
+                    sx += v
+                    sxx += v * v
                     vals[r * p + c] = src[c]
                     mag[r * p + c] = msrc[c]
             for c in range(p):  # the patch's border: its own reflection
@@ -320,10 +392,13 @@ def _patch_stats(gray, ys, xs, p, out):  # pragma: no cover - compiled by numba
             for r in range(1, p - 1):
                 mag[r * p] = _sobel_at(gray, y0, x0, p, p, r, 0)
                 mag[r * p + p - 1] = _sobel_at(gray, y0, x0, p, p, r, p - 1)
-            out[k, 0] = _var(vals, _mean(vals), scratch)
-            mean = _mean(mag)
+            if exact:  # numpy's float64 variance is exact here: the same value from integers
+                out[k, 0] = np.float64(n * sxx - sx * sx) / np.float64(n * n)
+            else:
+                out[k, 0] = _mean_var(vals, ops, values)[1]
+            mean, var = _mean_var(mag, ops, values)
             out[k, 1] = mean
-            out[k, 2] = np.sqrt(_var(mag, mean, scratch))
+            out[k, 2] = np.sqrt(var)
             k += 1
 
 
@@ -332,9 +407,10 @@ _HELPERS = {
     "grid": (),
     "stats": (
         "_block_sum",
+        "_sum_plan",
+        "_run_plan",
         "_pairwise_sum",
-        "_mean",
-        "_var",
+        "_mean_var",
         "_reflect",
         "_sobel_at",
         "_frame_sobel",
