@@ -96,7 +96,7 @@ def _distinct(pixels, index, colours):  # pragma: no cover - compiled by numba
         count = _lookup(index, colours, bits)
         if count >= 0:
             return count
-        bits += 3
+        bits += 4
 
 
 def _distinct_pair(o, c, index_o, index_c, colours_o, colours_c, sizes):  # pragma: no cover
