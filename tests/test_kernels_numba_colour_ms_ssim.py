@@ -290,3 +290,37 @@ def test_numba_setting_changes_speed_not_values_of_these_metrics(tmp_path) -> No
     np.testing.assert_allclose(off["ms_ssim"], auto["ms_ssim"], rtol=0, atol=1e-13)
     for name in colour.DELTAE_OUTPUTS + colour.BANDING_OUTPUTS:
         np.testing.assert_array_equal(off[name], auto[name], err_msg=name)
+
+
+def test_without_numba_installed_auto_uses_numpy_and_numba_raises() -> None:
+    """With numba unimportable (a fresh interpreter): the same values from the numpy paths,
+    and ``backend="numba"`` names the missing package."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["numba"] = None  # what an absent numba looks like to import
+        import numpy as np
+        from giflab_dask.kernels import colour, structural
+        rng = np.random.default_rng(0)
+        a = rng.integers(0, 256, (2, 24, 30, 3), dtype=np.uint8)
+        b = (a // 32 * 32).astype(np.uint8)
+        w = structural.MS_SSIM_WEIGHTS[:2]
+        for f, kw in ((structural.ms_ssim, {"weights": w}), (colour.deltae, {}),
+                      (colour.banding, {"patch_size": 8})):
+            assert np.array_equal(f(a, b, **kw), f(a, b, backend="numpy", **kw), equal_nan=True)
+            try:
+                f(a, b, backend="numba", **kw)
+            except ImportError as exc:
+                assert "needs numba (ModuleNotFoundError" in str(exc), str(exc)
+            else:
+                raise AssertionError(f"{f.__name__}: backend='numba' without numba did not raise")
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
