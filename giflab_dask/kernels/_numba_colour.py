@@ -58,43 +58,60 @@ def _codes(pixels, codes):  # pragma: no cover - compiled by numba
         codes[q] = (r << 16) | (g << 8) | b
 
 
-def _lookup(codes, colours, bits):  # pragma: no cover - compiled by numba
-    """Replace each code by its colour's position among the distinct ``colours`` (first-seen
-    order, written there); returns how many, or -1 once the table of ``2**bits`` slots is over
-    1/8 full (the caller starts again with a larger one).
+def _lookup(codes, start, colours, count, keys, slots, bits):  # pragma: no cover - numba
+    """Replace ``codes[start:]`` by their colours' positions among the distinct ``colours``
+    (first-seen order; ``count`` known so far, new ones appended) until the table ``keys`` /
+    ``slots`` of ``2**bits`` slots is 1/8 full; returns ``(where it stopped, count)``.
 
     Open addressing (multiplicative hash, linear probing), kept sparse so that almost every
     pixel finds its colour in the first slot it looks at.
     """
     mask = (1 << bits) - 1
-    keys = np.full(1 << bits, -1, np.int32)
-    slots = np.empty(1 << bits, np.int32)
     limit = (1 << bits) // 8
-    count = 0
-    for q in range(codes.size):
+    for q in range(start, codes.size):
         code = codes[q]
         slot = ((np.uint32(code) * np.uint32(0x9E3779B1)) >> np.uint32(32 - bits)) & mask
         while keys[slot] != code and keys[slot] >= 0:
             slot = (slot + 1) & mask
         if keys[slot] < 0:
             if count == limit:
-                return -1
+                return q, count
             keys[slot] = code
             slots[slot] = count
             colours[count] = code
             count += 1
         codes[q] = slots[slot]
-    return count
+    return codes.size, count
+
+
+def _table(colours, count, bits):  # pragma: no cover - compiled by numba
+    """A hash table of ``2**bits`` slots holding ``colours[:count]`` (see :func:`_lookup`)."""
+    mask = (1 << bits) - 1
+    keys = np.full(1 << bits, -1, np.int32)
+    slots = np.empty(1 << bits, np.int32)
+    for j in range(count):
+        code = colours[j]
+        slot = ((np.uint32(code) * np.uint32(0x9E3779B1)) >> np.uint32(32 - bits)) & mask
+        while keys[slot] >= 0:
+            slot = (slot + 1) & mask
+        keys[slot] = code
+        slots[slot] = j
+    return keys, slots
 
 
 def _distinct(pixels, index, colours):  # pragma: no cover - compiled by numba
     """Distinct 24-bit colours of ``pixels`` (n, 3) into ``colours`` (first-seen order) and each
-    pixel's position among them into ``index``; returns how many."""
-    bits = 12  # 512 colours before the first retry: GIF frames hold at most a few hundred
+    pixel's position among them into ``index``; returns how many. The table starts with room
+    for 512 colours (GIF frames hold at most a few hundred) and grows 16x when full, the
+    colours found so far moved over, the pixels looked up so far kept."""
+    _codes(pixels, index)
+    bits = 12
+    count = 0
+    q = 0
     while True:
-        _codes(pixels, index)
-        count = _lookup(index, colours, bits)
-        if count >= 0:
+        keys, slots = _table(colours, count, bits)
+        q, count = _lookup(index, q, colours, count, keys, slots, bits)
+        if q == index.size:
             return count
         bits += 4
 
@@ -403,7 +420,7 @@ def _patch_stats(gray, ys, xs, p, out):  # pragma: no cover - compiled by numba
 
 
 _HELPERS = {
-    "distinct": ("_codes", "_lookup", "_distinct"),
+    "distinct": ("_codes", "_lookup", "_table", "_distinct"),
     "grid": (),
     "stats": (
         "_block_sum",
