@@ -14,7 +14,7 @@ only:
   and standard deviation of the Sobel magnitude. :func:`patch_stats` computes the Sobel
   gradients in exact integers (scipy computes the same integers in float64), so the
   magnitudes are the same doubles, and sums them with numpy's own pairwise summation
-  (:func:`_pairwise_sum`), so the means and variances are the same doubles too.
+  (``_numba_sum``), so the means and variances are the same doubles too.
   :func:`gradient_histogram` counts the magnitudes into numpy's own bin edges.
 
 Compiled on first use per process (``cache=True``: later processes load the machine code from
@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import _numba
+from . import _numba, _numba_sum
 
 __all__ = ["colour_pairs"]
 
@@ -141,148 +141,18 @@ def _grid_pairs(
     return k
 
 
-def _block_sum(a, start, n, mean, squared):  # pragma: no cover - compiled by numba
-    """numpy's pairwise-sum leaf (n <= 128) of ``a[start:start + n]``, or of the squared
-    deviations ``(a - mean)**2`` when ``squared`` (numpy's ``subtract`` then ``square``): 8
-    accumulators combined as a tree, then the remainder in order (below 8 values, a plain sum
-    from -0.0)."""
-    if squared:
-        if n < 8:
-            res = -0.0
-            for i in range(n):
-                d = a[start + i] - mean
-                res += d * d
-            return res
-        d0, d1, d2, d3 = (
-            a[start] - mean,
-            a[start + 1] - mean,
-            a[start + 2] - mean,
-            a[start + 3] - mean,
-        )
-        d4, d5, d6, d7 = (
-            a[start + 4] - mean,
-            a[start + 5] - mean,
-            a[start + 6] - mean,
-            a[start + 7] - mean,
-        )
-        r0, r1, r2, r3, r4, r5, r6, r7 = (
-            d0 * d0,
-            d1 * d1,
-            d2 * d2,
-            d3 * d3,
-            d4 * d4,
-            d5 * d5,
-            d6 * d6,
-            d7 * d7,
-        )
-        i = 8
-        while i < n - (n % 8):
-            k = start + i
-            d0, d1, d2, d3 = a[k] - mean, a[k + 1] - mean, a[k + 2] - mean, a[k + 3] - mean
-            d4, d5, d6, d7 = a[k + 4] - mean, a[k + 5] - mean, a[k + 6] - mean, a[k + 7] - mean
-            r0 += d0 * d0
-            r1 += d1 * d1
-            r2 += d2 * d2
-            r3 += d3 * d3
-            r4 += d4 * d4
-            r5 += d5 * d5
-            r6 += d6 * d6
-            r7 += d7 * d7
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            d = a[start + i] - mean
-            res += d * d
-            i += 1
-        return res
-    if n < 8:
-        res = -0.0
-        for i in range(n):
-            res += a[start + i]
-        return res
-    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
-    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
-    i = 8
-    while i < n - (n % 8):
-        k = start + i
-        r0 += a[k]
-        r1 += a[k + 1]
-        r2 += a[k + 2]
-        r3 += a[k + 3]
-        r4 += a[k + 4]
-        r5 += a[k + 5]
-        r6 += a[k + 6]
-        r7 += a[k + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[start + i]
-        i += 1
-    return res
-
-
-def _sum_plan(n):  # pragma: no cover - compiled by numba
-    """numpy's pairwise-summation tree of ``n`` values as a postfix program: rows
-    ``(0, start, size)`` sum a leaf of at most 128 values (:func:`_block_sum`), rows
-    ``(1, 0, 0)`` add the last two partial sums. numpy recurses (``pairwise_sum`` in
-    ``loops_utils.h.src``: halves split at a multiple of 8); this walks the same tree once per
-    size with explicit stacks, and :func:`_run_plan` replays it for every patch."""
-    ops = np.empty((2 * (n // 64) + 3, 3), np.int64)
-    k = 0
-    starts = np.empty(64, np.int64)
-    sizes = np.empty(64, np.int64)
-    stages = np.empty(64, np.int64)
-    top = 0
-    starts[0], sizes[0], stages[0] = 0, n, 0
-    while top >= 0:
-        s, m = starts[top], sizes[top]
-        if m <= 128:
-            ops[k, 0], ops[k, 1], ops[k, 2] = 0, s, m
-            k += 1
-            top -= 1
-            continue
-        half = m // 2
-        half -= half % 8
-        if stages[top] == 0:  # left half first
-            stages[top] = 1
-            top += 1
-            starts[top], sizes[top], stages[top] = s, half, 0
-        elif stages[top] == 1:  # then the right half
-            stages[top] = 2
-            top += 1
-            starts[top], sizes[top], stages[top] = s + half, m - half, 0
-        else:  # both done: left + right
-            ops[k, 0], ops[k, 1], ops[k, 2] = 1, 0, 0
-            k += 1
-            top -= 1
-    return ops[:k]
-
-
-def _run_plan(a, ops, mean, squared, values):  # pragma: no cover - compiled by numba
-    """The pairwise sum of ``a`` (or of its squared deviations from ``mean``) by the program
-    ``ops`` of :func:`_sum_plan`; ``values``: scratch for the partial sums."""
-    nv = 0
-    for j in range(ops.shape[0]):
-        if ops[j, 0] == 0:
-            values[nv] = _block_sum(a, ops[j, 1], ops[j, 2], mean, squared)
-            nv += 1
-        else:
-            values[nv - 2] = values[nv - 2] + values[nv - 1]
-            nv -= 1
-    return values[0]
-
-
 def _pairwise_sum(a, start, n):  # pragma: no cover - compiled by numba
     """``np.sum(a[start:start + n])`` bit for bit (numpy's pairwise summation)."""
-    return _run_plan(a[start : start + n], _sum_plan(n), 0.0, False, np.empty(64, np.float64))
+    ops = _numba_sum.sum_plan(n)
+    return _numba_sum.run_plan(a[start : start + n], ops, 0.0, False, np.empty(64, np.float64))
 
 
 def _mean_var(a, ops, values):  # pragma: no cover - compiled by numba
     """``(a.mean(), a.var())`` of a contiguous float64 array with numpy's operations: pairwise
-    sums (by ``ops``, the :func:`_sum_plan` of ``a.size``) divided by the count."""
+    sums (by ``ops``, the ``_numba_sum.sum_plan`` of ``a.size``) divided by the count."""
     n = a.size
-    mean = _run_plan(a, ops, 0.0, False, values) / n
-    return mean, _run_plan(a, ops, mean, True, values) / n
+    mean = _numba_sum.run_plan(a, ops, 0.0, False, values) / n
+    return mean, _numba_sum.run_plan(a, ops, mean, True, values) / n
 
 
 def _reflect(i, n):  # pragma: no cover - compiled by numba
@@ -384,7 +254,7 @@ def _patch_stats(gray, ys, xs, p, out):  # pragma: no cover - compiled by numba
     n = p * p
     vals = np.empty(n, np.float64)
     mag = np.empty(n, np.float64)
-    ops = _sum_plan(n)
+    ops = _numba_sum.sum_plan(n)
     # For 8-bit values and n = p * p a power of two up to 4096, every intermediate of numpy's
     # variance (mean, deviations, squares, partial sums) is exact in float64, hence so is it.
     exact = (n & (n - 1)) == 0 and n <= 4096
@@ -423,9 +293,6 @@ _HELPERS = {
     "distinct": ("_codes", "_lookup", "_table", "_distinct"),
     "grid": (),
     "stats": (
-        "_block_sum",
-        "_sum_plan",
-        "_run_plan",
         "_pairwise_sum",
         "_mean_var",
         "_reflect",
@@ -453,7 +320,8 @@ def _load(name: str) -> Callable[..., None] | None:
         with _lock:
             if name not in _kernels and not _failed:
                 namespace = globals()
-                helpers = [
+                helpers: list = [] if _numba_sum.load() else [None]
+                helpers += [
                     namespace[h]
                     if hasattr(namespace[h], "py_func")  # compiled already
                     else _numba.compile_helper(namespace[h])

@@ -1,21 +1,25 @@
 """Numba kernel of the Gaussian-window SSIM terms per scale (accelerating
-``structural.ms_ssim`` and ``structural.ssim(gaussian=True)``).
+``structural.ms_ssim`` and ``structural.ssim(gaussian=True)``), with the numpy kernel's values
+bit for bit.
 
 For each frame pair it computes what ``structural._GaussianSSIM`` and
-``structural._downsample2`` compute, scale by scale, fused into two passes per scale:
+``structural._downsample2`` compute, scale by scale, with the same float64 operations in the
+same order:
 
 * luma with OpenCV's fixed-point formula in integers (as ``_numba._ssim_block``), as float64;
-* the 11-tap Gaussian along rows over the valid columns only, for the four planes x, y,
-  x^2 + y^2 and x*y (symmetric taps paired first, as scipy's ``correlate1d`` does for a
-  symmetric kernel), then along columns over the valid rows, with the per-window SSIM and
-  contrast-structure terms evaluated in the numpy kernel's operations and summed in float64
-  per column, then over the columns;
+* the 11-tap Gaussian along each row (valid columns only) of the four planes x, y,
+  x^2 + y^2 and x*y, into an 11-row ring buffer, then, once 11 rows are in, down the columns:
+  scipy's ``correlate1d`` order for a symmetric kernel (the centre, then each pair of taps
+  from the outermost in), so the window means are scipy's;
+* the per-window contrast-structure (and, at the last scale, SSIM) terms in the numpy
+  kernel's operations, into a map averaged with numpy's pairwise summation
+  (:mod:`giflab_dask.kernels._numba_sum`);
 * the 2x2 average pooling (odd last row/column paired with itself) into the next scale.
 
-Everything is float64; only the order of some additions differs from the numpy kernel, so
-values agree to float64 rounding (~1e-15). ``terms[i, j]`` receives the raw (unclamped) mean
-contrast-structure of scale ``j`` for all but the last scale and the mean SSIM of the last;
-the caller clamps and raises to the weights exactly as the numpy path does.
+``terms[i, j]`` receives the raw (unclamped) mean contrast-structure of scale ``j`` for all
+but the last scale and the mean SSIM of the last; the caller clamps and raises to the weights
+exactly as the numpy path does. Inner loops are separate numba functions over one view per
+tap: LLVM vectorises them there and not inlined in the kernel.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import _numba
+from . import _numba, _numba_sum
 
 __all__ = ["gaussian_terms"]
 
@@ -73,15 +77,17 @@ def _taps(src, start, step, n, g0, g1, g2, g3, g4, g5, dst, out):  # pragma: no 
 def _sym(  # pragma: no cover - compiled by numba
     c0, m1, p1, m2, p2, m3, p3, m4, p4, m5, p5, g0, g1, g2, g3, g4, g5, dst
 ):
-    """The symmetric 11-tap sum, tap by tap views of one length."""
+    """The symmetric 11-tap sum over views of one length (``c0`` the centre, ``m``/``p`` the
+    taps before/after it): the centre, then each pair's sum from the outermost in, the order
+    of scipy's ``correlate1d`` for a symmetric kernel."""
     for c in range(dst.size):
         dst[c] = (
             c0[c] * g0
-            + (m1[c] + p1[c]) * g1
-            + (m2[c] + p2[c]) * g2
-            + (m3[c] + p3[c]) * g3
-            + (m4[c] + p4[c]) * g4
             + (m5[c] + p5[c]) * g5
+            + (m4[c] + p4[c]) * g4
+            + (m3[c] + p3[c]) * g3
+            + (m2[c] + p2[c]) * g2
+            + (m1[c] + p1[c]) * g1
         )
 
 
@@ -107,25 +113,25 @@ def _vtaps(ring, first, n, g0, g1, g2, g3, g4, g5, dst):  # pragma: no cover - n
         g3,
         g4,
         g5,
-        dst,
+        dst[:n],
     )
 
 
-def _add_cs(ux, uy, uss, uxy, acc):  # pragma: no cover - numba
-    """``acc += `` the contrast-structure term of a row of windows (the numpy kernel's ops)."""
-    for c in range(acc.size):
+def _cs_row(ux, uy, uss, uxy, out):  # pragma: no cover - numba
+    """The contrast-structure term of a row of windows (the numpy kernel's operations)."""
+    for c in range(out.size):
         t1 = ux[c] * uy[c]
         t2 = ux[c] * ux[c] + uy[c] * uy[c]
-        acc[c] += (2.0 * (uxy[c] - t1) + _C2) / (uss[c] - t2 + _C2)
+        out[c] = (2.0 * (uxy[c] - t1) + _C2) / (uss[c] - t2 + _C2)
 
 
-def _add_ssim(ux, uy, uss, uxy, acc):  # pragma: no cover - numba
-    """``acc += `` the SSIM (luminance times contrast-structure) of a row of windows."""
-    for c in range(acc.size):
+def _ssim_row(ux, uy, uss, uxy, out):  # pragma: no cover - numba
+    """The SSIM (luminance times contrast-structure) of a row of windows."""
+    for c in range(out.size):
         t1 = ux[c] * uy[c]
         t2 = ux[c] * ux[c] + uy[c] * uy[c]
         cs = (2.0 * (uxy[c] - t1) + _C2) / (uss[c] - t2 + _C2)
-        acc[c] += (2.0 * t1 + _C1) / (t2 + _C1) * cs
+        out[c] = (2.0 * t1 + _C1) / (t2 + _C1) * cs
 
 
 def _pool(src, h, w, dst, h2, w2):  # pragma: no cover - numba
@@ -170,14 +176,15 @@ def _terms_block(a, b, g, shapes, terms):  # pragma: no cover - compiled by numb
     hy = np.empty(_WIN * wv0, np.float64)
     hs = np.empty(_WIN * wv0, np.float64)
     hp = np.empty(_WIN * wv0, np.float64)
-    acc_s = np.empty(wv0, np.float64)
+    # The map of the scale's window terms, averaged as numpy averages it (pairwise sum).
+    terms_map = np.empty((h0 - 2 * _R) * wv0, np.float64)
+    partial = np.empty(64, np.float64)
     sq = np.empty(w0, np.float64)
     xy = np.empty(w0, np.float64)
     ux = np.empty(wv0, np.float64)
     uy = np.empty(wv0, np.float64)
     uss = np.empty(wv0, np.float64)
     uxy = np.empty(wv0, np.float64)
-    acc_c = np.empty(wv0, np.float64)
     g0, g1, g2, g3, g4, g5 = g[5], g[4], g[3], g[2], g[1], g[0]
     kr, kg, kb, kh = np.int32(_LUMA_R), np.int32(_LUMA_G), np.int32(_LUMA_B), np.int32(_LUMA_HALF)
     shift = np.int32(15)
@@ -198,9 +205,6 @@ def _terms_block(a, b, g, shapes, terms):  # pragma: no cover - compiled by numb
             h, w = shapes[s, 0], shapes[s, 1]
             hv, wv = h - 2 * _R, w - 2 * _R
             last = s == m - 1
-            for c in range(wv):
-                acc_s[c] = 0.0
-                acc_c[c] = 0.0
             for r in range(h):
                 # Row r of the four planes filtered along the row into ring slot r % 11 ...
                 row = r * w
@@ -221,14 +225,14 @@ def _terms_block(a, b, g, shapes, terms):  # pragma: no cover - compiled by numb
                 _vtaps(hy, ring, wv, g0, g1, g2, g3, g4, g5, uy)
                 _vtaps(hs, ring, wv, g0, g1, g2, g3, g4, g5, uss)
                 _vtaps(hp, ring, wv, g0, g1, g2, g3, g4, g5, uxy)
+                out = terms_map[(r - 10) * wv : (r - 9) * wv]
                 if last:
-                    _add_ssim(ux, uy, uss, uxy, acc_s)
+                    _ssim_row(ux[:wv], uy[:wv], uss[:wv], uxy[:wv], out)
                 else:
-                    _add_cs(ux, uy, uss, uxy, acc_c)
-            total = 0.0
-            for c in range(wv):
-                total += acc_s[c] if last else acc_c[c]
-            terms[i, s] = total / (hv * wv)
+                    _cs_row(ux[:wv], uy[:wv], uss[:wv], uxy[:wv], out)
+            n = hv * wv
+            ops = _numba_sum.sum_plan(n)
+            terms[i, s] = _numba_sum.run_plan(terms_map[:n], ops, 0.0, False, partial) / n
             if last:
                 break
             # 2x2 average pooling into the next scale (an odd last row/column pairs with itself).
@@ -245,11 +249,11 @@ def load() -> Callable[..., None] | None:
     if _kernel is None and not _failed:
         with _lock:
             if _kernel is None and not _failed:
-                global _taps, _sym, _vtaps, _add_cs, _add_ssim, _pool
-                functions = (_taps, _sym, _vtaps, _add_cs, _add_ssim, _pool)
+                global _taps, _sym, _vtaps, _cs_row, _ssim_row, _pool
+                functions = (_taps, _sym, _vtaps, _cs_row, _ssim_row, _pool)
                 helpers = [_numba.compile_helper(f) for f in functions]
-                if None not in helpers:  # _terms_block calls them as compiled functions
-                    _taps, _sym, _vtaps, _add_cs, _add_ssim, _pool = helpers
+                if None not in helpers and _numba_sum.load():  # _terms_block calls them
+                    _taps, _sym, _vtaps, _cs_row, _ssim_row, _pool = helpers
                     _kernel = _numba.compile_kernel(_SIGNATURE, _terms_block)
                 _failed = _kernel is None
     return _kernel

@@ -261,9 +261,9 @@ def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto")
         (optional dependency; raises ``ImportError`` when numba is unusable), ``"numpy"`` the
         vectorised numpy kernels, ``"auto"`` numba when it can be imported, else numpy. Not
         part of the metric's definition: for the uniform window both compute the same exact
-        integer window sums and the same float32 ratio per window, for the Gaussian one the
-        same float64 operations up to the order of some additions, so values agree to float64
-        rounding (~1e-16 and ~1e-15).
+        integer window sums and the same float32 ratio per window (values agree to float64
+        rounding, ~1e-16: the frame means are summed in another order), for the Gaussian one
+        the same float64 operations in the same order (equal bit for bit).
 
     Returns
     -------
@@ -388,8 +388,8 @@ def ms_ssim(original, compressed, *, weights=MS_SSIM_WEIGHTS, backend: str = "au
     backend : {"auto", "numba", "numpy"}, optional
         Implementation, as for :func:`ssim`: ``"numba"`` the fused kernel of
         :mod:`giflab_dask.kernels._numba_ms_ssim`, ``"numpy"`` the scipy/numpy kernel,
-        ``"auto"`` numba when it can be imported. Not part of the definition: both compute in
-        float64 and differ only in the order of some additions (~1e-15).
+        ``"auto"`` numba when it can be imported. Not part of the definition: both compute the
+        same float64 operations in the same order, so the values are equal bit for bit.
 
     Returns
     -------
@@ -413,8 +413,9 @@ def ms_ssim(original, compressed, *, weights=MS_SSIM_WEIGHTS, backend: str = "au
     if backend != "numpy":
         terms = _numba_ms_ssim.gaussian_terms(a, b, shapes, _GKERNEL)
         if terms is not None:
-            np.maximum(terms, 0.0, out=terms)
-            return np.prod(terms**wts, axis=1)
+            for i in range(t):
+                out[i] = _combine(terms[i], wts)
+            return out
         if backend == "numba":
             raise _numba.numba_missing("ms_ssim")
     kernels = [_GaussianSSIM(*shape) for shape in shapes]
@@ -434,6 +435,12 @@ def ms_ssim(original, compressed, *, weights=MS_SSIM_WEIGHTS, backend: str = "au
             if j < last:
                 _downsample2(xs[j], xs[j + 1])
                 _downsample2(ys[j], ys[j + 1])
-        np.maximum(terms, 0.0, out=terms)
-        out[i] = float(np.prod(terms**wts))
+        out[i] = _combine(terms, wts)
     return out
+
+
+def _combine(terms: np.ndarray, wts: np.ndarray) -> float:
+    """MS-SSIM of one frame from its per-scale terms: clamped at 0, raised to the weights,
+    multiplied. One frame at a time on both paths: numpy's ``power`` may round differently
+    in arrays of other lengths (its SIMD and scalar loops differ in the last bit)."""
+    return float(np.prod(np.maximum(terms, 0.0) ** wts))
