@@ -8,8 +8,8 @@ Why not ``PIL.Image.seek``? Pillow's own compositing differs from what viewers s
 * "restore to background" (2) paints the background colour (or, when the first frame declared
   transparency, that index's colour) where browsers and ImageMagick clear the area to transparent;
 * once the first frame is opaque it composites in RGB, so later transparency is lost;
-* a partial first frame is laid on palette index 0, where ImageMagick and ffmpeg show the
-  logical screen's background colour (or transparency, when the first frame declares it);
+* a partial first frame is laid on palette index 0, where browsers leave the rest of the screen
+  transparent;
 * frames reaching past the logical screen grow the canvas instead of being clipped.
 
 So this module reads the block structure itself (``scan_gif``: header, colour tables, extensions,
@@ -335,6 +335,8 @@ def scan_gif(path: str | os.PathLike[str], limits: Limits | None = None) -> GifL
                 path, f"canvas {width}x{height} pixels", width * height,
                 "max-frame-pixels", max_pixels,
             )  # fmt: skip
+    if width == 0 or height == 0:
+        raise GifDecodeError(path, f"canvas of {width}x{height} pixels: no pixel to compare")
     decoded = len(frames) * width * height * 3
     if limits.max_decoded_bytes is not None and decoded > limits.max_decoded_bytes:
         raise _limit_error(
@@ -418,6 +420,9 @@ def _numba_drawing() -> bool:
 
 
 _PIXEL = np.dtype("V3")
+# Chromium (Skia's GIF reader) reads the undefined disposal 4 as "restore to previous": some
+# encoders set that bit meaning 3.
+_RESTORE_PREVIOUS = (3, 4)
 
 
 def _decode_indices(path: Path, frame_no: int, record: FrameRecord, data: bytes) -> np.ndarray:
@@ -430,9 +435,10 @@ def _decode_indices(path: Path, frame_no: int, record: FrameRecord, data: bytes)
     from PIL import Image
 
     bits = data[0]
+    # The spec writes 2-8; browsers also decode 1 and 9-11 (12 leaves no room below 4096).
     if not 1 <= bits <= 11:
         raise GifDecodeError(
-            path, f"frame {frame_no}: invalid LZW minimum code size {bits} (must be 2-8)"
+            path, f"frame {frame_no}: invalid LZW minimum code size {bits} (must be 1-11)"
         )
     target = Image.new("L", (record.width, record.height))
     decoder = Image._getdecoder("L", "gif", (bits, record.interlace, -1))
@@ -457,12 +463,12 @@ def iter_frames(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(rgb (H,W,3) uint8, alpha (H,W) uint8)`` per frame, composited as viewers show it.
 
-    The canvas starts as the background colour (opaque) when the GIF has a global colour table
-    and its first frame declares no transparency, else transparent; each frame draws its
-    non-transparent pixels (clipped to the logical screen); after display, disposal 2 clears
-    the frame's rectangle to transparent, 3 restores what was there before the frame, 0/1 (and
-    the undefined 4-7) leave it. Transparent pixels are (0, 0, 0) with alpha 0. The arrays
-    yielded are the canvas the next frame draws on: copy them to keep them.
+    The canvas starts transparent (Chromium ignores the background colour: design decision 46);
+    each frame draws its non-transparent pixels (clipped to the logical screen); after display,
+    disposal 2 clears the frame's rectangle to transparent, 3 (and 4, as Chromium reads it)
+    restores what was there before the frame, 0/1 and the undefined 5-7 leave it. Transparent
+    pixels are (0, 0, 0) with alpha 0. The arrays yielded are the canvas the next frame draws
+    on: copy them to keep them.
     """
     import time
 
@@ -473,15 +479,6 @@ def iter_frames(
     height, width = layout.height, layout.width
     rgb = np.zeros((height, width, 3), dtype=np.uint8)
     alpha = np.zeros((height, width), dtype=np.uint8)
-    first = layout.frames[0]
-    if layout.global_palette is not None and first.transparency is None:
-        # What a partial first frame does not cover: ImageMagick and ffmpeg show the background
-        # colour there, opaque, unless the first frame declares transparency (then transparent).
-        # Re-encoders (ffmpeg, ImageMagick) bake exactly that into full frames, so decoding it
-        # the same way keeps a faithful re-encode from scoring as a loss.
-        if layout.background_index < len(layout.global_palette):
-            rgb[...] = layout.global_palette[layout.background_index]
-        alpha[...] = 255
     pixels = rgb.view(_PIXEL)[..., 0]  # (H, W) of 3-byte pixels: draw a pixel in one move
     global_table = _rgb_table(layout.global_palette)
     use_numba = _numba_drawing()
@@ -497,7 +494,7 @@ def iter_frames(
             x1, y1 = min(record.left + record.width, width), min(record.top + record.height, height)
             region, region_alpha = pixels[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
             saved = None
-            if record.disposal == 3:
+            if record.disposal in _RESTORE_PREVIOUS:
                 saved = (region.copy(), region_alpha.copy())
             if record.width and record.height:
                 f.seek(record.lzw_offset)

@@ -15,14 +15,16 @@ that row's ``error``; they never stop the batch.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from giflab_dask.errors import GiflabError
+from giflab_dask.errors import GifDecodeError, GiflabError
+from giflab_dask.keys import check_regular
 
 __all__ = ["BatchInputError", "PairInput", "collect_pairs", "pairs_from_dirs", "read_manifest"]
 
@@ -53,8 +55,10 @@ def _file_problem(role: str, path: Path) -> str | None:
         return f"{role} {path}: {kind}"
     except OSError as exc:
         return f"{role} {path}: cannot read ({exc.strerror or exc})"
-    if stat.S_ISDIR(st.st_mode):
-        return f"{role} {path}: is a directory, not a GIF file"
+    try:
+        check_regular(path, st)  # a FIFO or device would hang the hashing; a huge file, slow it
+    except GifDecodeError as exc:
+        return f"{role} {exc}"
     return None
 
 
@@ -79,10 +83,46 @@ def _check_files(pairs: list[PairInput]) -> list[PairInput]:
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[PairInput]:
-    """Pairs from a CSV/TSV (by extension; header row required) or JSON-lines manifest."""
+    """Pairs from a CSV/TSV (by extension; header row required) or JSON-lines manifest.
+
+    A manifest that cannot be read exactly as written (an unterminated quote, a value with a
+    line break or over csv's field limit, a NUL in a path, nested JSON) is refused whole with
+    an error naming the row and column: guessing would silently merge or split rows.
+    """
     path = Path(path)
-    base = path.parent
+    text = _manifest_text(path)
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        rows = _jsonl_rows(path, text)
+    else:
+        rows = _csv_rows(path, text, "\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+    if rows and not {"original", "compressed"} <= set(rows[0][1]):
+        raise BatchInputError(
+            f"{path}: a manifest needs 'original' and 'compressed' columns; found "
+            f"{sorted(rows[0][1])}"
+        )
+    pairs = []
+    for n, (where, row) in enumerate(rows, start=1):
+        original, compressed = (
+            (row.get("original") or "").strip(),
+            (row.get("compressed") or "").strip(),
+        )
+        for column, value in (("original", original), ("compressed", compressed)):
+            if "\0" in value:
+                raise BatchInputError(
+                    f"{path}: {where}, column {column!r}: the path holds a NUL character"
+                )
+        extra = {k: v for k, v in row.items() if k not in ("original", "compressed") and k}
+        error = None if original and compressed else "row has an empty original or compressed path"
+        paths = _under(path.parent, original), _under(path.parent, compressed)
+        pairs.append(PairInput(n, *paths, extra, error))
+    return _check_files(pairs)
+
+
+def _manifest_text(path: Path) -> str:
     try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+            raise BatchInputError(f"{path}: a manifest must be a regular file")
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise BatchInputError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
@@ -94,35 +134,115 @@ def read_manifest(path: str | os.PathLike[str]) -> list[PairInput]:
             f"{path}: not a text manifest (CSV/TSV with an original,compressed header, or JSON "
             f"lines), nor a directory{hint}"
         ) from None
-    rows: list[dict[str, str]] = []
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BatchInputError(f"{path}: line {n} is not JSON ({exc.msg})") from None
-            if not isinstance(value, dict):
-                raise BatchInputError(f"{path}: line {n} is not a JSON object")
-            rows.append({str(k): "" if v is None else str(v) for k, v in value.items()})
-    else:
-        delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-        rows = [dict(r) for r in csv.DictReader(text.splitlines(), delimiter=delimiter)]
-    if rows and not {"original", "compressed"} <= set(rows[0]):
-        raise BatchInputError(
-            f"{path}: a manifest needs 'original' and 'compressed' columns; found {sorted(rows[0])}"
-        )
-    pairs = []
-    for n, row in enumerate(rows, start=1):
-        original, compressed = (
-            (row.get("original") or "").strip(),
-            (row.get("compressed") or "").strip(),
-        )
-        extra = {k: v for k, v in row.items() if k not in ("original", "compressed") and k}
-        error = None if original and compressed else "row has an empty original or compressed path"
-        pairs.append(PairInput(n, _under(base, original), _under(base, compressed), extra, error))
-    return _check_files(pairs)
+    return text
+
+
+def _jsonl_rows(path: Path, text: str) -> list[tuple[str, dict[str, str]]]:
+    """``(where, row)`` per JSON line. Lines end at ``\\n`` only: JSON strings may hold U+2028,
+    which ``str.splitlines`` would split on."""
+    rows = []
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BatchInputError(
+                f"{path}: line {n}, column {exc.colno}: not JSON ({exc.msg})"
+            ) from None
+        except RecursionError:
+            raise BatchInputError(f"{path}: line {n}: JSON nested too deeply") from None
+        if not isinstance(value, dict):
+            raise BatchInputError(f"{path}: line {n} is not a JSON object")
+        for key, v in value.items():
+            if isinstance(v, dict | list):
+                raise BatchInputError(
+                    f"{path}: line {n}, key {key!r}: a nested value; manifest values are "
+                    "strings, numbers, booleans or null"
+                )
+        rows.append((f"line {n}", {str(k): "" if v is None else str(v) for k, v in value.items()}))
+    return rows
+
+
+def _csv_rows(path: Path, text: str, delimiter: str) -> list[tuple[str, dict[str, str]]]:
+    """``(where, row)`` per CSV record, parsed strictly: a malformed quote, a value over csv's
+    field limit or holding a line break (what an unterminated quote swallows), or more values
+    than columns is an error naming the row, its lines and the column."""
+    record_lines: list[str] = []
+
+    def lines() -> Iterator[str]:
+        # newline="": only \n, \r and \r\n end a line (not U+2028 or \x1c, as splitlines)
+        for line in io.StringIO(text, newline=""):
+            record_lines.append(line)
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    rows: list[tuple[str, dict[str, str]]] = []
+    while True:
+        record_lines.clear()
+        first = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            column = _column_at(record_lines, delimiter, csv.field_size_limit())
+            where = _where(len(rows) + 1 if header else 0, first, reader.line_num)
+            if "field limit" in str(exc):
+                problem = f"a value over {csv.field_size_limit()} characters (csv's field limit)"
+            else:
+                problem = f"malformed CSV ({exc}: an unterminated or stray quote?)"
+            raise BatchInputError(
+                f"{path}: {where}, column {_column_name(header, column)}: {problem}"
+            ) from None
+        if not record:
+            continue  # a blank line
+        where = _where(len(rows) + 1 if header else 0, first, reader.line_num)
+        for column, value in enumerate(record):
+            if "\n" in value or "\r" in value:
+                raise BatchInputError(
+                    f"{path}: {where}, column {_column_name(header, column)}: a quoted value "
+                    "spans lines (an unterminated quote?); values cannot hold line breaks"
+                )
+        if header is None:
+            header = record
+            continue
+        if any(v.strip() for v in record[len(header) :]):
+            raise BatchInputError(
+                f"{path}: {where}: {len(record)} values for {len(header)} columns "
+                "(an unbalanced quote or a stray delimiter?)"
+            )
+        padded = (record + [""] * len(header))[: len(header)]
+        rows.append((where, dict(zip(header, padded, strict=True))))
+    return rows
+
+
+def _where(row: int, first: int, last: int) -> str:
+    lines = f"line {first}" if first >= last else f"lines {first}-{last}"
+    return f"header ({lines})" if row == 0 else f"row {row} ({lines})"
+
+
+def _column_name(header: list[str] | None, column: int) -> str:
+    if header is not None and column < len(header):
+        return f"{column + 1} ({header[column]!r})"
+    return str(column + 1)
+
+
+def _column_at(lines: list[str], delimiter: str, limit: int) -> int:
+    """The 0-based column of a record's first value over ``limit`` characters, else the
+    column where its text ends (where csv stopped)."""
+    column, size, quoted = 0, 0, False
+    for ch in "".join(lines):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == delimiter and not quoted:
+            column, size = column + 1, 0
+        else:
+            size += 1
+            if size > limit:
+                break
+    return column
 
 
 def _under(base: Path, path: str) -> str:

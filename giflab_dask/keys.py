@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ __all__ = [
     "DECODER_VERSION",
     "LAYOUT_VERSION",
     "GifSource",
+    "check_regular",
     "content_digest",
     "content_digests",
     "gif_key",
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 #: Bump when decoded pixels could change for the same bytes (compositing rules, colour handling).
-DECODER_VERSION = 1
+DECODER_VERSION = 2  # 2: transparent first canvas, disposal 4 restores (decision 46)
 #: Bump when the frame store's on-disk layout changes.
 LAYOUT_VERSION = 3  # 2: chunks are zstd (no content checksum) + crc32c; 3: "." chunk keys
 
@@ -39,10 +41,51 @@ _READ_SIZE = 1 << 20
 _RACY_SECONDS = 2.0
 
 
+def _file_kind(mode: int) -> str | None:
+    """What a file that is not a regular file is (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def check_regular(path: Path, st: os.stat_result) -> None:
+    """Refuse what is not a regular file, or is larger than ``giflab.limits.max-file-bytes``,
+    before a byte is read: a FIFO or ``/dev/zero`` would block or never end, and a huge
+    (even sparse) file would be hashed for minutes."""
+    kind = _file_kind(st.st_mode)
+    if kind is not None:
+        raise GifDecodeError(path, f"is {kind}, not a regular GIF file")
+    limit = max_file_bytes()
+    if limit is not None and st.st_size > limit:
+        from giflab_dask.decode import _limit_error
+
+        raise _limit_error(path, "file size in bytes", st.st_size, "max-file-bytes", limit)
+
+
+def max_file_bytes() -> int | None:
+    """``giflab.limits.max-file-bytes`` (None: unbounded)."""
+    from giflab_dask import config
+
+    raw = config.get("limits.max-file-bytes")
+    return config.parse_bytes(raw, key="limits.max-file-bytes")
+
+
 def _hash_file(path: Path) -> str:
     digest = hashlib.blake2b(digest_size=32)
     try:
-        with path.open("rb") as f:
+        # O_NONBLOCK: a FIFO swapped in after the stat must not block the open; the checks
+        # then run on what was opened.
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
+        with os.fdopen(fd, "rb") as f:
+            check_regular(path, os.fstat(fd))
             while block := f.read(_READ_SIZE):
                 digest.update(block)
     except IsADirectoryError:
@@ -64,6 +107,11 @@ class _StatIndex:
 
     def _connect(self) -> sqlite3.Connection:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        # A link (or anything but a file) planted under the index's name is refused, never
+        # written through (SQLite's nofollow URI flag did not stop it here, SQLite 3.40).
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISREG(os.lstat(self.db_path).st_mode):
+                raise sqlite3.OperationalError(f"{self.db_path} is not a regular file")
         conn = sqlite3.connect(self.db_path, timeout=30)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS stat_index (path TEXT PRIMARY KEY, size INTEGER, "
@@ -153,7 +201,9 @@ def content_digests(
     for given in order:
         path = Path(given).absolute()
         try:
-            files.append((given, path, _stat(path)))
+            st = _stat(path)
+            check_regular(path, st)
+            files.append((given, path, st))
         except GifDecodeError as exc:
             out[given] = exc
     index = _stat_index() if use_index and files else None

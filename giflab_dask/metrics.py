@@ -74,6 +74,9 @@ class MetricSpec:
     # What a frame needs for the metric to have a value (said when every frame is NaN);
     # documentation, not part of the cache key.
     needs: str = ""
+    # Relative time per frame pixel (SSIM = 1), which balances a small batch's metric groups
+    # (pipeline.metric_groups); a scheduling hint, not part of the cache key.
+    cost: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.name.replace("_", "").isalnum():
@@ -139,58 +142,73 @@ _REGISTRY: dict[str, MetricSpec] = {}
 _K = "giflab_dask.kernels"
 _BUILTIN = [
     MetricSpec("mse", f"{_K}.fidelity:mse", higher_is_better=False,
-               description="mean squared error over RGB"),
+               description="mean squared error over RGB",
+               cost=0.2),
     MetricSpec("rmse", f"{_K}.fidelity:rmse", higher_is_better=False,
                description="root mean squared error over RGB",
-               derive_from="mse", derive=f"{_K}.fidelity:rmse_of_mse"),
+               derive_from="mse", derive=f"{_K}.fidelity:rmse_of_mse",
+               cost=0.2),
     MetricSpec("psnr", f"{_K}.fidelity:psnr", params={"cap_db": 100.0},
                description="PSNR over RGB in dB, 100 dB for identical frames (GifLab's cap)",
-               derive_from="mse", derive=f"{_K}.fidelity:psnr_of_mse"),
+               derive_from="mse", derive=f"{_K}.fidelity:psnr_of_mse",
+               cost=0.25),
     MetricSpec("ssim", f"{_K}.structural:ssim", params={"gaussian": False},
                description="SSIM on OpenCV luma, scikit-image defaults (GifLab's definition)",
-               needs="frames of at least 7x7 pixels (11x11 with gaussian=True)"),
+               needs="frames of at least 7x7 pixels (11x11 with gaussian=True)",
+               cost=1),
     MetricSpec("ms_ssim", f"{_K}.structural:ms_ssim",
                description="MS-SSIM (Wang, Simoncelli & Bovik 2003), 5 scales",
-               needs="frames of at least 161x161 pixels (an 11x11 window at the fifth scale)"),
+               needs="frames of at least 161x161 pixels (an 11x11 window at the fifth scale)",
+               cost=37),
     MetricSpec("fsim", f"{_K}.perceptual:fsim", params={"chroma": False},
                description="FSIM (Zhang et al. 2011); chroma=True gives FSIMc",
-               needs="frames of at least 3x3 pixels after its downsampling"),
+               needs="frames of at least 3x3 pixels after its downsampling",
+               cost=220),
     MetricSpec("gmsd", f"{_K}.perceptual:gmsd", higher_is_better=False,
                description="GMSD (Xue et al. 2014)",
-               needs="frames of at least 5x5 pixels (3x3 after halving)"),
+               needs="frames of at least 5x5 pixels (3x3 after halving)",
+               cost=8),
     MetricSpec("chist", f"{_K}.texture:chist", params={"bins": 32},
-               description="32-bin colour histogram correlation"),
+               description="32-bin colour histogram correlation",
+               cost=7.5),
     MetricSpec("edge_similarity", f"{_K}.texture:edge_similarity",
                params={"low_threshold": 50, "high_threshold": 150},
-               description="Canny 50/150 edge maps, Jaccard"),
+               description="Canny 50/150 edge maps, Jaccard",
+               cost=22),
     MetricSpec("texture_similarity", f"{_K}.texture:texture_similarity",
-               description="LBP histogram similarity"),
+               description="LBP histogram similarity",
+               cost=62),
     MetricSpec("sharpness_similarity", f"{_K}.texture:sharpness_similarity",
-               description="Laplacian variance ratio"),
+               description="Laplacian variance ratio",
+               cost=5),
     MetricSpec("temporal_consistency", f"{_K}.temporal:temporal_consistency",
                outputs=("temporal_consistency_original", "temporal_consistency_compressed"),
                temporal=True, higher_is_better=False,
                pair_summary=f"{_K}.temporal:temporal_consistency_summary",
                description="inter-frame change of each stream; GifLab's consistency and delta",
-               needs="at least two frames (each value compares a frame with the one before)"),
+               needs="at least two frames (each value compares a frame with the one before)",
+               cost=2),
     MetricSpec("deltae", f"{_K}.colour:deltae",
                outputs=("deltae_mean", "deltae_p95", "deltae_max", "deltae_pct_gt1",
                         "deltae_pct_gt2", "deltae_pct_gt3", "deltae_pct_gt5",
                         "color_patch_count"),
                higher_is_better=False, pair_summary=f"{_K}.colour:deltae_summary",
-               description="CIEDE2000 colour difference per pixel"),
+               description="CIEDE2000 colour difference per pixel",
+               cost=10),
     MetricSpec("banding", f"{_K}.colour:banding",
                outputs=("banding_score_mean", "banding_score_p95", "banding_patch_count",
                         "gradient_region_count"),
                higher_is_better=False, pair_summary=f"{_K}.colour:banding_summary",
                description="GifLab's gradient banding score",
-               needs="smooth gradient regions in the original (GifLab's detector found none)"),
+               needs="smooth gradient regions in the original (GifLab's detector found none)",
+               cost=25),
 ]  # fmt: skip
 
 _EXTRA = [
     MetricSpec("psnr_normalized", f"{_K}.fidelity:psnr_normalized", params={"max_db": 50.0},
                description="GifLab's normalised PSNR, dB/50 clamped to [0, 1] (GifLab's 'psnr')",
-               derive_from="mse", derive=f"{_K}.fidelity:psnr_normalized_of_mse"),
+               derive_from="mse", derive=f"{_K}.fidelity:psnr_normalized_of_mse",
+               cost=0.25),
 ]  # fmt: skip
 
 
@@ -367,27 +385,42 @@ def measure_block(
     ``"<exception type>: <message>"`` instead of values, so one metric's failure never costs
     the others theirs. ``meter(label)`` times each kernel (label ``<metric>-frame``).
     """
+    from giflab_dask.kernels._frames import shared_conversions
+
     lead = 1 if previous else 0
     out: dict[str, np.ndarray | str] = {}
-    for metric in metrics:
-        spec, kernel = metric.spec, metric.kernel
-        timer = meter(f"{spec.name}-frame") if meter is not None else contextlib.nullcontext()
-        try:
-            with timer:
-                if spec.temporal:
-                    values = _temporal_values(
-                        original, compressed, spec, kernel, metric.runtime, first=not previous
-                    )
-                else:
-                    values = _pair_block(
-                        original[lead:], compressed[lead:], spec=spec, kernel=kernel,
-                        single=False, runtime=metric.runtime,
-                    )  # fmt: skip
-        except Exception as exc:
-            out[spec.name] = f"{type(exc).__name__}: {exc}"
-        else:
-            out[spec.name] = values
+    with shared_conversions():  # each frame's luma (etc.) once for all the kernels
+        for metric in metrics:
+            _measure_one(metric, original, compressed, lead, meter, out)
     return out
+
+
+def _measure_one(
+    metric: BoundMetric,
+    original: np.ndarray,
+    compressed: np.ndarray,
+    lead: int,
+    meter: Callable[[str], contextlib.AbstractContextManager[Any]] | None,
+    out: dict[str, np.ndarray | str],
+) -> None:
+    """One metric of :func:`measure_block` into ``out``: values, or its error text."""
+    spec, kernel = metric.spec, metric.kernel
+    timer = meter(f"{spec.name}-frame") if meter is not None else contextlib.nullcontext()
+    try:
+        with timer:
+            if spec.temporal:
+                values = _temporal_values(
+                    original, compressed, spec, kernel, metric.runtime, first=lead == 0
+                )
+            else:
+                values = _pair_block(
+                    original[lead:], compressed[lead:], spec=spec, kernel=kernel,
+                    single=False, runtime=metric.runtime,
+                )  # fmt: skip
+    except Exception as exc:
+        out[spec.name] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    else:
+        out[spec.name] = values
 
 
 def per_frame(spec: MetricSpec, pair: AlignedPair) -> dict[str, da.Array]:

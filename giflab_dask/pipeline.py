@@ -16,9 +16,13 @@ For a batch of pairs (DESIGN decisions 7 and 8):
 4. one ``dask.compute`` runs it; the verdict of each pair is evaluated from its summaries.
 
 A decode failure is carried in-band (its pair becomes an error row, the others finish), and so
-is a kernel that raises (its metric is reported missing with the reason; the pair's other
-metrics are stored). Anything else that fails a task aborts the shared compute, after which the
-remaining work is retried write by write so the failure is pinned on its pair and metric.
+is a metric that fails at run time (a kernel that raises, memory, a node that cannot be
+written): nothing of it is stored, so the next run computes it again, and its pair gets no
+verdict but an error naming the metric and the cause (DESIGN decision 49), while the pair's
+other metrics are stored. Only a metric missing by nature of the input (every frame NaN: too
+small, no gradient region) leaves a verdict over the others. Anything else that fails a task
+aborts the shared compute, after which the remaining work is retried write by write so the
+failure is pinned on its pair and metric.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from giflab_dask.align import (
     display_times,
     frame_alignment,
 )
-from giflab_dask.errors import GiflabError
+from giflab_dask.errors import CacheWriteError, GiflabError, MeasurementError
 from giflab_dask.inputs import PairInput
 from giflab_dask.metrics import (
     BoundMetric,
@@ -196,7 +200,7 @@ class PendingGif:
     @property
     def may_have_alpha(self) -> bool:
         # Conservative, from the blocks alone: transparency declared, disposal to background,
-        # or no global colour table to paint the background under a partial first frame.
+        # or a partial first frame (the screen it leaves uncovered is transparent, decision 46).
         layout = self.layout
         first = layout.frames[0]
         partial = (first.left, first.top, first.width, first.height) != (
@@ -206,9 +210,7 @@ class PendingGif:
             self.height,
         )
         return (
-            layout.declares_transparency
-            or any(f.disposal == 2 for f in layout.frames)
-            or (partial and layout.global_palette is None)
+            layout.declares_transparency or any(f.disposal == 2 for f in layout.frames) or partial
         )
 
     @property
@@ -341,7 +343,7 @@ def _pair_chunk(
     Only these small vectors leave the task: frames never travel between workers.
     """
     from giflab_dask.align import _prepare_block
-    from giflab_dask.cluster import activity
+    from giflab_dask.cluster import activity, count_frames
 
     o_where, c_where = job.original.locate(o_decoded), job.compressed.locate(c_decoded)
     if o_where is None or c_where is None:
@@ -374,6 +376,8 @@ def _pair_chunk(
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - began
 
     out = measure_block(job.metrics, original, compressed, previous=job.previous, meter=meter)
+    measured = len(original) - (1 if job.previous else 0) if job.keep is None else len(job.keep)
+    count_frames(measured * len(job.metrics))
     if job.keep is not None:
         out = {k: v if isinstance(v, str) else v[job.keep] for k, v in out.items()}
     out[_SECONDS] = seconds  # type: ignore[assignment]
@@ -487,7 +491,7 @@ def _derivable(
                 parent_spec = parent_spec or get_metric(parent)
             except GiflabError:
                 continue
-            data = results.get(_metric_node_key(*keys, options, parent_spec))
+            data = results.get(_metric_node_key(*keys, options, parent_spec), "metric")
         output = (data or {}).get("outputs", {}).get(parent)
         if output is not None:
             out[spec.name] = np.asarray(output["per_frame"], dtype=np.float64)
@@ -504,11 +508,12 @@ def _pair_writes(
     store_root: Path,
     barrier: DecodeBarrier | None,
     *,
-    split: bool = False,
+    groups: int = 1,
 ) -> dict[str, Delayed]:
     """The ``result-write`` task of each metric in ``specs`` for one pair, over one
-    ``pair-metrics`` task per time chunk of the original that computes all of ``specs``
-    (``split``: one per chunk and metric, for batches too small to keep workers busy otherwise).
+    ``pair-metrics`` task per time chunk of the original and group of metrics (``groups``
+    groups of about equal cost: more than one only for batches too small to keep the workers
+    busy otherwise, see :func:`metric_groups`).
 
     Each task is raw (no dask.array): the frames of a chunk are read, aligned and measured in
     one task, so a pair costs ``chunks + metrics`` tasks plus its decodes.
@@ -520,7 +525,7 @@ def _pair_writes(
     options = facts.options
     n, step = original.n_frames, original.chunk_frames
     writes = {}
-    for group in [[s] for s in specs] if split else [list(specs)]:
+    for group in _balanced_groups(specs, groups):
         metrics = tuple(BoundMetric.of(s) for s in group)
         previous = any(s.temporal for s in group)
         token = tokenize(sides, options, facts.mode, facts.mapping, facts.size, metrics, roots)
@@ -534,12 +539,13 @@ def _pair_writes(
                 options.background, facts.size, options.resize, metrics,
             )  # fmt: skip
             dsk[(name, i)] = (_pair_chunk, job, *refs)
+            outcome.frame_measurements += (stop - start) * len(metrics)
         chunk_keys = [k for k in dsk if isinstance(k, tuple)]
         for spec in group:
             node = outcome.metric_keys[spec.name]
             task = (_write_from_chunks, root, node, spec, list(refs), chunk_keys)
             writes[spec.name] = _write_delayed(f"result-write-{node}-{roots}", task, dsk)
-    return writes
+    return {s.name: writes[s.name] for s in specs}  # in the order asked (the table's columns)
 
 
 def _pair_inputs(
@@ -566,12 +572,34 @@ def _write_delayed(write_key: str, task: tuple[Any, ...], dsk: Mapping[Any, Any]
     return Delayed(write_key, graph)
 
 
-#: Below this many pair-metrics tasks in a batch (pairs x time chunks), each metric gets tasks
-#: of its own: a single small pair would otherwise run all its kernels in one task, on one core
-#: (the 14 default metrics of a 30-frame 160x120 pair, 2 threads: 0.94-1.06 s in one task,
-#: 0.89-0.90 s as one task per metric; medians of 7). Above it there are enough tasks for the
-#: workers, and fusing saves reading and aligning the frames once per metric.
+#: Below this many pair-metrics tasks in a batch (pairs x time chunks), the metrics are split
+#: into groups with tasks of their own, until the batch has about this many tasks: a single
+#: small pair would otherwise run all its kernels in one task, on one core. Each group reads
+#: and aligns the frames again, so there are no more groups than that takes (decision 51).
 FUSE_FROM_TASKS = 32
+
+
+def metric_groups(tasks: int, metrics: int) -> int:
+    """How many groups of metrics each pair's chunks are measured in, for a batch of ``tasks``
+    pair-metrics tasks when every metric runs in one (1 from :data:`FUSE_FROM_TASKS` on)."""
+    if tasks >= FUSE_FROM_TASKS or tasks <= 0:
+        return 1
+    return max(1, min(metrics, -(-FUSE_FROM_TASKS // tasks)))
+
+
+def _balanced_groups(specs: Sequence[MetricSpec], groups: int) -> list[list[MetricSpec]]:
+    """``specs`` in ``groups`` groups of about equal cost (``MetricSpec.cost``, greedy: the
+    dearest metric first, each into the cheapest group so far), in registry order inside."""
+    if groups <= 1:
+        return [list(specs)]
+    bins: list[list[MetricSpec]] = [[] for _ in range(min(groups, len(specs)))]
+    loads = [0.0] * len(bins)
+    for spec in sorted(specs, key=lambda s: -s.cost):
+        i = loads.index(min(loads))
+        bins[i].append(spec)
+        loads[i] += spec.cost
+    order = {s.name: i for i, s in enumerate(specs)}
+    return [sorted(b, key=lambda s: order[s.name]) for b in bins if b]
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -589,12 +617,16 @@ class PairOutcome:
     metric_keys: dict[str, str] = field(default_factory=dict)
     summaries: dict[str, list[float]] = field(default_factory=dict)  # output -> stats
     extra: dict[str, float] = field(default_factory=dict)  # pair-level summaries of metrics
-    missing: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # by nature of the input
+    failed: dict[str, str] = field(default_factory=dict)  # failed at run time: no verdict
     hits: int = 0
     computed: int = 0
     saved_seconds: float = 0.0  # recorded compute seconds of this pair's stored nodes
     result: PairResult | None = None
     sample: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> its sample record
+    frame_measurements: int = 0  # frames x metrics its pair-metrics tasks measure (progress)
+    # (original, compressed, alignment node key or None) while a pair fact waits for a decode
+    facts_after_decode: tuple[Any, Any, str | None] | None = None
 
 
 @dataclass
@@ -626,6 +658,12 @@ class BatchPlan:
     def n_metric_tasks(self) -> int:
         return len(self.writes)
 
+    @property
+    def frame_measurements(self) -> int:
+        """Frames x metrics the graph measures: the total of ``cluster.frames_measured``'s
+        count when it has run (progress within long pairs)."""
+        return sum(o.frame_measurements for o in self.outcomes)
+
     def compute(self, *, progress: bool = False, **compute_kwargs: Any) -> BatchResult:
         """Run the graph and assemble one outcome per pair.
 
@@ -649,7 +687,7 @@ class BatchPlan:
         done: dict[tuple[int, str], dict[str, Any]] = {}
         for (ident, _), value in zip(items, values, strict=True):
             if isinstance(value, BaseException):
-                value = {"ok": False, "metric_error": f"{type(value).__name__}: {value}"}
+                value = {"ok": False, "metric_error": _exception_text(value)}
             done[ident] = value
         for (index, metric), value in done.items():
             outcome = self.outcomes[index]
@@ -660,15 +698,31 @@ class BatchPlan:
                 if "sample" in value:
                     outcome.sample[metric] = value["sample"]
             elif "metric_error" in value:
-                outcome.missing[metric] = value["metric_error"]
+                outcome.failed[metric] = value["metric_error"]
             elif outcome.error is None:
                 outcome.error = value["error"]
         for outcome in self.outcomes:
+            if outcome.error is None and outcome.failed:
+                # A verdict over the survivors would re-weigh the composite and skip checks.
+                outcome.error = failure_message(outcome.failed)
+            if outcome.error is None and outcome.facts_after_decode is not None:
+                _complete_facts(outcome, self.options, self.results)
             if outcome.error is None and outcome.alignment is not None:
                 outcome.result = _pair_result(
                     outcome, self.specs, self.profile, self.results, self.sample
                 )
         return BatchResult(self.outcomes, self, time.perf_counter() - self.started, report)
+
+
+def _exception_text(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def failure_message(failed: Mapping[str, str]) -> str:
+    """The error of a pair whose metrics failed at run time: each metric and its cause."""
+    causes = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
+    return f"metric failed, no verdict (the next run computes it again): {causes}"
 
 
 def _pair_result(
@@ -703,9 +757,25 @@ def _pair_result(
         per_frame=_LazyVectors(results, outcome.metric_keys),
         mapping=np.asarray(outcome.alignment["mapping"], dtype=np.int64),  # type: ignore[index]
         alignment={k: v for k, v in outcome.alignment.items() if k not in ("mapping", "facts")},  # type: ignore[union-attr]
-        verdict=evaluate(summaries, profile),
+        verdict=evaluate(summaries, profile, identical=_identical(summaries, outcome, sample)),
         missing=dict(outcome.missing),
         sample=sample_info,
+    )
+
+
+def _identical(
+    summaries: Mapping[str, float], outcome: PairOutcome, sample: SampleSpec | None
+) -> bool:
+    """Whether the pair shows the same frames on the same timeline: MSE 0 on every frame of
+    both sides at their own size, no drift, no frame a viewer could miss (decision 47)."""
+    alignment = outcome.alignment or {}
+    return (
+        sample is None
+        and summaries.get("mse_max") == 0.0
+        and summaries.get("mse_n_missing") == 0.0
+        and alignment.get("original_size") == alignment.get("compressed_size")
+        and summaries.get("timing_drift") == 0.0
+        and summaries.get("frame_count_change") == 0.0
     )
 
 
@@ -733,7 +803,7 @@ class _LazyVectors(dict):  # type: ignore[type-arg]
             return
         self._loaded = True
         for key in self._keys.values():
-            data = self._results.get(key)
+            data = self._results.get(key, "metric")
             if data is None:
                 continue
             for name, output in data["outputs"].items():
@@ -819,16 +889,50 @@ def _scan(path: str) -> GifLayout:
 
 
 def pair_facts(options: AlignOptions, original: Any, compressed: Any) -> dict[str, float]:
-    """Pair-level values the verdict checks besides metric summaries."""
+    """Pair-level values the verdict checks besides metric summaries.
+
+    ``frame_count_change`` counts frames a viewer can tell apart (decision 47), known once both
+    GIFs are decoded: it is left out while either is a :class:`PendingGif`.
+    """
     o_total = display_times(original.durations_ms, options).sum()
     c_total = display_times(compressed.durations_ms, options).sum()
-    return {
+    facts = {
         "timing_drift": float(abs(c_total - o_total) / o_total) if o_total else float("nan"),
-        "frame_count_change": float(max(0, original.n_frames - compressed.n_frames))
-        / original.n_frames,
+        "timing_drift_ms": float(abs(c_total - o_total)),
         "original_frames": float(original.n_frames),
         "compressed_frames": float(compressed.n_frames),
     }
+    o_seen = getattr(original, "distinct_frames", None)
+    c_seen = getattr(compressed, "distinct_frames", None)
+    if o_seen is not None and c_seen is not None:
+        facts["frame_count_change"] = max(0, o_seen - c_seen) / o_seen
+        facts["original_distinct_frames"] = float(o_seen)
+        facts["compressed_distinct_frames"] = float(c_seen)
+    return facts
+
+
+def _complete_facts(outcome: PairOutcome, options: AlignOptions, results: ResultStore) -> None:
+    """The pair facts that waited for the decodes, from the decoded entries; the alignment
+    node is stored once complete (a stored node is never missing a fact)."""
+    from giflab_dask.framestore import FrameStore
+
+    assert outcome.facts_after_decode is not None and outcome.alignment is not None
+    *gifs, node = outcome.facts_after_decode
+    outcome.facts_after_decode = None
+    stored = [
+        FrameStore(gif.store_root).open(gif.key) if isinstance(gif, PendingGif) else gif
+        for gif in gifs
+    ]
+    if any(gif is None for gif in stored):
+        # No entry to count from (removed meanwhile): the check reports it unmeasured.
+        outcome.alignment["facts"]["frame_count_change"] = math.nan
+        return
+    outcome.alignment["facts"] = pair_facts(options, *stored)
+    if node is not None:
+        try:
+            results.put(node, "alignment", outcome.alignment)
+        except CacheWriteError as exc:  # a run-time failure like a metric node's: retried
+            outcome.error = failure_message({"alignment": str(exc)})
 
 
 def plan_batch(
@@ -925,9 +1029,9 @@ def plan_batch(
         }
         stored_nodes: dict[str, dict[str, Any]] = {}
         if use_cache and not refresh:
-            outcome.alignment = results.get(_alignment_node_key(o_key, c_key, options))
+            outcome.alignment = results.get(_alignment_node_key(o_key, c_key, options), "alignment")
             for spec in specs:
-                data = results.get(outcome.metric_keys[spec.name])
+                data = results.get(outcome.metric_keys[spec.name], "metric")
                 if data is not None:
                     stored_nodes[spec.name] = data
         missing_specs = [s for s in specs if s.name not in stored_nodes]
@@ -1010,7 +1114,7 @@ def plan_batch(
         chunk = getattr(gif, "chunk_frames", None) or chunk_frames_for(gif.height, gif.width)
         return -(-n // min(chunk, n))
 
-    split = sum(chunks_of(index) for index, _ in to_build) < FUSE_FROM_TASKS
+    groups = metric_groups(sum(chunks_of(index) for index, _ in to_build), len(specs))
 
     for index, missing_specs in to_build:
         outcome = outcomes[index]
@@ -1046,10 +1150,15 @@ def plan_batch(
                 "notes": facts.notes,
                 "facts": pair_facts(options, o_gif, c_gif),
             }
-            if use_cache:
-                results.put(
-                    _alignment_node_key(o_key, c_key, options), "alignment", outcome.alignment
-                )
+            node = _alignment_node_key(o_key, c_key, options) if use_cache else None
+            if "frame_count_change" not in outcome.alignment["facts"]:
+                outcome.facts_after_decode = (o_gif, c_gif, node)
+            elif node is not None:
+                try:
+                    results.put(node, "alignment", outcome.alignment)
+                except CacheWriteError as exc:  # its metric nodes could not be stored either
+                    outcome.failed["alignment"] = str(exc)  # a run-time failure: retried
+                    continue
         target = str(results.root)
         if sample is not None:  # which frames to measure is decided here, per pair (decision 31)
             layout = functools.partial(layout_of, outcome.input.original, o_key)
@@ -1060,8 +1169,9 @@ def plan_batch(
                 writes[(index, spec.name)] = write
             continue
         fused = _pair_writes(
-            outcome, missing_specs, o_gif, c_gif, facts, target, frames().root, barrier, split=split
-        )
+            outcome, missing_specs, o_gif, c_gif, facts, target, frames().root, barrier,
+            groups=groups,
+        )  # fmt: skip
         writes.update({(index, name): write for name, write in fused.items()})
     plan = BatchPlan(outcomes, specs, options, profile, results, writes, decode_keys, sample=sample)
     plan.decode_saved_seconds = sum(
@@ -1153,9 +1263,9 @@ def _sampled_writes(
         design, known = shared, None
         if sample.strategy == "adaptive":
             assert pilot_store is not None
-            data = pilot_store.get(_metric_node_key(o_key, c_key, options, spec, base))
+            data = pilot_store.get(_metric_node_key(o_key, c_key, options, spec, base), "metric")
             if data is None or "sample" not in data:
-                outcome.missing[spec.name] = "adaptive sampling: its pilot sample is missing"
+                outcome.failed[spec.name] = "adaptive sampling: its pilot sample is missing"
                 continue
             pilot = SampleDesign.from_dict(data["sample"]["design"])
             values = np.stack(
@@ -1355,6 +1465,8 @@ class LazyPairResult:
 
     def compute(self, **compute_kwargs: Any) -> PairResult:
         outcome = self.plan.compute(**compute_kwargs).outcomes[0]
+        if outcome.failed:
+            raise MeasurementError(outcome.error or failure_message(outcome.failed))
         if outcome.error:
             raise GiflabError(outcome.error)
         assert outcome.result is not None

@@ -286,7 +286,10 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         if suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         elif suffix in (".csv", ".tsv"):
-            frame.to_csv(tmp, index=False, sep="\t" if suffix == ".tsv" else ",")
+            text = _defuse_formulas(frame)
+            # CRLF rows (RFC 4180) make the writer quote a value holding a lone CR as well.
+            sep = "\t" if suffix == ".tsv" else ","
+            text.to_csv(tmp, index=False, sep=sep, lineterminator="\r\n")
         elif suffix in (".jsonl", ".ndjson", ".json"):
             frame.to_json(tmp, orient="records", lines=True)
         else:
@@ -295,6 +298,55 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+#: Starts of a cell a spreadsheet may run as a formula (OWASP's CSV injection list), and the
+#: single quote that escapes them (escaped too, so reading back is exact).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _defuse(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS) and not _is_number(value):
+        return "'" + value
+    return value
+
+
+def _defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy for CSV/TSV whose text cells (and headers) that a spreadsheet would read as a
+    formula start with a single quote, as OWASP advises; numbers, and text that is a number
+    (``-3``), stay as they are."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    text = [c for c in frame.columns if is_object_dtype(frame[c]) or is_string_dtype(frame[c])]
+    out = frame.copy()
+    for column in text:
+        out[column] = frame[column].map(_defuse)
+    return out.rename(columns=_defuse)
+
+
+def _restore(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] == "'" and value[1:].startswith(_FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
+def _restore_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table :func:`_defuse_formulas` escaped, as it was."""
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    for column in [
+        c for c in frame.columns if is_object_dtype(frame[c]) or is_string_dtype(frame[c])
+    ]:
+        frame[column] = frame[column].map(_restore)
+    return frame.rename(columns=_restore)
 
 
 def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -306,7 +358,7 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     if suffix == ".parquet":
         return pd.read_parquet(path)
     if suffix in (".csv", ".tsv"):
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        return _restore_formulas(pd.read_csv(path, sep="\t" if suffix == ".tsv" else ","))
     if suffix in (".jsonl", ".ndjson", ".json"):
         return pd.read_json(path, orient="records", lines=True)
     raise GiflabError(f"{path}: cannot tell the format (use .parquet, .csv, .tsv or .jsonl)")
@@ -341,12 +393,12 @@ def load_per_frame(
     options = align_options or AlignOptions.from_config()
     o_key, c_key = row["original_key"], row["compressed_key"]
     columns: dict[str, np.ndarray] = {}
-    alignment = results.get(node_key("alignment", o_key, c_key, options))
+    alignment = results.get(node_key("alignment", o_key, c_key, options), "alignment")
     if alignment is not None:
         columns["compressed_frame"] = np.asarray(alignment["mapping"])
     for spec in resolve_metrics(metrics):
         parts = (spec,) if sample is None else (spec, sample)
-        data = results.get(node_key("metric", o_key, c_key, options, *parts))
+        data = results.get(node_key("metric", o_key, c_key, options, *parts), "metric")
         for name, output in (data or {}).get("outputs", {}).items():
             values = np.asarray(output["per_frame"], dtype=np.float64)
             if "sample" in (data or {}):

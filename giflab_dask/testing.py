@@ -34,6 +34,7 @@ __all__ = [
     "lzw_encode",
     "make_animation",
     "make_animation_frames",
+    "quirk_cases",
     "solid_palette",
     "write_gif",
 ]
@@ -679,3 +680,29 @@ def disposal_case_specs() -> dict[str, GifSpec]:
 def disposal_cases() -> dict[str, bytes]:
     """Encoded :func:`disposal_case_specs`: name -> GIF bytes."""
     return {name: spec.encode() for name, spec in disposal_case_specs().items()}
+
+
+def quirk_cases() -> dict[str, bytes]:
+    """GIF bytes for decoder corners outside the disposal cases: zero and tiny delays, stray
+    bytes after the frames, a missing trailer, a 0x0 logical screen, undefined disposals 5/6."""
+    delays = (0, 1, 2, 5, 10, 1000)
+    frames = [
+        GifFrame(_checker(CASE_HEIGHT, CASE_WIDTH, i % 8, (i + 3) % 8), delay_cs=d)
+        for i, d in enumerate(delays)
+    ]
+    cases = {"zero_and_tiny_delays": _spec(frames).encode()}
+    three = _spec(frames[2:5]).encode()
+    cases["stray_bytes_after_frames"] = three[:-1] + b"\x00\x17not a block"
+    cases["no_trailer"] = three[:-1]
+    cases["zero_size_screen"] = encode_gif(
+        [GifFrame(_checker(6, 8, 2, 3), left=2, top=1)], 0, 0, global_palette=CASE_PALETTE
+    )
+    cases["dispose5_and_6"] = _spec(
+        [
+            _base(),
+            GifFrame(_checker(6, 8, 2, 3), left=4, top=3, disposal=5),
+            GifFrame(_checker(6, 8, 4, 5), left=10, top=6, disposal=6),
+            GifFrame(_checker(6, 8, 4, 7), left=1, top=8, disposal=1),
+        ]
+    ).encode()
+    return cases

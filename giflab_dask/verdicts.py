@@ -6,10 +6,14 @@ summary key, or one of the pair-level facts below, to thresholds ``fail-below``,
 
 * ``composite_quality`` — GifLab's composite (its checker fails below 0.70, warns below 0.80);
 * ``timing_drift`` — relative change of the total display time, ``|Tc - To| / To``;
-* ``frame_count_change`` — share of original frames the compressed GIF no longer has.
+* ``timing_drift_ms`` — the same change in milliseconds (a small share of a long GIF);
+* ``frame_count_change`` — share of the original's distinct frames (frames a viewer can tell
+  apart: each that differs from the one before) the compressed GIF no longer shows.
 
 A check whose value was not computed is listed as skipped; a value that is NaN makes the check
-"unknown", which warns: a verdict never passes on a number nobody measured.
+"unknown", which warns: a verdict never passes on a number nobody measured, unless the pair is
+identical on screen (every frame equal, same timeline: decision 47), when nothing is left to
+measure and the check passes, still naming the value as missing.
 """
 
 from __future__ import annotations
@@ -84,10 +88,15 @@ def load_profile(profile: str | Mapping[str, Any] | None = None) -> tuple[str, d
     return name, rules
 
 
-def _check(key: str, value: float | None, thresholds: Mapping[str, float]) -> Check:
+def _check(
+    key: str, value: float | None, thresholds: Mapping[str, float], identical: bool = False
+) -> Check:
     if value is None:
         return Check(key, "skipped", None, message=f"{key}: not computed")
     if not math.isfinite(value):
+        if identical:
+            message = f"{key}: could not be measured (missing); the frames are identical"
+            return Check(key, "pass", value, message=message)
         return Check(key, "warn", value, message=f"{key}: could not be measured (missing)")
     for rule in _KINDS:  # fail rules before warn rules
         if rule not in thresholds:
@@ -104,10 +113,17 @@ def _check(key: str, value: float | None, thresholds: Mapping[str, float]) -> Ch
 def evaluate(
     summaries: Mapping[str, float],
     profile: str | Mapping[str, Any] | None = None,
+    *,
+    identical: bool = False,
 ) -> Verdict:
-    """Apply a profile's thresholds to a pair's summaries (plus its pair-level facts)."""
+    """Apply a profile's thresholds to a pair's summaries (plus its pair-level facts).
+
+    ``identical``: the pair's displayed frames are equal everywhere, on the same timeline.
+    """
     name, rules = load_profile(profile)
-    checks = [_check(key, summaries.get(key), thresholds) for key, thresholds in rules.items()]
+    checks = [
+        _check(key, summaries.get(key), thresholds, identical) for key, thresholds in rules.items()
+    ]
     worst = max(
         (c.status for c in checks if c.status in _ORDER), key=_ORDER.__getitem__, default="pass"
     )

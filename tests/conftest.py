@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dask
 import numpy as np
@@ -114,3 +115,21 @@ def write_pillow_gif(
 @pytest.fixture
 def anim_gif(tmp_path: Path) -> Path:
     return write_pillow_gif(tmp_path / "anim.gif")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Chromium's own GIF decoder (:class:`giflab_dask.chromium.ChromiumGifDecoder`), started
+    once per session, or skip."""
+    from giflab_dask.chromium import ChromiumGifDecoder, find_chromium
+
+    exe = _need(find_chromium(), "Chromium")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        message = "Playwright is not installed (pip install -e '.[test]' brings it)"
+        if REQUIRE_TOOLS:
+            pytest.fail(message + "; GIFLAB_REQUIRE_TOOLS=1 forbids skipping")
+        pytest.skip(message)
+    with ChromiumGifDecoder(exe) as decoder:
+        yield decoder

@@ -14,6 +14,7 @@ from dask.utils import key_split
 
 from giflab_dask import pipeline
 from giflab_dask.cli import cli
+from giflab_dask.errors import MeasurementError
 from giflab_dask.metrics import available_metrics, register_metric
 from giflab_dask.pipeline import validate_pair, validate_pair_lazy
 from giflab_dask.resultstore import ResultStore
@@ -71,6 +72,33 @@ def test_results_do_not_depend_on_chunking(
             ), key
 
 
+def test_metric_groups_fill_the_workers_without_rereading_more_than_needed() -> None:
+    from giflab_dask.metrics import resolve_metrics
+
+    assert pipeline.metric_groups(pipeline.FUSE_FROM_TASKS, 14) == 1  # enough tasks: fused
+    assert pipeline.metric_groups(1, 14) == 14  # one chunk: a task per metric
+    assert pipeline.metric_groups(29, 14) == 2  # a long pair: two groups reach the target
+    assert pipeline.metric_groups(3, 2) == 2  # never more groups than metrics
+    specs = resolve_metrics(None)
+    groups = pipeline._balanced_groups(specs, 2)
+    assert sorted(s.name for g in groups for s in g) == sorted(s.name for s in specs)
+    loads = sorted(sum(s.cost for s in g) for g in groups)
+    # greedy by cost: the lighter group carries at least what the dearest metric leaves over
+    assert loads[1] - loads[0] <= max(s.cost for s in specs)
+
+
+def test_frame_measurements_are_counted_for_progress(gifs: tuple[Path, Path]) -> None:
+    from giflab_dask.cluster import frames_measured
+
+    original, compressed = gifs
+    lazy = validate_pair_lazy(original, compressed, metrics="ssim,psnr,temporal_consistency")
+    expected = lazy.plan.frame_measurements
+    assert expected == T * 3  # every original frame, once per metric
+    before = frames_measured()
+    lazy.compute(scheduler="threads")
+    assert frames_measured() - before == expected
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_building_the_graph_computes_nothing(
     gifs: tuple[Path, Path], fused: bool, monkeypatch: pytest.MonkeyPatch
@@ -101,16 +129,24 @@ def test_building_the_graph_computes_nothing(
     assert result.summaries["spy_metric_mean"] == 0.0
 
 
-def test_a_failing_metric_is_missing_with_its_reason(gifs: tuple[Path, Path]) -> None:
+def test_a_failing_metric_gives_no_verdict_and_is_retried(gifs: tuple[Path, Path]) -> None:
+    calls = []
+
     def broken(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
+        calls.append(len(original))
         raise FloatingPointError("kernel exploded")
 
     register_metric("broken_metric", broken, replace=True)
     original, compressed = gifs
-    result = validate_pair(original, compressed, metrics=["broken_metric", "psnr"])
-    assert result.missing == {"broken_metric": "FloatingPointError: kernel exploded"}
-    assert "broken_metric_mean" not in result.summaries
-    assert np.isfinite(result.summaries["psnr_mean"])
+    runs = []
+    for _ in range(2):  # nothing of the failure is stored: the second run runs it again
+        with pytest.raises(MeasurementError, match="broken_metric: FloatingPointError: kernel"):
+            validate_pair(original, compressed, metrics=["broken_metric", "psnr"])
+        runs.append(len(calls))
+    assert runs[0] > 0 and runs[1] == 2 * runs[0]
+    # The metric that did not fail was stored by the first run.
+    lazy = validate_pair_lazy(original, compressed, metrics=["broken_metric", "psnr"])
+    assert len(lazy.plan.writes) == 1
 
 
 def test_user_metric_registered_and_picked_by_name(gifs: tuple[Path, Path]) -> None:

@@ -4,9 +4,9 @@ The originals are what a fresh CI machine has: the animated GIF that ships with 
 (a dependency), ImageMagick's built-in images animated by ImageMagick itself (local palettes,
 "restore to background" disposal with transparency, interlacing, optimised partial frames) and,
 when ffmpeg is installed, a palettegen/paletteuse animation (partial frames, transparency).
-Every tool-made file must decode to ImageMagick's ``-coalesce`` frames, and a batch over the
-pairs must finish without error rows, with PSNR/SSIM at their caps for lossless re-encodes
-and finite, lower values for lossy ones.
+Every file must decode to Chromium's frames (and ImageMagick's ``-coalesce`` frames), and a
+batch over the pairs must finish without error rows, with PSNR/SSIM at their caps for lossless
+re-encodes and finite, lower values for lossy ones.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import math
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -253,6 +254,16 @@ def test_originals_and_tool_variants_decode_like_imagemagick(
 ) -> None:
     originals = sorted({o for o, *_ in corpus})
     _assert_equal_coalesce(imagemagick, [*originals, *(v for _, v, *_ in corpus)])
+
+
+def test_originals_and_tool_variants_decode_like_chromium(
+    corpus: list[tuple[Path, Path, str, bool]], chromium: Any
+) -> None:
+    from giflab_dask.chromium import disagreements
+
+    paths = sorted({o for o, *_ in corpus}) + [v for _, v, *_ in corpus]
+    found = [line for frames in chromium.decode(paths) for line in disagreements(frames)]
+    assert not found, "\n".join(found)
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:

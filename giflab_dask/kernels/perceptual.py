@@ -7,7 +7,14 @@ blocks in, one float64 per frame out, a loop over frames, NaN where a frame cann
 
 The log-Gabor filter bank of FSIM depends only on the (downsampled) frame shape, so it is built
 once per shape and kept in a small LRU cache (:func:`_log_gabor_bank`); the arrays in the cache
-are read-only, so threads can share them.
+are read-only, so threads can share them. One forward FFT per frame serves all 16 filters.
+
+``backend="auto"`` (the default) runs the per-pixel passes in the fused numba kernels of
+:mod:`giflab_dask.kernels._numba_perceptual` when numba can be imported: the downsampling and
+colour weighting, the gradient magnitude, each phase-congruency orientation and its median. They
+repeat the numpy code's float32 operations in the same order and select the same median
+elements, so both backends give the same bits (tests/test_kernels_perceptual_numba.py). What
+remains is the FFTs, 2 forward and 32 inverse per frame pair.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.fft
+
+from giflab_dask.kernels import _numba, _numba_perceptual
 
 __all__ = ["fsim", "gmsd"]
 
@@ -94,6 +103,20 @@ def _check_pair(original: np.ndarray, compressed: np.ndarray, name: str) -> None
         )
 
 
+def _load_kernels(backend: str, name: str) -> _numba_perceptual.Kernels | None:
+    """The numba kernels for a checked ``backend``, or ``None`` for the numpy code."""
+    if backend == "numpy":
+        return None
+    kernels = _numba_perceptual.load()
+    if kernels is None and backend == "numba":
+        raise ImportError(
+            f"{name}: backend='numba' needs numba, which cannot be imported or compiled here. "
+            "Install it with pip install 'giflab-dask[numba]', or use backend='auto' (numba "
+            "when available, else numpy) or 'numpy'; the values are the same."
+        )
+    return kernels
+
+
 def _check_bool(value: object, name: str, param: str) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise TypeError(f"{name}: `{param}` must be True or False, got {value!r}.")
@@ -110,28 +133,61 @@ def _matlab_round(x: float) -> int:
     return math.floor(x + 0.5)
 
 
-def _average_downsample(img: np.ndarray, factor: int) -> np.ndarray:
-    """``conv2(img, fspecial('average', F), 'same')`` sampled at ``1:F:end`` in both axes.
+def _block_sums(frame: np.ndarray, factor: int) -> np.ndarray:
+    """Per-channel sums of ``conv2(channel, ones(F), 'same')`` sampled at ``1:F:end``.
 
     MATLAB's ``'same'`` keeps the centre of the full convolution, so the F x F window of output
     ``j`` covers input ``j - (F-1)//2 .. j - (F-1)//2 + F - 1`` with zeros outside the image.
-    Only the sampled outputs are computed: the zero-padded image is cut into F x F blocks.
+    Only the sampled outputs are computed: the zero-padded frame is cut into F x F blocks,
+    whose sums are exact in an unsigned integer type.
     """
-    if factor == 1:
-        return img
-    rows, cols = img.shape
+    rows, cols, channels = frame.shape
     lead = (factor - 1) // 2
     n_r = -(-rows // factor)
     n_c = -(-cols // factor)
-    padded = np.zeros((n_r * factor, n_c * factor), dtype=img.dtype)
+    padded = np.zeros((n_r * factor, n_c * factor, channels), np.min_scalar_type(255 * factor**2))
     keep_r = min(rows, n_r * factor - lead)
     keep_c = min(cols, n_c * factor - lead)
-    padded[lead : lead + keep_r, lead : lead + keep_c] = img[:keep_r, :keep_c]
-    blocks = padded.reshape(n_r, factor, n_c, factor)
-    return blocks.sum(axis=(1, 3)) * img.dtype.type(1.0 / (factor * factor))
+    padded[lead : lead + keep_r, lead : lead + keep_c] = frame[:keep_r, :keep_c]
+    # Strided slices rather than reshape + sum(axis=(1, 3)), which numpy does slowly.
+    row_sums = padded[0::factor].copy()
+    for k in range(1, factor):
+        row_sums += padded[k::factor]
+    sums = row_sums[:, 0::factor].copy()
+    for k in range(1, factor):
+        sums += row_sums[:, k::factor]
+    return sums
 
 
-def _gradient_magnitude(img: np.ndarray, smooth: tuple[float, float, float]) -> np.ndarray:
+def _weighted_planes(
+    frame: np.ndarray,
+    weights: np.ndarray,
+    factor: int,
+    kernels: _numba_perceptual.Kernels | None,
+) -> list[np.ndarray]:
+    """``conv2(w . rgb, fspecial('average', F), 'same')(1:F:end, 1:F:end)`` for each row ``w``
+    of ``weights`` (float64, one linear colour transform per row), as float32 planes."""
+    if factor == 1:
+        rgb = frame.astype(_WORK)
+        return [rgb @ w.astype(_WORK) for w in weights]
+    # Both steps are linear: weigh the exact integer block sums, in float64 on the smaller
+    # array, and round once to float32.
+    weights = np.ascontiguousarray(weights / (factor * factor), dtype=np.float64)
+    if kernels is not None:
+        n_r, n_c = -(-frame.shape[0] // factor), -(-frame.shape[1] // factor)
+        planes = np.empty((len(weights), n_r, n_c), dtype=_WORK)
+        kernels.block_planes(np.ascontiguousarray(frame), factor, weights, planes)
+        return list(planes)
+    sums = _block_sums(frame, factor)
+    red, green, blue = (sums[..., ch] for ch in range(3))
+    return [(red * w[0] + green * w[1] + blue * w[2]).astype(_WORK) for w in weights]
+
+
+def _gradient_magnitude(
+    img: np.ndarray,
+    smooth: tuple[float, float, float],
+    kernels: _numba_perceptual.Kernels | None,
+) -> np.ndarray:
     """Magnitude of a separable 3x3 gradient, ``conv2(img, k, 'same')`` with zero padding.
 
     The x kernel is ``outer(smooth, [1, 0, -1])`` and the y kernel its transpose: Scharr
@@ -139,6 +195,10 @@ def _gradient_magnitude(img: np.ndarray, smooth: tuple[float, float, float]) -> 
     kernels does not matter for the magnitude.
     """
     a, b, c = (img.dtype.type(v) for v in smooth)
+    if kernels is not None:
+        out = np.empty_like(img)
+        kernels.gradient_magnitude(np.ascontiguousarray(img), a, b, c, out)
+        return out
     p = np.pad(img, 1)
     dx = p[:, 2:] - p[:, :-2]  # (rows + 2, cols): centred difference along x
     gx = a * dx[:-2] + b * dx[1:-1] + c * dx[2:]
@@ -222,43 +282,93 @@ def _log_gabor_bank(rows: int, cols: int) -> _LogGaborBank:
     return _LogGaborBank(filters, noise_coef)
 
 
-def _phase_congruency(img: np.ndarray, bank: _LogGaborBank) -> np.ndarray:
+def _median_of_squares(values: np.ndarray) -> float:
+    """``np.median(np.square(values))`` of a float32 array of values >= 0, partitioning
+    ``values`` in place: squaring is monotonic there, so the middle elements of the squares
+    are the squares of the middle elements, and only those two are squared and averaged."""
+    flat = values.reshape(-1)
+    k = flat.size // 2
+    if flat.size % 2:
+        flat.partition(k)
+        return float(flat[k] * flat[k])
+    flat.partition((k - 1, k))
+    low, high = flat[k - 1], flat[k]
+    return float((low * low + high * high) / flat.dtype.type(2))
+
+
+def _orientation_numpy(
+    eo: np.ndarray, eps: np.floating, an_all: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One orientation of phasecong2 from its responses ``eo`` (nscale, rows, cols).
+
+    Returns the energy before the noise threshold and ``|EO_0|``; adds ``sum_s |EO_s|`` to
+    ``an_all``. The numba kernel ``_numba_perceptual._orientation`` does the same operations.
+    """
+    even = eo.real
+    odd = eo.imag
+    sum_e = even.sum(axis=0)
+    sum_o = odd.sum(axis=0)
+    x_energy = np.sqrt(sum_e * sum_e + sum_o * sum_o)
+    x_energy += eps
+    mean_e = sum_e / x_energy
+    mean_o = sum_o / x_energy
+    # Energy = sum_s (E_s MeanE + O_s MeanO - |E_s MeanO - O_s MeanE|); the first two terms
+    # summed over s are sumE MeanE + sumO MeanO.
+    deviation = even * mean_o
+    deviation -= odd * mean_e
+    np.abs(deviation, out=deviation)
+    energy = sum_e * mean_e
+    energy += sum_o * mean_o
+    energy -= deviation.sum(axis=0)
+    # |EO_s| as sqrt(E^2 + O^2) in float32, not np.abs: numpy's complex abs is not correctly
+    # rounded (it scales by the larger part), and this is what the numba kernel can repeat.
+    an = np.square(even)
+    an += np.square(odd)
+    np.sqrt(an, out=an)
+    an_all += an.sum(axis=0)
+    return energy, an[0]
+
+
+def _phase_congruency(
+    img: np.ndarray, bank: _LogGaborBank, kernels: _numba_perceptual.Kernels | None
+) -> np.ndarray:
     """phasecong2's ``ResultPC`` of a 2-D luma image (work dtype), ``EnergyAll ./ AnAll``.
 
     Where ``AnAll`` is exactly 0 (a constant image: every filter response is 0) PC is 0, the
     limit of Kovesi's ``E / (sum An + eps)``; phasecong2 itself would give 0/0 there.
+    ``kernels`` are the numba kernels, or ``None`` for numpy (same values).
     """
     if not np.any(img != img.flat[0]):
         return np.zeros(img.shape, dtype=img.dtype)
-    eps = img.dtype.type(_PC_EPSILON)
+    dtype = img.dtype.type
+    eps = dtype(_PC_EPSILON)
     imagefft = scipy.fft.fft2(img)
+    # EO{s,o} for the 4 scales of one orientation at once, in one reused buffer.
+    responses = np.empty((_PC_NSCALE, *img.shape), dtype=imagefft.dtype)
     energy_all = np.zeros(img.shape, dtype=img.dtype)
     an_all = np.zeros(img.shape, dtype=img.dtype)
+    energy = np.empty(img.shape, dtype=img.dtype)
+    an0 = np.empty(img.shape, dtype=img.dtype)
     for o in range(_PC_NORIENT):
-        # EO{s,o} for the 4 scales of this orientation at once: (nscale, rows, cols).
-        eo = scipy.fft.ifft2(imagefft * bank.filters[o], axes=(-2, -1), overwrite_x=True)
-        even = eo.real
-        odd = eo.imag
-        sum_e = even.sum(axis=0)
-        sum_o = odd.sum(axis=0)
-        x_energy = np.sqrt(sum_e * sum_e + sum_o * sum_o)
-        x_energy += eps
-        mean_e = sum_e / x_energy
-        mean_o = sum_o / x_energy
-        # Energy = sum_s (E_s MeanE + O_s MeanO - |E_s MeanO - O_s MeanE|); the first two terms
-        # summed over s are sumE MeanE + sumO MeanO.
-        deviation = even * mean_o
-        deviation -= odd * mean_e
-        np.abs(deviation, out=deviation)
-        energy = sum_e * mean_e
-        energy += sum_o * mean_o
-        energy -= deviation.sum(axis=0)
-        an = np.abs(eo)
-        median_e2n = float(np.median(np.square(an[0])))
-        energy -= img.dtype.type(bank.noise_coef[o] * math.sqrt(median_e2n))
-        np.maximum(energy, 0, out=energy)
-        energy_all += energy
-        an_all += an.sum(axis=0)
+        np.multiply(imagefft, bank.filters[o], out=responses)
+        eo = scipy.fft.ifft2(responses, axes=(-2, -1), overwrite_x=True)
+        if kernels is None:
+            energy, an0 = _orientation_numpy(eo, eps, an_all)
+        else:
+            eo = np.ascontiguousarray(eo).reshape(_PC_NSCALE, -1)
+            kernels.orientation(eo, eps, energy.reshape(-1), an_all.reshape(-1), an0.reshape(-1))
+        # Noise threshold T_o from the median of |EO_0|^2 (Rayleigh model, see the bank).
+        if kernels is None:
+            median = _median_of_squares(an0)
+        else:
+            median = float(kernels.median_of_squares(an0.reshape(-1)))
+        noise = dtype(bank.noise_coef[o] * math.sqrt(median))
+        if kernels is None:
+            energy -= noise
+            np.maximum(energy, 0, out=energy)
+            energy_all += energy
+        else:
+            kernels.threshold(energy.reshape(-1), noise, energy_all.reshape(-1))
     pc = np.zeros(img.shape, dtype=img.dtype)
     np.divide(energy_all, an_all, out=pc, where=an_all > 0)
     return pc
@@ -273,28 +383,26 @@ def _fsim_downsample_factor(rows: int, cols: int) -> int:
     return max(1, _matlab_round(min(rows, cols) / 256))
 
 
-def _fsim_frame(ref: np.ndarray, dis: np.ndarray, chroma: bool) -> float:
+def _fsim_frame(
+    ref: np.ndarray, dis: np.ndarray, chroma: bool, kernels: _numba_perceptual.Kernels | None
+) -> float:
     rows, cols = ref.shape[:2]
     factor = _fsim_downsample_factor(rows, cols)
     n_r, n_c = -(-rows // factor), -(-cols // factor)
     if min(n_r, n_c) < _MIN_GRADIENT_SIDE:
         return math.nan
 
-    n_channels = 3 if chroma else 1
-    weights = _YIQ[:n_channels].astype(_WORK)
-    planes = []
-    for frame in (ref, dis):
-        rgb = frame.astype(_WORK)
-        yiq = [rgb @ weights[i] for i in range(n_channels)]
-        planes.append([_average_downsample(p, factor) for p in yiq])
-    (y1, *iq1), (y2, *iq2) = planes
+    weights = _YIQ if chroma else _YIQ[:1]
+    (y1, *iq1), (y2, *iq2) = (
+        _weighted_planes(frame, weights, factor, kernels) for frame in (ref, dis)
+    )
 
     bank = _log_gabor_bank(n_r, n_c)
-    pc1 = _phase_congruency(y1, bank)
-    pc2 = _phase_congruency(y2, bank)
+    pc1 = _phase_congruency(y1, bank, kernels)
+    pc2 = _phase_congruency(y2, bank, kernels)
     scharr = (3 / 16, 10 / 16, 3 / 16)
-    g1 = _gradient_magnitude(y1, scharr)
-    g2 = _gradient_magnitude(y2, scharr)
+    g1 = _gradient_magnitude(y1, scharr, kernels)
+    g2 = _gradient_magnitude(y2, scharr, kernels)
 
     sim = _similarity(pc1, pc2, _FSIM_T1) * _similarity(g1, g2, _FSIM_T2)
     if chroma:
@@ -311,7 +419,9 @@ def _fsim_frame(ref: np.ndarray, dis: np.ndarray, chroma: bool) -> float:
     return float(np.sum(sim * pcm, dtype=np.float64)) / den
 
 
-def fsim(original: np.ndarray, compressed: np.ndarray, *, chroma: bool = False) -> np.ndarray:
+def fsim(
+    original: np.ndarray, compressed: np.ndarray, *, chroma: bool = False, backend: str = "auto"
+) -> np.ndarray:
     """Feature Similarity index (FSIM, or FSIMc with ``chroma=True``) per frame.
 
     Higher is better; identical frames give 1.
@@ -324,6 +434,10 @@ def fsim(original: np.ndarray, compressed: np.ndarray, *, chroma: bool = False) 
     chroma : bool, default False
         False gives FSIM, on luma only. True gives FSIMc, which multiplies the local similarity
         by the chromatic term ``(S_I * S_Q) ** lambda`` of the I and Q channels of YIQ.
+    backend : {"auto", "numba", "numpy"}, optional
+        How the per-pixel arithmetic of phase congruency runs: ``"auto"`` uses the fused numba
+        kernel when numba can be imported, else numpy; ``"numba"`` requires it. The values
+        are the same (the numba kernel repeats numpy's float32 operations in their order).
 
     Returns
     -------
@@ -372,8 +486,8 @@ def fsim(original: np.ndarray, compressed: np.ndarray, *, chroma: bool = False) 
     flat frame against a textured one therefore gets a finite, low FSIM.
 
     Per-pixel maps are computed in float32 (agreeing with a float64 transcription of the
-    authors' code to ~1e-7) and summed in float64. About 0.1 s per 480 x 270 frame pair on one
-    core, after the first frame of a shape builds its filter bank (~0.2 s).
+    authors' code to ~1e-7) and summed in float64. The cost is mostly the 34 FFTs of a frame
+    pair (benchmarks/README.md); the first frame of a shape builds its filter bank (~0.2 s).
 
     GifLab (``giflab.metrics.fsim``) returns something else under this name: on OpenCV gray, it
     uses |Laplacian| in place of phase congruency and Sobel in place of Scharr, constants
@@ -389,9 +503,11 @@ def fsim(original: np.ndarray, compressed: np.ndarray, *, chroma: bool = False) 
     """
     _check_pair(original, compressed, "fsim")
     chroma = _check_bool(chroma, "fsim", "chroma")
+    backend = _numba.check_backend(backend, "fsim")
+    kernels = _load_kernels(backend, "fsim") if original.shape[0] else None
     out = np.empty(original.shape[0], dtype=np.float64)
     for i in range(original.shape[0]):
-        out[i] = _fsim_frame(original[i], compressed[i], chroma)
+        out[i] = _fsim_frame(original[i], compressed[i], chroma, kernels)
     return out
 
 
@@ -400,22 +516,23 @@ def fsim(original: np.ndarray, compressed: np.ndarray, *, chroma: bool = False) 
 # --------------------------------------------------------------------------------------------
 
 
-def _gmsd_frame(ref: np.ndarray, dis: np.ndarray) -> float:
+def _gmsd_frame(
+    ref: np.ndarray, dis: np.ndarray, kernels: _numba_perceptual.Kernels | None
+) -> float:
     rows, cols = ref.shape[:2]
     n_r, n_c = -(-rows // 2), -(-cols // 2)
     if min(n_r, n_c) < _MIN_GRADIENT_SIDE:
         return math.nan
-    weights = _RGB2GRAY.astype(_WORK)
     prewitt = (1 / 3, 1 / 3, 1 / 3)
     grads = []
     for frame in (ref, dis):
-        gray = frame.astype(_WORK) @ weights
-        grads.append(_gradient_magnitude(_average_downsample(gray, 2), prewitt))
+        (gray,) = _weighted_planes(frame, _RGB2GRAY[None], 2, kernels)
+        grads.append(_gradient_magnitude(gray, prewitt, kernels))
     gms = _similarity(grads[0], grads[1], _GMSD_C)
     return float(np.std(gms, dtype=np.float64))
 
 
-def gmsd(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
+def gmsd(original: np.ndarray, compressed: np.ndarray, *, backend: str = "auto") -> np.ndarray:
     """Gradient Magnitude Similarity Deviation (GMSD) per frame.
 
     Lower is better; identical frames give 0.
@@ -425,6 +542,10 @@ def gmsd(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
     original, compressed : ndarray, shape (t, H, W, 3), uint8
         Aligned blocks of RGB frames; frame ``i`` of one is compared with frame ``i`` of the
         other.
+    backend : {"auto", "numba", "numpy"}, optional
+        How the 2 x 2 block sums of the downsampling run: ``"auto"`` uses a numba kernel when
+        numba can be imported, else numpy; ``"numba"`` requires it. The sums are exact
+        integers either way, so the values are the same.
 
     Returns
     -------
@@ -473,7 +594,9 @@ def gmsd(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
     23(2):684-695, 2014, doi:10.1109/TIP.2013.2293423; MATLAB code ``GMSD.m`` by the authors.
     """
     _check_pair(original, compressed, "gmsd")
+    backend = _numba.check_backend(backend, "gmsd")
+    kernels = _load_kernels(backend, "gmsd") if original.shape[0] else None
     out = np.empty(original.shape[0], dtype=np.float64)
     for i in range(original.shape[0]):
-        out[i] = _gmsd_frame(original[i], compressed[i])
+        out[i] = _gmsd_frame(original[i], compressed[i], kernels)
     return out
