@@ -214,6 +214,19 @@ def test_banding_numba_equals_numpy_bit_for_bit(case: int) -> None:
 
 
 @requires_numba
+def test_banding_on_shared_read_only_luma() -> None:
+    """Inside a block's shared conversions the luma planes are read-only arrays."""
+    from giflab_dask.kernels import _frames
+
+    name, a, b, patch = _banding_pairs()[0]
+    want = colour.banding(a, b, patch_size=patch, backend="numpy")
+    with _frames.shared_conversions():
+        assert not _frames.luma(a[0]).flags.writeable
+        got = colour.banding(a, b, patch_size=patch, backend="numba")
+    np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+@requires_numba
 def test_banding_found_regions_in_the_comparison() -> None:
     # The bit-for-bit comparisons above must cover frames with gradient regions.
     name, a, b, patch = _banding_pairs()[0]

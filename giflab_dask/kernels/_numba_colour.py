@@ -40,8 +40,10 @@ _GRID_SIGNATURE = (
     "int64[::1], int64[::1])"
 )
 
-_STATS_SIGNATURE = "void(uint8[:, ::1], int64[::1], int64[::1], int64, float64[:, ::1])"
-_MAGNITUDE_SIGNATURE = "void(uint8[:, ::1], float64[:, ::1])"
+# The luma planes may be read-only (``_frames.luma`` shares them between kernels): those
+# signatures are built once numba is imported (see _signature).
+_STATS_SIGNATURE = "void(LUMA, int64[::1], int64[::1], int64, float64[:, ::1])"
+_MAGNITUDE_SIGNATURE = "void(LUMA, float64[:, ::1])"
 _COUNTS_SIGNATURE = "void(float64[::1], float64[::1], int64[::1])"
 
 _lock = threading.Lock()
@@ -330,11 +332,27 @@ def _load(name: str) -> Callable[..., None] | None:
                 if None not in helpers:
                     namespace.update(zip(_HELPERS[name], helpers, strict=True))
                     function, signature = _KERNELS[name]
-                    kernel = _numba.compile_kernel(signature, namespace[function])
+                    kernel = _numba.compile_kernel(_signature(signature), namespace[function])
                     if kernel is not None:
                         _kernels[name] = kernel
                 _failed = name not in _kernels
     return _kernels.get(name)
+
+
+def _signature(text: str) -> object:
+    """``text`` as a numba signature, ``LUMA`` standing for a read-only C-contiguous uint8 2-D
+    array (a writable one is accepted too)."""
+    if "LUMA" not in text:
+        return text
+    import numba
+
+    t = numba.types
+    luma = t.Array(t.uint8, 2, "C", readonly=True)
+    arguments = {
+        _STATS_SIGNATURE: (luma, t.int64[::1], t.int64[::1], t.int64, t.float64[:, ::1]),
+        _MAGNITUDE_SIGNATURE: (luma, t.float64[:, ::1]),
+    }[text]
+    return t.void(*arguments)
 
 
 def load_banding() -> bool:

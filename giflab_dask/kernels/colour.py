@@ -30,8 +30,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from giflab_dask.errors import GiflabError
-from giflab_dask.kernels import _numba, _numba_colour
-from giflab_dask.kernels._luma import check_pair, luma
+from giflab_dask.kernels import _frames, _numba, _numba_colour
+from giflab_dask.kernels._luma import check_pair
 from giflab_dask.kernels.texture import canny_opencv
 
 __all__ = [
@@ -543,8 +543,8 @@ def banding(
     t = original.shape[0]
     out = np.empty((t, len(BANDING_OUTPUTS)), dtype=np.float64)
     for i in range(t):
-        gray_o = luma(original[i])
-        gray_c = luma(compressed[i])
+        gray_o = _frames.luma(original[i])  # shared with the block's other luma kernels
+        gray_c = _frames.luma(compressed[i])
         regions = _gradient_regions(gray_o, int(patch_size), float(variance_threshold), backend)
         scores = [
             _banding_severity(
