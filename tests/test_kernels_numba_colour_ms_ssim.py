@@ -263,6 +263,26 @@ def test_patch_statistics_and_histograms_are_numpys_bit_for_bit() -> None:
 
 
 @requires_numba
+def test_numba_canny_is_the_numpy_port() -> None:
+    from giflab_dask.kernels import texture
+
+    rng = np.random.default_rng(13)
+    for trial in range(60):
+        h, w = (int(v) for v in rng.integers(1, 70, 2))
+        yy, xx = np.mgrid[0:h, 0:w]
+        gray = [
+            rng.integers(0, 256, (h, w), dtype=np.uint8),
+            ((xx * 3 + yy * 2) // 17 * 17 % 256).astype(np.uint8),  # posterised ramp
+            (rng.integers(0, 2, (h, w)) * 255).astype(np.uint8),
+        ][trial % 3]
+        view = gray[:, ::-1] if trial % 4 == 0 else gray  # a non-contiguous patch view
+        low, high = (30, 100) if trial % 2 else sorted(rng.uniform(0, 300, 2))
+        np.testing.assert_array_equal(
+            _numba_colour.canny_opencv(view, low, high), texture.canny_opencv(view, low, high)
+        )
+
+
+@requires_numba
 def test_pairwise_sum_is_numpys_sum() -> None:
     import numba
 

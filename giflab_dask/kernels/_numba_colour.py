@@ -45,6 +45,8 @@ _GRID_SIGNATURE = (
 _STATS_SIGNATURE = "void(LUMA, int64[::1], int64[::1], int64, float64[:, ::1])"
 _MAGNITUDE_SIGNATURE = "void(LUMA, float64[:, ::1])"
 _COUNTS_SIGNATURE = "void(float64[::1], float64[::1], int64[::1])"
+_CANNY_SIGNATURE = "void(LUMA (any layout), int64, int64, uint8[:, ::1])"
+_TG22 = 13573  # OpenCV's tan(22.5 deg) in 15-bit fixed point, as texture._TG22
 
 _lock = threading.Lock()
 _kernels: dict[str, Callable[..., None]] = {}
@@ -291,6 +293,73 @@ def _patch_stats(gray, ys, xs, p, out):  # pragma: no cover - compiled by numba
             k += 1
 
 
+def _canny(gray, low, high, edges):  # pragma: no cover - compiled by numba
+    """``texture.canny_opencv(gray, low, high)`` into ``edges`` (uint8 0/1), the same map:
+    integer Sobel with replicated borders, L1 magnitude, OpenCV's fixed-point direction tests
+    and tie rule for the non-maximum suppression (magnitudes outside the image count as 0),
+    then hysteresis as a flood fill from the strong pixels through the 8-connected weak ones
+    (numpy labels the weak groups and keeps those holding a strong pixel: the same pixels).
+    ``low`` <= ``high`` are the floored thresholds."""
+    h, w = gray.shape
+    dx = np.empty((h, w), np.int32)
+    dy = np.empty((h, w), np.int32)
+    mag = np.zeros((h + 2, w + 2), np.int32)  # padded with the zeros outside the image
+    for r in range(h):
+        ru, rd = max(r - 1, 0), min(r + 1, h - 1)
+        for c in range(w):
+            cl, cr = max(c - 1, 0), min(c + 1, w - 1)
+            gx = (
+                (np.int32(gray[ru, cr]) - np.int32(gray[ru, cl]))
+                + 2 * (np.int32(gray[r, cr]) - np.int32(gray[r, cl]))
+                + (np.int32(gray[rd, cr]) - np.int32(gray[rd, cl]))
+            )
+            gy = (
+                (np.int32(gray[rd, cl]) - np.int32(gray[ru, cl]))
+                + 2 * (np.int32(gray[rd, c]) - np.int32(gray[ru, c]))
+                + (np.int32(gray[rd, cr]) - np.int32(gray[ru, cr]))
+            )
+            dx[r, c] = gx
+            dy[r, c] = gy
+            mag[r + 1, c + 1] = abs(gx) + abs(gy)
+    stack = np.empty(h * w, np.int64)
+    top = 0
+    for r in range(h):
+        for c in range(w):
+            edges[r, c] = 0
+    weak = np.zeros((h, w), np.uint8)
+    for r in range(h):
+        for c in range(w):
+            m = mag[r + 1, c + 1]
+            if m <= low:
+                continue
+            ax = np.int64(abs(dx[r, c]))
+            ay = np.int64(abs(dy[r, c])) << 15
+            tg22x = ax * _TG22
+            if ay < tg22x:  # horizontal gradient
+                keep = m > mag[r + 1, c] and m >= mag[r + 1, c + 2]
+            elif ay > tg22x + (ax << 16):  # vertical
+                keep = m > mag[r, c + 1] and m >= mag[r + 2, c + 1]
+            elif (dx[r, c] ^ dy[r, c]) >= 0:  # diagonal, same signs
+                keep = m > mag[r, c] and m > mag[r + 2, c + 2]
+            else:
+                keep = m > mag[r, c + 2] and m > mag[r + 2, c]
+            if keep:
+                weak[r, c] = 1
+                if m > high:
+                    edges[r, c] = 1
+                    stack[top] = r * w + c
+                    top += 1
+    while top > 0:
+        top -= 1
+        r, c = divmod(stack[top], w)
+        for rr in range(max(r - 1, 0), min(r + 2, h)):
+            for cc in range(max(c - 1, 0), min(c + 2, w)):
+                if weak[rr, cc] and not edges[rr, cc]:
+                    edges[rr, cc] = 1
+                    stack[top] = rr * w + cc
+                    top += 1
+
+
 _HELPERS = {
     "distinct": ("_codes", "_lookup", "_table", "_distinct"),
     "grid": (),
@@ -303,6 +372,7 @@ _HELPERS = {
     ),
 }
 _HELPERS["magnitude"] = ("_reflect", "_sobel_at", "_frame_sobel")
+_HELPERS["canny"] = ()
 _HELPERS["counts"] = ()
 _KERNELS = {
     "distinct": ("_distinct_pair", _DISTINCT_SIGNATURE),
@@ -310,6 +380,7 @@ _KERNELS = {
     "stats": ("_patch_stats", _STATS_SIGNATURE),
     "magnitude": ("_magnitude", _MAGNITUDE_SIGNATURE),
     "counts": ("_bin_counts", _COUNTS_SIGNATURE),
+    "canny": ("_canny", _CANNY_SIGNATURE),
 }
 
 
@@ -351,13 +422,31 @@ def _signature(text: str) -> object:
     arguments = {
         _STATS_SIGNATURE: (luma, t.int64[::1], t.int64[::1], t.int64, t.float64[:, ::1]),
         _MAGNITUDE_SIGNATURE: (luma, t.float64[:, ::1]),
+        _CANNY_SIGNATURE: (
+            t.Array(t.uint8, 2, "A", readonly=True),
+            t.int64,
+            t.int64,
+            t.uint8[:, ::1],
+        ),
     }[text]
     return t.void(*arguments)
 
 
 def load_banding() -> bool:
     """Whether the banding kernels are usable (compiling them on first call)."""
-    return all(_load(name) is not None for name in ("stats", "magnitude", "counts"))
+    return all(_load(name) is not None for name in ("stats", "magnitude", "counts", "canny"))
+
+
+def canny_opencv(gray: np.ndarray, low_threshold: float, high_threshold: float) -> np.ndarray:
+    """``texture.canny_opencv(gray, low, high)`` (the same bool map) by :func:`_canny`; raises
+    ``RuntimeError`` when numba is unusable (callers check :func:`load_banding` first)."""
+    kernel = _load("canny")
+    if kernel is None:
+        raise RuntimeError("the numba Canny kernel is unavailable")
+    low, high = sorted((int(np.floor(low_threshold)), int(np.floor(high_threshold))))
+    edges = np.empty(gray.shape, dtype=np.uint8)
+    kernel(np.require(gray, np.uint8), low, high, edges)
+    return edges.view(bool)
 
 
 def gradient_histogram(patch: np.ndarray, bins: int) -> np.ndarray | None:

@@ -462,15 +462,17 @@ def _count_outer_contours(edges: np.ndarray, min_area: float = 10.0) -> int:
     return int(np.count_nonzero(area > min_area))
 
 
-def _false_contours(patch: np.ndarray) -> int:
+def _false_contours(patch: np.ndarray, backend: str = "numpy") -> int:
     """GifLab's ``detect_contours_in_patches``: outer contours of Canny(30, 100) edges, area > 10.
 
     ``cv2.Canny(patch, 30, 100)`` is :func:`giflab_dask.kernels.texture.canny_opencv` (exact);
     ``cv2.findContours(RETR_EXTERNAL)`` + ``cv2.contourArea`` are :func:`_count_outer_contours`
     (exact). (scikit-image's Canny would not do here: it draws a posterisation step, the very
-    thing measured, as a two-pixel-wide edge whose contour encloses area.)
+    thing measured, as a two-pixel-wide edge whose contour encloses area.) ``backend="numba"``
+    draws the same edge map with :func:`giflab_dask.kernels._numba_colour.canny_opencv`.
     """
-    return _count_outer_contours(canny_opencv(patch, 30, 100), 10.0)
+    canny = _numba_colour.canny_opencv if backend == "numba" else canny_opencv
+    return _count_outer_contours(canny(patch, 30, 100), 10.0)
 
 
 def _banding_severity(orig_patch: np.ndarray, comp_patch: np.ndarray, backend: str) -> float:
@@ -478,7 +480,7 @@ def _banding_severity(orig_patch: np.ndarray, comp_patch: np.ndarray, backend: s
     h1 = _gradient_histogram(orig_patch, backend=backend)
     h2 = _gradient_histogram(comp_patch, backend=backend)
     hist_diff = np.sum((h1 - h2) ** 2 / (h1 + h2 + np.float32(1e-10)), dtype=np.float32)
-    excess = max(0, _false_contours(comp_patch) - _false_contours(orig_patch))
+    excess = max(0, _false_contours(comp_patch, backend) - _false_contours(orig_patch, backend))
     severity = hist_diff * np.float32(30.0) + np.float32(excess * 10.0)
     return float(min(100.0, max(0.0, float(severity))))
 
