@@ -45,6 +45,7 @@ _GRID_SIGNATURE = (
 _STATS_SIGNATURE = "void(LUMA, int64[::1], int64[::1], int64, float64[:, ::1])"
 _MAGNITUDE_SIGNATURE = "void(LUMA, float64[:, ::1])"
 _COUNTS_SIGNATURE = "void(float64[::1], float64[::1], int64[::1])"
+_CELLS_SIGNATURE = "void(int32[::1], int32[::1], int64[::1], int64[::1], int64, int64[::1])"
 _CANNY_SIGNATURE = "void(LUMA (any layout), int64, int64, uint8[:, ::1])"
 _TG22 = 13573  # OpenCV's tan(22.5 deg) in 15-bit fixed point, as texture._TG22
 
@@ -65,13 +66,15 @@ def _codes(pixels, codes):  # pragma: no cover - compiled by numba
 def _lookup(codes, start, colours, count, keys, slots, bits):  # pragma: no cover - numba
     """Replace ``codes[start:]`` by their colours' positions among the distinct ``colours``
     (first-seen order; ``count`` known so far, new ones appended) until the table ``keys`` /
-    ``slots`` of ``2**bits`` slots is 1/8 full; returns ``(where it stopped, count)``.
+    ``slots`` of ``2**bits`` slots is full (1/8 of its slots used while it fits in the
+    cache, up to 2**16 slots; half beyond, to bound its memory); returns ``(where it stopped,
+    count)``.
 
     Open addressing (multiplicative hash, linear probing), kept sparse so that almost every
     pixel finds its colour in the first slot it looks at.
     """
     mask = (1 << bits) - 1
-    limit = (1 << bits) // 8
+    limit = (1 << bits) // 8 if bits <= 16 else (1 << bits) // 2
     for q in range(start, codes.size):
         code = codes[q]
         slot = ((np.uint32(code) * np.uint32(0x9E3779B1)) >> np.uint32(32 - bits)) & mask
@@ -106,8 +109,8 @@ def _table(colours, count, bits):  # pragma: no cover - compiled by numba
 def _distinct(pixels, index, colours):  # pragma: no cover - compiled by numba
     """Distinct 24-bit colours of ``pixels`` (n, 3) into ``colours`` (first-seen order) and each
     pixel's position among them into ``index``; returns how many. The table starts with room
-    for 512 colours (GIF frames hold at most a few hundred) and grows 16x when full, the
-    colours found so far moved over, the pixels looked up so far kept."""
+    for 512 colours (GIF frames hold at most a few hundred) and grows 16x when full (2x past
+    2**16 slots), the colours found so far moved over, the pixels looked up so far kept."""
     _codes(pixels, index)
     bits = 12
     count = 0
@@ -117,7 +120,7 @@ def _distinct(pixels, index, colours):  # pragma: no cover - compiled by numba
         q, count = _lookup(index, q, colours, count, keys, slots, bits)
         if q == index.size:
             return count
-        bits += 4
+        bits += 4 if bits < 16 else 1
 
 
 def _distinct_pair(o, c, index_o, index_c, colours_o, colours_c, sizes):  # pragma: no cover
@@ -125,6 +128,12 @@ def _distinct_pair(o, c, index_o, index_c, colours_o, colours_c, sizes):  # prag
     their numbers."""
     sizes[0] = _distinct(o, index_o, colours_o)
     sizes[1] = _distinct(c, index_c, colours_c)
+
+
+def _cells(index_o, index_c, rank_o, rank_c, nc, cells):  # pragma: no cover - numba
+    """Each pixel's cell ``rank_o * nc + rank_c`` of the colour grid, into ``cells``."""
+    for q in range(index_o.size):
+        cells[q] = rank_o[index_o[q]] * nc + rank_c[index_c[q]]
 
 
 def _grid_pairs(
@@ -373,6 +382,7 @@ _HELPERS = {
 }
 _HELPERS["magnitude"] = ("_reflect", "_sobel_at", "_frame_sobel")
 _HELPERS["canny"] = ()
+_HELPERS["cells"] = ()
 _HELPERS["counts"] = ()
 _KERNELS = {
     "distinct": ("_distinct_pair", _DISTINCT_SIGNATURE),
@@ -381,6 +391,7 @@ _KERNELS = {
     "magnitude": ("_magnitude", _MAGNITUDE_SIGNATURE),
     "counts": ("_bin_counts", _COUNTS_SIGNATURE),
     "canny": ("_canny", _CANNY_SIGNATURE),
+    "cells": ("_cells", _CELLS_SIGNATURE),
 }
 
 
@@ -482,7 +493,7 @@ class ColourPairs:
     """Distinct colour pairs of frame pairs of ``n`` pixels, buffers allocated once."""
 
     def __init__(self, n: int) -> None:
-        self.distinct, self.grid = _load("distinct"), _load("grid")
+        self.distinct, self.grid, self.cells = _load("distinct"), _load("grid"), _load("cells")
         i32 = np.int32
         self.index_o, self.index_c = np.empty(n, i32), np.empty(n, i32)
         self.colours_o, self.colours_c = np.empty(n, i32), np.empty(n, i32)
@@ -512,7 +523,8 @@ class ColourPairs:
             )
             return colours_o, colours_c, pair_o[:k], pair_c[:k], counts[:k]
         # Very many colours (not a GIF frame): sort the pixels' cell numbers.
-        cells = rank_o[self.index_o] * nc + rank_c[self.index_c]
+        cells = np.empty(n, dtype=np.int64)
+        self.cells(self.index_o, self.index_c, rank_o, rank_c, nc, cells)
         cells, counts = np.unique(cells, return_counts=True)
         return colours_o, colours_c, cells // nc, cells % nc, counts
 
@@ -527,6 +539,6 @@ def _sorted_ranks(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def colour_pairs(n: int) -> ColourPairs | None:
     """A :class:`ColourPairs` for frames of ``n`` pixels, or ``None`` when numba is unusable."""
-    if _load("distinct") is None or _load("grid") is None:
+    if any(_load(name) is None for name in ("distinct", "grid", "cells")):
         return None
     return ColourPairs(n)
