@@ -20,6 +20,7 @@ FULL = [
     ["bench_memory.py"],
     ["bench_sampling.py"],
     ["bench_scaling.py"],  # full runs only: its quick version alone takes about a minute
+    ["bench_colour_kernels.py"],
 ]
 QUICK = [
     ["bench_decode.py", "--frames", "300"],
@@ -27,6 +28,7 @@ QUICK = [
     ["bench_batch.py", "--quick"],
     ["bench_memory.py", "--frames", "400", "--small", "40", "--width", "640", "--height", "360"],
     ["bench_sampling.py", "--quick"],
+    ["bench_colour_kernels.py", "--sizes", "480x270", "--repeats", "3"],
 ]
 
 

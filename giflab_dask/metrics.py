@@ -159,7 +159,7 @@ _BUILTIN = [
     MetricSpec("ms_ssim", f"{_K}.structural:ms_ssim",
                description="MS-SSIM (Wang, Simoncelli & Bovik 2003), 5 scales",
                needs="frames of at least 161x161 pixels (an 11x11 window at the fifth scale)",
-               cost=37),
+               cost=7),
     MetricSpec("fsim", f"{_K}.perceptual:fsim", params={"chroma": False},
                description="FSIM (Zhang et al. 2011); chroma=True gives FSIMc",
                needs="frames of at least 3x3 pixels after its downsampling",
@@ -194,14 +194,14 @@ _BUILTIN = [
                         "color_patch_count"),
                higher_is_better=False, pair_summary=f"{_K}.colour:deltae_summary",
                description="CIEDE2000 colour difference per pixel",
-               cost=10),
+               cost=3.5),
     MetricSpec("banding", f"{_K}.colour:banding",
                outputs=("banding_score_mean", "banding_score_p95", "banding_patch_count",
                         "gradient_region_count"),
                higher_is_better=False, pair_summary=f"{_K}.colour:banding_summary",
                description="GifLab's gradient banding score",
                needs="smooth gradient regions in the original (GifLab's detector found none)",
-               cost=25),
+               cost=5),
 ]  # fmt: skip
 
 _EXTRA = [

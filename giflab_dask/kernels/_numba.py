@@ -44,6 +44,8 @@ import numpy as np
 __all__ = [
     "available",
     "check_backend",
+    "compile_helper",
+    "compile_kernel",
     "draw_frame",
     "import_error",
     "load",
@@ -234,25 +236,17 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
             except ImportError as exc:  # not installed, or installed against another numpy
                 _import_error = f"{type(exc).__name__}: {exc}"
                 return None
-            options = {"nogil": True, "error_model": "numpy"}
-
-            def compile_(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
-                try:
-                    return numba.njit(signature, cache=True, **options)(function)
-                except Exception:  # no writable cache location: compile for this process only
-                    return numba.njit(signature, cache=False, **options)(function)
-
             try:
                 u8, f8 = numba.types.uint8, numba.types.float64
                 # Inputs typed read-only, which also takes writable arrays: frames often come
                 # from read-only buffers (np.asarray of a Pillow image, np.frombuffer).
                 planes = numba.types.Array(u8, 2, "C", readonly=True)
-                _sse_kernel = compile_(numba.void(planes, planes, f8[::1]), _sse_block)
+                _sse_kernel = _njit(numba.void(planes, planes, f8[::1]), _sse_block)
                 indices = numba.types.Array(u8, 2, "A", readonly=True)  # a Pillow buffer
                 draw = numba.void(indices, u8[:, ::1], numba.types.int64, u8[:, :, :], u8[:, :])
-                _draw_kernel = compile_(draw, _draw_block)
+                _draw_kernel = _njit(draw, _draw_block)
                 blocks = numba.types.Array(u8, 4, "C", readonly=True)
-                _kernel = compile_(numba.void(blocks, blocks, f8[::1]), _ssim_block)
+                _kernel = _njit(numba.void(blocks, blocks, f8[::1]), _ssim_block)
             except Exception as exc:
                 _sse_kernel = _draw_kernel = None
                 _import_error = f"numba could not compile its kernels: {exc}"
@@ -262,6 +256,62 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
                     stacklevel=2,
                 )
     return _kernel
+
+
+def _njit(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
+    """``function`` compiled by numba for ``signature``, releasing the GIL, with IEEE division
+    (``error_model="numpy"``), cached on disk when a cache location is writable."""
+    import numba
+
+    options = {"nogil": True, "error_model": "numpy"}
+    try:
+        return numba.njit(signature, cache=True, **options)(function)
+    except Exception:  # no writable cache location: compile for this process only
+        return numba.njit(signature, cache=False, **options)(function)
+
+
+def compile_kernel(signature: str, function: Callable[..., None]) -> Callable[..., None] | None:
+    """A kernel of another module compiled like this module's (see :func:`_njit`); ``None``
+    when numba cannot be imported or the kernel does not compile (a ``RuntimeWarning`` says
+    why). Each such module compiles its kernels on its own first use, so a process pays only
+    for the kernels it runs."""
+    if not _importable():
+        return None
+    try:
+        return _njit(signature, function)
+    except Exception as exc:
+        warnings.warn(
+            f"numba could not compile {function.__name__}: {exc}; using the numpy kernel "
+            "(same values, slower).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def compile_helper(function: Callable[..., Any]) -> Callable[..., Any] | None:
+    """``function`` as a numba function that compiled kernels call (typed by their use, cached
+    with them); ``None`` when numba cannot be imported.
+
+    Inner loops live in such helpers rather than in the kernel's body: LLVM vectorises a small
+    function's loop where the same loop inlined into a large kernel stays scalar (measured 10x
+    on ``_numba_ms_ssim``'s window terms)."""
+    if not _importable():
+        return None
+    import numba
+
+    return numba.njit(nogil=True, error_model="numpy", cache=True)(function)
+
+
+def _importable() -> bool:
+    """Whether numba imports; if not, the reason is kept for :func:`import_error`."""
+    global _import_error
+    try:
+        import numba  # noqa: F401
+    except ImportError as exc:
+        _import_error = _import_error or f"{type(exc).__name__}: {exc}"
+        return False
+    return True
 
 
 def check_backend(backend: object, kernel: str) -> str:

@@ -30,7 +30,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from giflab_dask.errors import GiflabError
-from giflab_dask.kernels._luma import check_pair, luma
+from giflab_dask.kernels import _frames, _numba, _numba_colour
+from giflab_dask.kernels._luma import check_pair
 from giflab_dask.kernels.texture import canny_opencv
 
 __all__ = [
@@ -219,6 +220,7 @@ def _pair_deltae(original: np.ndarray, compressed: np.ndarray) -> tuple[np.ndarr
     GIF frames use few colours, so a frame of 130k pixels typically holds a few thousand
     distinct colour pairs: computing ΔE once per pair (exactly the per-pixel values, float64)
     is what makes the kernel fast. Worst case (every pixel a new pair) costs one extra sort.
+    Pairs come sorted by ``(original colour, compressed colour)``.
     """
     o = original.reshape(-1, 3).astype(np.uint64)
     c = compressed.reshape(-1, 3).astype(np.uint64)
@@ -239,7 +241,53 @@ def _pair_deltae(original: np.ndarray, compressed: np.ndarray) -> tuple[np.ndarr
     return de, counts
 
 
-def deltae(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
+def _unpack(codes: np.ndarray) -> np.ndarray:
+    """uint8 ``(n, 3)`` RGB of 24-bit colour codes ``(R << 16) | (G << 8) | B``."""
+    return np.stack([(codes >> 16) & 0xFF, (codes >> 8) & 0xFF, codes & 0xFF], -1).astype(np.uint8)
+
+
+def _pair_deltae_indexed(
+    colours_o: np.ndarray,
+    colours_c: np.ndarray,
+    pair_o: np.ndarray,
+    pair_c: np.ndarray,
+) -> np.ndarray:
+    """ΔE00 of the colour pairs ``(colours_o[pair_o], colours_c[pair_c])``.
+
+    Lab once per distinct colour of each frame, then the formula per pair in runs of ``_RUN``
+    as :func:`_pair_deltae` does: every operation is elementwise, so each pair's value is the
+    one :func:`_pair_deltae` computes for it, bit for bit.
+    """
+    lab_o = _lab_from_codes(_unpack(colours_o))
+    lab_c = _lab_from_codes(_unpack(colours_c))
+    de = np.empty(pair_o.size, dtype=np.float64)
+    for start in range(0, pair_o.size, _RUN):
+        po = pair_o[start : start + _RUN]
+        pc = pair_c[start : start + _RUN]
+        de[start : start + _RUN] = _ciede2000(*(x[po] for x in lab_o), *(x[pc] for x in lab_c))
+    return de
+
+
+def _percentile_of_repeats(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """``np.percentile(np.repeat(values, counts), q)`` (linear method), bit for bit, without
+    building the repeated array: the two order statistics come from the cumulative counts
+    and are interpolated with numpy's own formula (``numpy.lib._function_base_impl._lerp``)."""
+    n = int(counts.sum())
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    cum = np.cumsum(counts[order])
+    virtual = (n - 1) * np.true_divide(q, 100)
+    if virtual >= n - 1:
+        return float(v[-1])
+    prev = np.floor(virtual)
+    gamma = virtual - prev
+    a = v[np.searchsorted(cum, prev, side="right")]
+    b = v[np.searchsorted(cum, prev + 1, side="right")]
+    diff = b - a
+    return float(b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma)
+
+
+def deltae(original: np.ndarray, compressed: np.ndarray, *, backend: str = "auto") -> np.ndarray:
     """Per-pixel CIEDE2000 colour difference, summarised per frame: ``(t, 8)`` float64.
 
     For every pixel: sRGB -> CIELAB (D65, 2° observer, exactly as :func:`skimage.color.rgb2lab`)
@@ -264,8 +312,14 @@ def deltae(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
     function of the per-frame ones.
     Identical frames give 0 in every ΔE column. Computed in float64 throughout (once per
     distinct colour pair of the frame, see :func:`_pair_deltae`).
+
+    ``backend`` (``"auto"``, ``"numba"``, ``"numpy"``) chooses how the distinct colour pairs
+    are found: numba's hash tables (:mod:`giflab_dask.kernels._numba_colour`) or numpy's
+    ``np.unique``. Both give the same pairs in the same order, so the values are equal bit
+    for bit; ``"auto"`` uses numba when it can be imported.
     """
     original, compressed = check_pair(original, compressed, "deltae")
+    backend = _numba.check_backend(backend, "deltae")
     t = original.shape[0]
     n_pix = original.shape[1] * original.shape[2]
     out = np.empty((t, len(DELTAE_OUTPUTS)), dtype=np.float64)
@@ -273,10 +327,17 @@ def deltae(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
         out[:] = np.nan
         out[:, -1] = 0.0
         return out
+    pairs = _numba_colour.colour_pairs(n_pix) if backend != "numpy" else None
+    if pairs is None and backend == "numba":
+        raise _numba.numba_missing("deltae")
     for i in range(t):
-        de, counts = _pair_deltae(original[i], compressed[i])
+        if pairs is None:
+            de, counts = _pair_deltae(original[i], compressed[i])
+        else:
+            colours_o, colours_c, pair_o, pair_c, counts = pairs(original[i], compressed[i])
+            de = _pair_deltae_indexed(colours_o, colours_c, pair_o, pair_c)
         out[i, 0] = float(de @ counts) / n_pix
-        out[i, 1] = np.percentile(np.repeat(de, counts), 95)
+        out[i, 1] = _percentile_of_repeats(de, counts, 95)
         out[i, 2] = de.max()
         for j, thr in enumerate(DELTAE_THRESHOLDS):
             out[i, 3 + j] = int(counts[de > thr].sum()) / n_pix * 100.0
@@ -312,7 +373,7 @@ def _sobel_magnitude(patches: np.ndarray) -> np.ndarray:
 
 
 def _gradient_regions(
-    gray: np.ndarray, patch_size: int, variance_threshold: float
+    gray: np.ndarray, patch_size: int, variance_threshold: float, backend: str = "numpy"
 ) -> list[tuple[int, int, int, int]]:
     """GifLab's ``detect_gradient_regions`` + ``_merge_overlapping_regions``: ``(x, y, w, h)``.
 
@@ -323,6 +384,10 @@ def _gradient_regions(
     ``std(|∇|) / max(mean(|∇|), 1) < 0.8`` (Sobel on the patch alone). Patches are merged
     greedily, in scan order, into the first kept region they overlap by more than 30% of the
     smaller area (the union's bounding box replaces that region).
+
+    ``backend="numba"`` computes the three statistics per patch with the numba kernel of
+    :mod:`giflab_dask.kernels._numba_colour` (the same values bit for bit: integer Sobel and
+    numpy's pairwise sums); ``"numpy"`` with scipy filters on the stack of patches.
     """
     h, w = gray.shape
     step = patch_size // 2
@@ -330,12 +395,16 @@ def _gradient_regions(
     xs = list(range(0, w - patch_size, step))
     if not ys or not xs:
         return []
-    windows = np.lib.stride_tricks.sliding_window_view(gray, (patch_size, patch_size))
-    stack = windows[np.ix_(ys, xs)].reshape(-1, patch_size, patch_size).astype(np.float64)
-    variance = stack.var(axis=(1, 2))
-    mag = _sobel_magnitude(stack)
-    g_mean = mag.mean(axis=(1, 2))
-    g_std = mag.std(axis=(1, 2))
+    stats = _numba_colour.patch_stats(gray, ys, xs, patch_size) if backend == "numba" else None
+    if stats is not None:
+        variance, g_mean, g_std = stats.T
+    else:
+        windows = np.lib.stride_tricks.sliding_window_view(gray, (patch_size, patch_size))
+        stack = windows[np.ix_(ys, xs)].reshape(-1, patch_size, patch_size).astype(np.float64)
+        variance = stack.var(axis=(1, 2))
+        mag = _sobel_magnitude(stack)
+        g_mean = mag.mean(axis=(1, 2))
+        g_std = mag.std(axis=(1, 2))
     keep = (
         (variance < variance_threshold) & (g_mean > 1.0) & (g_std / np.maximum(g_mean, 1.0) < 0.8)
     )
@@ -358,9 +427,11 @@ def _gradient_regions(
     return merged
 
 
-def _gradient_histogram(patch: np.ndarray, bins: int = 32) -> np.ndarray:
+def _gradient_histogram(patch: np.ndarray, bins: int = 32, backend: str = "numpy") -> np.ndarray:
     # GifLab: np.histogram(|Sobel|, bins=32) over the magnitudes' own range, float32, sum to 1.
-    hist, _ = np.histogram(_sobel_magnitude(patch).ravel(), bins=bins)
+    hist = _numba_colour.gradient_histogram(patch, bins) if backend == "numba" else None
+    if hist is None:
+        hist, _ = np.histogram(_sobel_magnitude(patch).ravel(), bins=bins)
     hist = hist.astype(np.float32)
     total = hist.sum()
     return hist / total if total > 0 else np.zeros(bins, dtype=np.float32)
@@ -391,23 +462,25 @@ def _count_outer_contours(edges: np.ndarray, min_area: float = 10.0) -> int:
     return int(np.count_nonzero(area > min_area))
 
 
-def _false_contours(patch: np.ndarray) -> int:
+def _false_contours(patch: np.ndarray, backend: str = "numpy") -> int:
     """GifLab's ``detect_contours_in_patches``: outer contours of Canny(30, 100) edges, area > 10.
 
     ``cv2.Canny(patch, 30, 100)`` is :func:`giflab_dask.kernels.texture.canny_opencv` (exact);
     ``cv2.findContours(RETR_EXTERNAL)`` + ``cv2.contourArea`` are :func:`_count_outer_contours`
     (exact). (scikit-image's Canny would not do here: it draws a posterisation step, the very
-    thing measured, as a two-pixel-wide edge whose contour encloses area.)
+    thing measured, as a two-pixel-wide edge whose contour encloses area.) ``backend="numba"``
+    draws the same edge map with :func:`giflab_dask.kernels._numba_colour.canny_opencv`.
     """
-    return _count_outer_contours(canny_opencv(patch, 30, 100), 10.0)
+    canny = _numba_colour.canny_opencv if backend == "numba" else canny_opencv
+    return _count_outer_contours(canny(patch, 30, 100), 10.0)
 
 
-def _banding_severity(orig_patch: np.ndarray, comp_patch: np.ndarray) -> float:
+def _banding_severity(orig_patch: np.ndarray, comp_patch: np.ndarray, backend: str) -> float:
     # GifLab's calculate_banding_severity, in its dtypes (the histogram term is float32 there).
-    h1 = _gradient_histogram(orig_patch)
-    h2 = _gradient_histogram(comp_patch)
+    h1 = _gradient_histogram(orig_patch, backend=backend)
+    h2 = _gradient_histogram(comp_patch, backend=backend)
     hist_diff = np.sum((h1 - h2) ** 2 / (h1 + h2 + np.float32(1e-10)), dtype=np.float32)
-    excess = max(0, _false_contours(comp_patch) - _false_contours(orig_patch))
+    excess = max(0, _false_contours(comp_patch, backend) - _false_contours(orig_patch, backend))
     severity = hist_diff * np.float32(30.0) + np.float32(excess * 10.0)
     return float(min(100.0, max(0.0, float(severity))))
 
@@ -418,6 +491,7 @@ def banding(
     *,
     patch_size: int = 64,
     variance_threshold: float = 100.0,
+    backend: str = "auto",
 ) -> np.ndarray:
     """GifLab's gradient-banding score per frame: ``(t, 4)`` float64, :data:`BANDING_OUTPUTS`.
 
@@ -449,6 +523,11 @@ def banding(
     both frames to a ``min(H, W)`` square, a bug), the patch variance is computed in float64
     (GifLab: float32, which can only matter within ~1e-5 of the threshold), and frames without
     a gradient region give NaN. Identical frames give 0.
+
+    ``backend`` (``"auto"``, ``"numba"``, ``"numpy"``) chooses how the candidate patches'
+    statistics (:func:`_gradient_regions`) and the regions' gradient histograms are computed
+    (numba kernels of :mod:`giflab_dask.kernels._numba_colour`, or scipy filters and numpy);
+    the values are the same bit for bit, ``"auto"`` uses numba when it can be imported.
     """
     original, compressed = check_pair(original, compressed, "banding")
     if not isinstance(patch_size, int | np.integer) or patch_size < 8:
@@ -457,14 +536,22 @@ def banding(
         raise GiflabError(
             f"variance_threshold must be >= 0, got {variance_threshold} (GifLab: 100)"
         )
+    backend = _numba.check_backend(backend, "banding")
+    if backend != "numpy":
+        usable = _numba_colour.load_banding()
+        if not usable and backend == "numba":
+            raise _numba.numba_missing("banding")
+        backend = "numba" if usable else "numpy"
     t = original.shape[0]
     out = np.empty((t, len(BANDING_OUTPUTS)), dtype=np.float64)
     for i in range(t):
-        gray_o = luma(original[i])
-        gray_c = luma(compressed[i])
-        regions = _gradient_regions(gray_o, int(patch_size), float(variance_threshold))
+        gray_o = _frames.luma(original[i])  # shared with the block's other luma kernels
+        gray_c = _frames.luma(compressed[i])
+        regions = _gradient_regions(gray_o, int(patch_size), float(variance_threshold), backend)
         scores = [
-            _banding_severity(gray_o[y : y + rh, x : x + rw], gray_c[y : y + rh, x : x + rw])
+            _banding_severity(
+                gray_o[y : y + rh, x : x + rw], gray_c[y : y + rh, x : x + rw], backend
+            )
             for x, y, rw, rh in regions
         ]
         if scores:

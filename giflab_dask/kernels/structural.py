@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import correlate1d
 
-from . import _numba
+from . import _numba, _numba_ms_ssim
 from ._luma import LumaConverter, check_pair
 
 __all__ = ["GIFLAB_OUTPUT_NAMES", "MS_SSIM_WEIGHTS", "ms_ssim", "ssim"]
@@ -256,12 +256,14 @@ def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto")
         use_sample_covariance=False``), computed in float64; the mean is over the windows
         inside the frame (5-pixel border cropped).
     backend : {"auto", "numba", "numpy"}, optional
-        Implementation of the uniform window (the Gaussian one is numpy only): ``"numba"``
-        the fused kernel of :mod:`giflab_dask.kernels._numba` (optional dependency;
-        raises ``ImportError`` when numba is unusable), ``"numpy"`` the vectorised numpy
-        kernel, ``"auto"`` numba when it can be imported, else numpy. Not part of the
-        metric's definition: both compute the same exact integer window sums and the same
-        float32 ratio per window, so values agree to float64 rounding (~1e-16).
+        Implementation: ``"numba"`` the fused kernels of :mod:`giflab_dask.kernels._numba`
+        (uniform window) and :mod:`giflab_dask.kernels._numba_ms_ssim` (Gaussian window)
+        (optional dependency; raises ``ImportError`` when numba is unusable), ``"numpy"`` the
+        vectorised numpy kernels, ``"auto"`` numba when it can be imported, else numpy. Not
+        part of the metric's definition: for the uniform window both compute the same exact
+        integer window sums and the same float32 ratio per window (values agree to float64
+        rounding, ~1e-16: the frame means are summed in another order), for the Gaussian one
+        the same float64 operations in the same order (equal bit for bit).
 
     Returns
     -------
@@ -284,6 +286,12 @@ def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto")
     win = _GWIN if gaussian else _WIN
     if t == 0 or h < win or w < win:
         return out
+    if gaussian and backend != "numpy":
+        terms = _numba_ms_ssim.gaussian_terms(a, b, [(h, w)], _GKERNEL)
+        if terms is not None:
+            return terms[:, 0]
+        if backend == "numba":
+            raise _numba.numba_missing("ssim")
     if gaussian:
         luma = LumaConverter(h, w)
         kernel = _GaussianSSIM(h, w)
@@ -336,7 +344,7 @@ def _scale_shapes(h: int, w: int, scales: int) -> list[tuple[int, int]]:
     return shapes
 
 
-def ms_ssim(original, compressed, *, weights=MS_SSIM_WEIGHTS) -> np.ndarray:
+def ms_ssim(original, compressed, *, weights=MS_SSIM_WEIGHTS, backend: str = "auto") -> np.ndarray:
     """Multi-scale structural similarity per frame, on OpenCV luma (the published MS-SSIM).
 
     Definition (Wang, Simoncelli & Bovik 2003): with M = ``len(weights)`` scales (5 by
@@ -377,6 +385,11 @@ def ms_ssim(original, compressed, *, weights=MS_SSIM_WEIGHTS) -> np.ndarray:
         Aligned blocks of RGB frames.
     weights : sequence of float, optional
         Positive exponent per scale, finest first; its length is the number of scales.
+    backend : {"auto", "numba", "numpy"}, optional
+        Implementation, as for :func:`ssim`: ``"numba"`` the fused kernel of
+        :mod:`giflab_dask.kernels._numba_ms_ssim`, ``"numpy"`` the scipy/numpy kernel,
+        ``"auto"`` numba when it can be imported. Not part of the definition: both compute the
+        same float64 operations in the same order, so the values are equal bit for bit.
 
     Returns
     -------
@@ -391,11 +404,20 @@ def ms_ssim(original, compressed, *, weights=MS_SSIM_WEIGHTS) -> np.ndarray:
     """
     a, b = check_pair(original, compressed, "ms_ssim")
     wts = _check_weights(weights)
+    backend = _numba.check_backend(backend, "ms_ssim")
     t, h, w, _ = a.shape
     out = np.full(t, np.nan)
     if t == 0 or min(_scale_shapes(h, w, wts.size)[-1]) < _GWIN:
         return out
     shapes = _scale_shapes(h, w, wts.size)
+    if backend != "numpy":
+        terms = _numba_ms_ssim.gaussian_terms(a, b, shapes, _GKERNEL)
+        if terms is not None:
+            for i in range(t):
+                out[i] = _combine(terms[i], wts)
+            return out
+        if backend == "numba":
+            raise _numba.numba_missing("ms_ssim")
     kernels = [_GaussianSSIM(*shape) for shape in shapes]
     xs = [np.empty(shape, dtype=np.float64) for shape in shapes]
     ys = [np.empty(shape, dtype=np.float64) for shape in shapes]
@@ -413,6 +435,12 @@ def ms_ssim(original, compressed, *, weights=MS_SSIM_WEIGHTS) -> np.ndarray:
             if j < last:
                 _downsample2(xs[j], xs[j + 1])
                 _downsample2(ys[j], ys[j + 1])
-        np.maximum(terms, 0.0, out=terms)
-        out[i] = float(np.prod(terms**wts))
+        out[i] = _combine(terms, wts)
     return out
+
+
+def _combine(terms: np.ndarray, wts: np.ndarray) -> float:
+    """MS-SSIM of one frame from its per-scale terms: clamped at 0, raised to the weights,
+    multiplied. One frame at a time on both paths: numpy's ``power`` may round differently
+    in arrays of other lengths (its SIMD and scalar loops differ in the last bit)."""
+    return float(np.prod(np.maximum(terms, 0.0) ** wts))
