@@ -537,9 +537,7 @@ def batch(
             shown = ", ".join(missing[:5]) + (
                 f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             )
-            echo(
-                _wrap(f"note: {folder}: no compressed GIF for {len(missing)} original(s): {shown}")
-            )
+            echo(f"note: {folder}: no compressed GIF for {len(missing)} original(s): {shown}")
         plan = plan_batch(
             pairs,
             metrics=metrics,

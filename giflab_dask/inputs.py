@@ -320,7 +320,9 @@ def collect_pairs(
             raise BatchInputError("--variants goes with a directory of originals, not a manifest")
         return read_manifest(source)
     if not source.is_dir():
-        raise BatchInputError(f"{source}: no such manifest or directory")
+        raise BatchInputError(
+            f"{source}: no such manifest or directory (give a manifest file or a folder of GIFs)"
+        )
     dirs = _variant_dirs(source, variants)
     if dirs is not None:
         originals, folders = dirs

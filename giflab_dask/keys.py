@@ -91,7 +91,7 @@ def _hash_file(path: Path) -> str:
     except IsADirectoryError:
         raise GifDecodeError(path, "is a directory, not a GIF file") from None
     except FileNotFoundError:
-        raise GifDecodeError(path, "file not found") from None
+        raise GifDecodeError(path, "file not found (check the path)") from None
     except PermissionError:
         raise GifDecodeError(path, "permission denied") from None
     except OSError as exc:
@@ -179,7 +179,7 @@ def _stat(path: Path) -> os.stat_result:
     try:
         return path.stat()
     except FileNotFoundError:
-        reason = "dangling symlink" if path.is_symlink() else "file not found"
+        reason = "dangling symlink" if path.is_symlink() else "file not found (check the path)"
         raise GifDecodeError(path, reason) from None
     except OSError as exc:
         raise GifDecodeError(path, f"cannot stat file ({exc.strerror or exc})") from None

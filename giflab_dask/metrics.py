@@ -258,7 +258,7 @@ def get_metric(name: str) -> MetricSpec:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownMetricError(
-            f"unknown metric {name!r}; available: {', '.join(available_metrics())}"
+            f"unknown metric {name!r} (available: {', '.join(available_metrics())})"
         ) from None
 
 

@@ -1,11 +1,12 @@
 """Progress of a running batch on stderr: stages and frames done, rate, ETA.
 
 On a terminal one line is redrawn in place (``\\r``); anywhere else (a log file, a pipe, CI) a
-plain line is written every ``interval`` seconds, so a long run leaves a readable log of a few
-lines instead of thousands of redraws (DESIGN decision 53). "Frames" are frame measurements
-(frames x metrics): :func:`giflab_dask.cluster.count_frames` counts them as ``pair-metrics``
-tasks finish, against the plan's total (``BatchPlan.frame_measurements``). Under the
-``processes`` scheduler tasks count in other processes, so progress is shown in tasks.
+plain line is written every ``giflab.progress-interval`` seconds (10), so a long run leaves a
+readable log of a few lines instead of thousands of redraws (DESIGN decision 53). Frames are
+counted as frame measurements (frames x metrics): :func:`giflab_dask.cluster.count_frames`
+counts them as ``pair-metrics`` tasks finish, against the plan's total
+(``BatchPlan.frame_measurements``). Under the ``processes`` scheduler tasks count in other
+processes, so the rate is of tasks there.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any, TextIO
 
 from dask.callbacks import Callback
 
-#: Seconds between log lines when stderr is not a terminal.
-LOG_INTERVAL = 10.0
+from giflab_dask import config
+
 #: Seconds between redraws on a terminal.
 TTY_INTERVAL = 0.5
 #: Stages shown, in data-flow order (the others run inside these stages' tasks).
@@ -58,7 +59,8 @@ def progress_line(
         parts.append(f"frames×metrics {done}/{total} ({done / total:.0%})")
     rate = done / elapsed if elapsed > 0 else 0.0
     if rate > 0:
-        parts.append(f"{rate:.0f}/s" if rate >= 10 else f"{rate:.1f}/s")
+        rate_text = f"{rate:.0f}/s" if rate >= 10 else f"{rate:.1f}/s"
+        parts.append(rate_text if rate >= 0.1 else f"{rate * 60:.1f}/min")
     if 0 < done < total and rate > 0:
         parts.append(f"ETA {_duration((total - done) / rate)}")
     parts.append(_duration(elapsed))
@@ -74,7 +76,9 @@ class _Display:
             isatty = getattr(self.stream, "isatty", None)
             tty = bool(isatty and isatty())
         self.tty = tty
-        self.interval = interval if interval is not None else TTY_INTERVAL if tty else LOG_INTERVAL
+        if interval is None:
+            interval = TTY_INTERVAL if tty else float(config.get("progress-interval"))
+        self.interval = interval
         self._drawn = 0  # characters of the line on screen (terminal)
 
     def show(self, line: str) -> None:
@@ -181,7 +185,8 @@ def log_futures(
     interval: float | None = None,
 ) -> None:
     """Wait for ``futures`` (distributed), writing a line of results written so far every
-    ``interval`` seconds (for a log: distributed's own bar redraws many times a second)."""
+    ``interval`` seconds (default ``giflab.progress-interval``): for a log, where distributed's
+    own bar would redraw many times a second."""
     import distributed
 
     display = _Display(stream, False, interval)

@@ -287,7 +287,10 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
 
     path = Path(path)
     if path.suffix.lower() not in TABLE_SUFFIXES:
-        raise GiflabError(f"{path}: output must end in .parquet, .csv, .tsv or .jsonl")
+        raise GiflabError(
+            f"{path}: unknown table format {path.suffix!r} (end the name in .parquet, .csv, "
+            ".tsv or .jsonl)"
+        )
     if path.is_dir():
         raise GiflabError(
             f"{path}: is a folder (give a file name such as {path / 'results.parquet'})"
