@@ -592,7 +592,7 @@ def batch(
     if len(errors):
         click.echo("\nerrors:")
         for _, row in errors.iterrows():
-            click.echo(_wrap(f"row {row['row']}: {row['error']}", "  "))
+            click.echo(f"  row {row['row']}: {row['error']}")  # one line each: grep-able
     if out is not None:
         click.echo(f"\ntable: {out}")
     failed = counts["fail"] + counts["error"]

@@ -11,7 +11,6 @@ processes, so the rate is of tasks there.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sys
 import threading
@@ -187,16 +186,14 @@ def log_futures(
     """Wait for ``futures`` (distributed), writing a line of results written so far every
     ``interval`` seconds (default ``giflab.progress-interval``): for a log, where distributed's
     own bar would redraw many times a second."""
-    import distributed
-
     display = _Display(stream, False, interval)
-    started = time.perf_counter()
+    started = shown = time.perf_counter()
     remaining = list(futures)
     while remaining:
-        with contextlib.suppress(TimeoutError):
-            distributed.wait(remaining, timeout=display.interval)
+        time.sleep(0.1)  # polled: the futures' client need not be the default one
         remaining = [f for f in remaining if not f.done()]
-        if remaining:
+        now = time.perf_counter()
+        if remaining and now - shown >= display.interval:
             done = len(futures) - len(remaining)
-            stages = {"write": (done, len(futures))}
-            display.show(progress_line(stages, (0, 0), time.perf_counter() - started))
+            display.show(progress_line({"write": (done, len(futures))}, (0, 0), now - started))
+            shown = now
