@@ -163,8 +163,11 @@ class _StatIndex:
 
 
 def _stat_index() -> _StatIndex:
-    from giflab_dask.config import cache_dir
+    from giflab_dask.config import cache_dir, get
 
+    configured = get("stat-index")
+    if configured:
+        return _StatIndex(Path(configured).expanduser())
     root = cache_dir()
     if not isinstance(root, Path):
         # A URL cache-dir (shared object store): the index describes this machine's files

@@ -22,7 +22,13 @@ REQUIRE_TOOLS = os.environ.get("GIFLAB_REQUIRE_TOOLS") == "1"
 def isolated_cache(tmp_path: Path) -> Iterator[Path]:
     """Every test gets its own cache root and deterministic tokenization (DESIGN decision 1)."""
     root = tmp_path / "cache"
-    with dask.config.set({"giflab.cache-dir": str(root), "tokenize.ensure-deterministic": True}):
+    settings = {
+        "giflab.cache-dir": str(root),
+        # also under a URL cache-dir (which keeps it in the user's cache directory otherwise)
+        "giflab.stat-index": str(root / "stat-index.sqlite"),
+        "tokenize.ensure-deterministic": True,
+    }
+    with dask.config.set(settings):
         yield root
 
 
