@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -200,3 +201,20 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(demo: Path, isolated_cache: Pat
                            capture_output=True, timeout=300)  # fmt: skip
     assert rerun.returncode == 1, rerun.stderr
     assert f"{kept} stored results reused, {total - kept} computed" in rerun.stdout
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = [path]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            out += _commands(command, (*path, name))
+        else:
+            out.append((*path, name))
+    return out
+
+
+@pytest.mark.parametrize("path", _commands(cli), ids=lambda p: " ".join(p) or "giflab-dask")
+def test_help_has_no_markup(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "`" not in result.stdout, result.stdout  # RST/markdown backticks print as they are
