@@ -557,8 +557,12 @@ def batch(
         else:  # every result is stored: no scheduler (and no cluster) is needed
             result = plan.compute()
         table = batch_table(result.outcomes)
+        table_error = None
         if out is not None:
-            write_table(table, out)
+            try:
+                write_table(table, out)
+            except OSError as exc:  # a full or read-only disk: the summary still prints
+                table_error = f"error: the table could not be written to {out} ({exc.strerror})"
     counts = result.counts()
     stats = result.stats
     click.echo(
@@ -593,10 +597,36 @@ def batch(
         click.echo("\nerrors:")
         for _, row in errors.iterrows():
             click.echo(f"  row {row['row']}: {row['error']}")  # one line each: grep-able
-    if out is not None:
+    for line in _cache_write_errors(table):
+        _echo_err(line)
+    if table_error is not None:
+        _echo_err(table_error)
+    elif out is not None:
         click.echo(f"\ntable: {out}")
-    failed = counts["fail"] + counts["error"]
+    failed = counts["fail"] + counts["error"] + (table_error is not None)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _cache_write_errors(table: Any) -> list[str]:
+    """One line per cache root that could not be written (:class:`CacheWriteError`), however
+    many pairs and metrics it cost: the rows say which, this says why and where."""
+    import re
+
+    pattern = re.compile(r"((?:frame|result) store .+? cannot be written \([^)]*\))")
+    texts = [
+        str(v)
+        for column in ("error", "missing_metrics")
+        if column in table
+        for v in table[column].dropna()
+    ]
+    lines = []
+    for cause in dict.fromkeys(m.group(1) for text in texts for m in pattern.finditer(text)):
+        hit = sum(cause in text for text in texts)
+        lines.append(
+            f"error: {cause}; {hit} table rows are incomplete because of it, "
+            "and their results are computed again on the next run"
+        )
+    return lines
 
 
 @cli.command("demo-data")
@@ -634,13 +664,17 @@ def cache() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cache_info(as_json: bool) -> None:
     """Entries, bytes and hits of the frame store and the result store."""
+    import time
+
     from giflab_dask.framestore import FrameStore, _configured_max_bytes
-    from giflab_dask.resultstore import ResultStore
+    from giflab_dask.resultstore import PRUNE_TEMPORARIES_AFTER_S, ResultStore
 
     with _input_errors():
         store = FrameStore()
         entries = store.entries()
         results = ResultStore()
+        now = time.time()
+        result_tmp = results.temporaries()
         info = {
             "framestore": str(store.root),
             "entries": len(entries),
@@ -650,6 +684,11 @@ def cache_info(as_json: bool) -> None:
             "results": str(results.root),
             "result_nodes": len(results.entries()),
             "result_bytes": results.nbytes(),
+            "frame_temporaries": store.temporaries(),
+            "result_temporaries": len(result_tmp),
+            "result_temporaries_recent": sum(
+                now - t < PRUNE_TEMPORARIES_AFTER_S for t in result_tmp
+            ),
         }
     if as_json:
         click.echo(json.dumps(info))
@@ -661,6 +700,13 @@ def cache_info(as_json: bool) -> None:
     click.echo(f"hits         {info['hits']}")
     click.echo(f"result store {info['results']}")
     click.echo(f"nodes        {info['result_nodes']} ({_human_bytes(info['result_bytes'])})")
+    minutes = PRUNE_TEMPORARIES_AFTER_S / 60
+    click.echo(
+        f"temporaries  {info['frame_temporaries']} frame store entries being written (prune "
+        f"keeps them while their writer runs), {info['result_temporaries']} result documents "
+        f"({info['result_temporaries_recent']} younger than {minutes:.0f} minutes: prune keeps "
+        "those, they may be writes in progress)"
+    )
 
 
 def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
@@ -690,9 +736,12 @@ def cache_prune(max_bytes: int | None) -> None:
 
         store = FrameStore()
         evicted = store.prune(max_bytes)
-        ResultStore().prune_temporaries()
+        results = ResultStore()
+        results.prune_temporaries()
+        kept = len(results.temporaries()) + store.temporaries()
         click.echo(
             f"evicted {len(evicted)} entries; frame store now {_human_bytes(store.nbytes())}"
+            + (f"; kept {kept} temporaries of writes that may be in progress" if kept else "")
         )
 
 

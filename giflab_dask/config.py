@@ -59,8 +59,13 @@ def parse_bytes(value: Any, *, key: str) -> int | None:
 
 
 def choice(key: str, allowed: tuple[str, ...]) -> str:
-    """Read a string setting that must be one of ``allowed``."""
-    value = str(get(key))
+    """Read a string setting that must be one of ``allowed``.
+
+    A setting whose choices include ``"none"`` also accepts None: dask's environment parsing
+    turns ``DASK_GIFLAB__...=none`` into None, as YAML does with ``null``.
+    """
+    raw = get(key)
+    value = "none" if raw is None and "none" in allowed else str(raw)
     if value not in allowed:
         raise ConfigError(f"giflab.{key} must be one of {', '.join(allowed)}; got {value!r}")
     return value

@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "CacheFileError",
     "CacheIntegrityWarning",
+    "CacheWriteError",
     "ConfigError",
     "FrameStoreCorruptError",
     "FrameStoreError",
@@ -48,6 +50,28 @@ class GifDecodeError(GiflabError):
 
 class GifLimitError(GifDecodeError):
     """A GIF exceeds a configured input limit (``giflab.limits``)."""
+
+
+class CacheFileError(GiflabError):
+    """A file inside a cache root is not one a store writes: a symlink, a device, a FIFO, or
+    larger than any document the store writes. It is never read (and never followed)."""
+
+
+class CacheWriteError(GiflabError):
+    """A cache root cannot be written (permission denied, disk full, read-only filesystem).
+
+    The message names the store, its root and the cause, one line:
+    ``result store /path cannot be written (No space left on device)``.
+    """
+
+    def __init__(self, store: str, root: str | Path, cause: str) -> None:
+        self.store = store
+        self.root = str(root)
+        self.cause = cause
+        super().__init__(f"{store} {self.root} cannot be written ({cause})")
+
+    def __reduce__(self) -> tuple[type[CacheWriteError], tuple[str, str, str]]:
+        return (type(self), (self.store, self.root, self.cause))
 
 
 class MeasurementError(GiflabError):

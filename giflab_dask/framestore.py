@@ -15,7 +15,12 @@ Layout under the store root (``giflab.framestore.root``)::
     .locks/<key>.lock           one decoder at a time per key, across processes
 
 An entry exists only once its directory was renamed into place, and it is trusted only when its
-manifest verifies, so a process killed mid-write leaves nothing that reads as complete. Every
+manifest verifies, so a process killed mid-write leaves nothing that reads as complete. Nothing
+under a local root is followed through a symlink (files are opened with ``O_NOFOLLOW`` below
+the entry, ``storage.open_beneath``); every document read is size-capped and checked for shape;
+housekeeping deletes only names this store writes (content keys, ``.tmp-``, ``.trash-``). A
+chunk that fails its CRC32C on read uncommits its entry (the manifest goes), so the next
+``ensure`` decodes the GIF again. Every
 chunk is written (even all-zero ones) and reads go through a store that treats a missing chunk as
 corruption, because Zarr would otherwise return fill values for it silently.
 
@@ -42,7 +47,9 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 import threading
 import time
 import uuid
@@ -62,7 +69,9 @@ from zarr.storage import FsspecStore, LocalStore
 from giflab_dask import config, storage
 from giflab_dask.decode import GifLayout, iter_frames, scan_gif
 from giflab_dask.errors import (
+    CacheFileError,
     CacheIntegrityWarning,
+    CacheWriteError,
     FrameStoreCorruptError,
     FrameStoreError,
 )
@@ -81,6 +90,14 @@ _TMP = ".tmp-"
 _TRASH = ".trash-"
 _DATA = "w-"
 _VERIFY_MODES = ("checksum", "size", "none")
+#: An entry's folder name: a content key (``keys.key_from_digest``, 32 hex digits).
+_KEY_NAME = re.compile(r"[0-9a-f]{32}")
+#: A file name inside an entry: plain components, no ``..``, not absolute, at most 8 deep.
+_ENTRY_FILE = re.compile(r"(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,7}")
+#: The largest metadata document (``zarr.json``) a read accepts; ours are ~1 KB.
+_MAX_METADATA_BYTES = 2**20
+#: The largest manifest a read accepts: one line of ~80 bytes per file, a file per chunk.
+_MAX_MANIFEST_BYTES = 256 * 2**20
 
 
 class _MissingChunksRaise:
@@ -141,6 +158,8 @@ class _ChunkFiles:
     """Where an entry array's chunk files are and how to decode one (the direct read path)."""
 
     base: str  # the array's directory or URL; chunk files are ``base/<chunk key>``
+    entry: str  # the entry's directory (or data directory URL): ``base`` is ``entry/name``
+    name: str
     shape: tuple[int, ...]
     chunk: int  # frames per chunk
     zero: tuple[int, ...]  # the chunk index of the non-time axes
@@ -165,21 +184,26 @@ def _chunk_files(entry: str, name: str) -> _ChunkFiles:
     fs, fs_base = storage.filesystem(f"{entry}/{name}") if storage.is_url(entry) else (None, "")
     try:
         raw = (
-            fs.cat_file(f"{fs_base}/zarr.json")
+            fs.cat_file(f"{fs_base}/zarr.json", start=0, end=_MAX_METADATA_BYTES)
             if fs
-            else Path(entry, name, "zarr.json").read_bytes()
+            else storage.read_beneath(Path(entry), f"{name}/zarr.json", _MAX_METADATA_BYTES)
         )
         doc = json.loads(raw)
         shape = tuple(int(v) for v in doc["shape"])
         chunks = tuple(int(v) for v in doc["chunk_grid"]["configuration"]["chunk_shape"])
-        ours = name in ("frames", "alpha") and doc == _layout_document(name, doc, shape, chunks)
-    except (OSError, ValueError, KeyError, TypeError):
+        ours = (
+            name in ("frames", "alpha")
+            and min(shape, default=0) >= 0
+            and min(chunks, default=0) >= 1
+            and doc == _layout_document(name, doc, shape, chunks)
+        )
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         ours = False  # Zarr opens it below and says what is wrong
     if ours:
         encode_key = parse_chunk_key_encoding(doc["chunk_key_encoding"]).encode_chunk_key
         return _ChunkFiles(
-            base=f"{entry}/{name}", fs=fs, fs_base=fs_base, shape=shape, chunk=chunks[0],
-            zero=(0,) * (len(shape) - 1), encode_key=encode_key, direct=True,
+            base=f"{entry}/{name}", entry=entry, name=name, fs=fs, fs_base=fs_base, shape=shape,
+            chunk=chunks[0], zero=(0,) * (len(shape) - 1), encode_key=encode_key, direct=True,
         )  # fmt: skip
     array = open_entry_array(entry, name)
     codecs = array.metadata.codecs
@@ -193,6 +217,8 @@ def _chunk_files(entry: str, name: str) -> _ChunkFiles:
     )
     return _ChunkFiles(
         base=f"{entry}/{name}",
+        entry=entry,
+        name=name,
         fs=fs,
         fs_base=fs_base,
         shape=tuple(array.shape),
@@ -222,17 +248,46 @@ def _read_chunk_file(files: _ChunkFiles, t: int, out: np.ndarray | None = None) 
     """Chunk ``t`` decoded straight from its file (into ``out``, a whole chunk, if given):
     Zarr's read path costs about twice as much per chunk (its async store and codec
     pipeline), and reads are most of a warm run. The file's trailing CRC32C (Zarr's ``crc32c``
-    codec) is checked before decoding."""
-    path = files.path(t)
+    codec) is checked before decoding.
+
+    A chunk that fails the check is read once more (a writer may have replaced the entry in
+    between); if it fails again its entry is uncommitted (:func:`_uncommit`) so the next
+    ``ensure`` decodes the GIF again, instead of every run failing on it (with
+    ``verify: size`` or ``none`` nothing else would notice).
+    """
     try:
-        if files.fs is not None:
-            data = files.fs.cat_file(f"{files.fs_base}/{files.encode_key((t, *files.zero))}")
-        else:
-            data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise FrameStoreCorruptError(f"frame store chunk {path} is missing") from None
+        return _decode_chunk_file(files, t, out)
+    except _ChunkMissing:
+        raise  # open() with size or checksum verification sees it
+    except FrameStoreCorruptError as first:
+        try:
+            return _decode_chunk_file(files, t, out)
+        except FrameStoreCorruptError:
+            pass
+        _uncommit(files.entry)
+        raise FrameStoreCorruptError(
+            f"{first}; the entry was removed and the GIF is decoded again on the next run"
+        ) from None
+
+
+def _decode_chunk_file(files: _ChunkFiles, t: int, out: np.ndarray | None) -> np.ndarray:
+    path = files.path(t)
     shape = (files.chunk, *files.shape[1:])
     expected = int(np.prod(shape, dtype=np.int64))
+    # zstd's worst case (ZSTD_COMPRESSBOUND) plus the CRC: no chunk this store writes is larger
+    cap = expected + (expected >> 7) + 2**17 + 4
+    chunk_key = files.encode_key((t, *files.zero))
+    try:
+        if files.fs is not None:
+            data = files.fs.cat_file(f"{files.fs_base}/{chunk_key}", start=0, end=cap + 1)
+            if len(data) > cap:
+                raise CacheFileError(f"{path} is larger than any chunk of this shape")
+        else:
+            data = storage.read_beneath(Path(files.entry), f"{files.name}/{chunk_key}", cap)
+    except FileNotFoundError:
+        raise _ChunkMissing(f"frame store chunk {path} is missing") from None
+    except CacheFileError as exc:
+        raise FrameStoreCorruptError(f"frame store chunk {path} is corrupt: {exc}") from None
     raw = _decode_chunk_bytes(data, path, out)
     if out is not None:
         # A whole-chunk frame of another size cannot pass: every chunk this store writes is a
@@ -243,6 +298,28 @@ def _read_chunk_file(files: _ChunkFiles, t: int, out: np.ndarray | None = None) 
             f"frame store chunk {path} decodes to {len(raw)} bytes, expected {expected}"
         )
     return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
+
+
+class _ChunkMissing(FrameStoreCorruptError):
+    """A chunk file of an opened entry is not there."""
+
+
+def _uncommit(entry: str) -> None:
+    """Take a complete entry out of use after one of its chunks failed its check on read: a
+    local entry loses its manifest (what makes it complete; ``ensure`` replaces the folder
+    under the key's lock, ``prune`` removes it); a URL entry is removed if its manifest still
+    names this data directory. Other processes reading it fail the same way, never read
+    wrong frames."""
+    with contextlib.suppress(OSError, FrameStoreError, ValueError):
+        if storage.is_url(entry):
+            root, key, data = entry.rsplit("/", 2)
+            FsspecFrameStore(root).remove(key, data=data)
+            return
+        fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | storage._NOFOLLOW)
+        try:
+            os.unlink(MANIFEST, dir_fd=fd)
+        finally:
+            os.close(fd)
 
 
 def read_frames(entry: str, name: str, index: slice | np.ndarray) -> np.ndarray:
@@ -334,9 +411,13 @@ class StoredGif:
         ~0.3 ms, paid by every decode (the entry is opened once written) and every process
         that opens the entry.
         """
-        attrs = dict(json.loads(read("zarr.json"))["attributes"]["giflab"])
+        attrs = _valid_attrs(json.loads(read("zarr.json"))["attributes"]["giflab"])
+        n, h, w = attrs["n_frames"], attrs["height"], attrs["width"]
+        arrays = {"frames": (n, h, w, 3), **({"alpha": (n, h, w)} if attrs["has_alpha"] else {})}
+        for name, shape in arrays.items():
+            if json.loads(read(f"{name}/zarr.json")).get("shape") != list(shape):
+                raise FrameStoreCorruptError(f"{path}/{name}/zarr.json: shape is not {shape}")
         doc = json.loads(read("durations_ms/zarr.json"))
-        n = int(attrs["n_frames"])
         if doc != _layout_document("durations_ms", doc, (n,), (n,)):
             return None
         from zarr.core.chunk_key_encodings import parse_chunk_key_encoding
@@ -376,7 +457,7 @@ class StoredGif:
     @classmethod
     def from_group(cls, key: str, path: Path | str, group: zarr.Group) -> StoredGif:
         """The entry described by an open Zarr group (its ``giflab`` attributes)."""
-        attrs = dict(group.attrs["giflab"])
+        attrs = _valid_attrs(group.attrs["giflab"])
         durations = np.asarray(group["durations_ms"][...], dtype=np.int32)
         return cls._from_attrs(key, path, attrs, durations)
 
@@ -411,6 +492,73 @@ class StoredGif:
         if not self.has_alpha:
             return None
         return self._lazy("alpha", tag)
+
+
+def _valid_attrs(attrs: Any) -> dict[str, Any]:
+    """An entry's ``giflab`` attributes, checked for the types and ranges readers rely on
+    (a planted ``zarr.json`` must not reach them as a zero chunk length or a string)."""
+
+    def count(value: Any, low: int = 0) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    if not isinstance(attrs, dict):
+        raise FrameStoreCorruptError("the entry's giflab attributes are not an object")
+    n, chunk = attrs.get("n_frames"), attrs.get("chunk_frames")
+    problems = [
+        name
+        for name in ("n_frames", "height", "width", "chunk_frames")
+        if not count(attrs.get(name))
+    ]
+    if not problems and not (1 if n else 0) <= chunk <= n:
+        problems.append("chunk_frames")
+    if not isinstance(attrs.get("has_alpha"), bool):
+        problems.append("has_alpha")
+    if attrs.get("loop") is not None and not count(attrs.get("loop")):
+        problems.append("loop")
+    distinct = attrs.get("distinct_frames", 0)
+    if "n_frames" not in problems and not (count(distinct) and distinct <= n):
+        problems.append("distinct_frames")
+    for name in ("created", "decode_seconds"):  # read by the run summary
+        value = attrs.get(name, 0.0)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+            problems.append(name)
+    if problems:
+        raise FrameStoreCorruptError(f"the entry's attributes {', '.join(problems)} are invalid")
+    return dict(attrs)
+
+
+def _manifest_problem(manifest: Any, key: str) -> str | None:
+    """Why a parsed manifest cannot describe entry ``key`` (None when it can): every file a
+    name inside the entry with a size and a BLAKE2b-128, ``nbytes`` a byte count."""
+    if not isinstance(manifest, dict):
+        return "the manifest is not a JSON object"
+    if manifest.get("layout_version") != LAYOUT_VERSION:
+        return f"layout version {manifest.get('layout_version')!r} != {LAYOUT_VERSION}"
+    if manifest.get("key") != key:
+        return f"the manifest is for key {manifest.get('key')!r}"
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return "the manifest lists no files"
+    for rel, record in files.items():
+        if not _ENTRY_FILE.fullmatch(rel) or rel in (MANIFEST, ACCESS):
+            return f"the manifest lists {rel!r}, not a name inside the entry"
+        if not (
+            isinstance(record, list)
+            and len(record) == 2
+            and isinstance(record[0], int)
+            and not isinstance(record[0], bool)
+            and record[0] >= 0
+            and isinstance(record[1], str)
+            and re.fullmatch(r"[0-9a-f]{32}", record[1])
+        ):
+            return f"the manifest's record of {rel!r} is not [size, digest]"
+    for rel in ("zarr.json", "frames/zarr.json", "durations_ms/zarr.json"):
+        if rel not in files:
+            return f"the manifest does not list {rel}"
+    nbytes = manifest.get("nbytes")
+    if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes < 0:
+        return f"the manifest's nbytes ({nbytes!r}) is not a byte count"
+    return None
 
 
 def _name(array: str, key: str, tag: str) -> str:
@@ -592,11 +740,6 @@ class _FsspecWriter(_EntryWriter):
         self.fs.pipe_file(f"{self.root}/{rel}", data)
 
 
-def _hash_file(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
-
-
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -645,28 +788,50 @@ class FrameStore:
         from filelock import FileLock
 
         locks = self.root / _LOCKS
-        locks.mkdir(parents=True, exist_ok=True)
+        if not storage.real_dir(locks):
+            locks.unlink(missing_ok=True)  # a planted link or file: the name is the store's
+            locks.mkdir(parents=True, exist_ok=True)
+        lock = locks / f"{key}.lock"
+        if lock.is_symlink():
+            lock.unlink(missing_ok=True)
         wait = float(config.get("framestore.lock-timeout")) if timeout is None else timeout
-        return FileLock(str(locks / f"{key}.lock"), timeout=wait)
+        return FileLock(str(lock), timeout=wait)
 
     # -- reading ---------------------------------------------------------------------------
     def open(self, key: str, *, verify: str | None = None) -> StoredGif | None:
         """The stored entry for ``key`` if present and intact, else None.
 
         An entry that fails verification is reported once (:class:`CacheIntegrityWarning`) and
-        removed, so the caller rebuilds it.
+        removed, so the caller rebuilds it. Nothing is followed through a symlink, the manifest
+        is checked for shape before use, and every file read is capped at its listed size.
         """
         path = self.entry_path(key)
-        manifest_path = path / MANIFEST
-        if not manifest_path.is_file():
-            return None
-        mode = verify or config.choice("framestore.verify", _VERIFY_MODES)
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            problem = self._check(path, manifest, mode)
-            stored = None if problem else self._load(key, path)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            problem = f"unreadable metadata ({type(exc).__name__}: {exc})"
+            is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+            raw = storage.read_beneath(path, MANIFEST, _MAX_MANIFEST_BYTES) if is_dir else b""
+        except FileNotFoundError:
+            return None  # absent, or not committed (see _uncommit)
+        except (OSError, CacheFileError) as exc:
+            raw, is_dir, unreadable = b"", True, f"unreadable manifest ({exc})"
+        else:
+            unreadable = None if is_dir else "a symbolic link or a file, not a folder: not followed"
+        mode = verify or config.choice("framestore.verify", _VERIFY_MODES)
+        stored = None
+        problem = unreadable
+        if problem is None:
+            try:
+                manifest = json.loads(raw)
+                problem = _manifest_problem(manifest, key) or self._check(path, manifest, mode)
+                stored = None if problem else self._load(key, path, manifest["files"])
+            except (
+                OSError,
+                ValueError,
+                KeyError,
+                TypeError,
+                AttributeError,
+                RecursionError,
+            ) as exc:
+                problem = f"unreadable metadata ({type(exc).__name__}: {str(exc)[:300]})"
         if problem or stored is None:
             warnings.warn(
                 CacheIntegrityWarning(
@@ -680,33 +845,43 @@ class FrameStore:
         return stored
 
     def _check(self, path: Path, manifest: dict[str, Any], mode: str) -> str | None:
-        if manifest.get("layout_version") != LAYOUT_VERSION:
-            return f"layout version {manifest.get('layout_version')} != {LAYOUT_VERSION}"
         if mode == "none":
             return None
         for rel, (size, digest) in manifest["files"].items():
-            file = path / rel
             try:
-                actual_size = file.stat().st_size
+                fd = storage.open_beneath(path, rel, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
             except FileNotFoundError:
                 return f"{rel} is missing"
-            if actual_size != size:
-                return f"{rel} has {actual_size} bytes, expected {size}"
-            if mode == "checksum" and _hash_file(file) != digest:
-                return f"{rel} does not match its checksum"
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    return f"{rel} is not a regular file"
+                if st.st_size != size:
+                    return f"{rel} has {st.st_size} bytes, expected {size}"
+                if mode == "checksum" and _hash_fd(fd) != digest:
+                    return f"{rel} does not match its checksum"
+            finally:
+                os.close(fd)
         return None
 
-    def _load(self, key: str, path: Path) -> StoredGif:
-        stored = StoredGif.from_documents(key, path, lambda rel: (path / rel).read_bytes())
+    def _load(self, key: str, path: Path, files: dict[str, Any]) -> StoredGif:
+        stored = StoredGif.from_documents(key, path, _listed_reader(path, files))
         if stored is not None:
             return stored
         group = zarr.open_group(store=LocalStore(path, read_only=True), mode="r")
         return StoredGif.from_group(key, path, group)
 
     def _touch(self, path: Path) -> None:
-        # O_APPEND writes are atomic across processes: the file's size counts hits.
-        with contextlib.suppress(OSError), (path / ACCESS).open("ab") as f:
-            f.write(b".")
+        # O_APPEND writes are atomic across processes: the file's size counts hits. Never
+        # through a link: a planted giflab-access must not make every open append elsewhere.
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        with contextlib.suppress(OSError, CacheFileError):
+            fd = storage.open_beneath(path, ACCESS, flags | getattr(os, "O_NONBLOCK", 0), 0o644)
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.write(fd, b".")
+            finally:
+                os.close(fd)
 
     # -- writing ---------------------------------------------------------------------------
     def ensure(self, source: GifSource | str | os.PathLike[str]) -> StoredGif:
@@ -720,12 +895,18 @@ class FrameStore:
         stored = self.open(source.key)
         if stored is not None:
             return stored
-        with self._lock(source.key):
-            stored = self.open(source.key)  # someone else may have finished meanwhile
-            if stored is not None:
-                return stored
-            self._remove_stale_temps(source.key)
-            stored, written = self._write_local(source)
+        try:
+            with self._lock(source.key):
+                stored = self.open(source.key)  # someone else may have finished meanwhile
+                if stored is not None:
+                    return stored
+                self._remove_stale_temps(source.key)
+                self._remove_uncommitted(source.key)
+                stored, written = self._write_local(source)
+        except OSError as exc:  # reading the GIF raises GifDecodeError: this is the store
+            if isinstance(exc, TimeoutError):  # filelock.Timeout: another decoder holds it
+                raise
+            raise CacheWriteError("frame store", self.root, exc.strerror or str(exc)) from exc
         max_bytes = _configured_max_bytes()
         if max_bytes is not None and _due_for_prune(self.root, written, max_bytes):
             self.prune(max_bytes, keep={source.key})
@@ -893,37 +1074,66 @@ class FrameStore:
     def remove(self, key: str) -> bool:
         """Remove an entry atomically (renamed away first, so no reader sees a half-deleted one)."""
         path = self.entry_path(key)
-        if not path.exists():
+        if not os.path.lexists(path):
             return False
         trash = self.root / f"{_TRASH}{key}-{uuid.uuid4().hex}"
         try:
-            path.rename(trash)
+            path.rename(trash)  # a link is renamed itself, never followed
         except FileNotFoundError:
             return False
-        shutil.rmtree(trash, ignore_errors=True)
+        _delete(trash)
         return True
 
     def _remove_stale_temps(self, key: str) -> None:
         # Only called with the key's lock held: no live writer owns these.
         for stale in self.root.glob(f"{_TMP}{key}-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+            _delete(stale)
+
+    def _remove_uncommitted(self, key: str) -> None:
+        """Remove ``<root>/<key>`` when it is no complete entry (a folder without a manifest
+        after :func:`_uncommit`, or anything else planted there). Only called with the key's
+        lock held: writers rename complete folders into place under it."""
+        path = self.entry_path(key)
+        if os.path.lexists(path) and not (
+            storage.real_dir(path) and os.path.lexists(path / MANIFEST)
+        ):
+            self.remove(key)
+
+    def temporaries(self) -> int:
+        """How many entries are being written (or were, by a process that died): ``prune``
+        removes one only once no writer holds its key's lock."""
+        if not storage.real_dir(self.root):
+            return 0
+        with os.scandir(self.root) as it:
+            return sum(e.name.startswith(_TMP) for e in it)
+
+    def _entry_names(self) -> list[str]:
+        """Names in the root that are content keys (what this store names entries)."""
+        if not storage.real_dir(self.root):
+            return []
+        with os.scandir(self.root) as it:
+            return [e.name for e in it if _KEY_NAME.fullmatch(e.name)]
 
     def entries(self) -> list[EntryInfo]:
         """Complete entries (those with a manifest), least recently used first."""
         found = []
-        if not self.root.is_dir():
-            return found
-        for path in self.root.iterdir():
-            if path.name.startswith(".") or not (path / MANIFEST).is_file():
-                continue
+        for key in self._entry_names():
+            path = self.entry_path(key)
             try:
-                manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-                access = path / ACCESS
-                st = access.stat() if access.exists() else (path / MANIFEST).stat()
-                hits = max(0, st.st_size - 1) if access.exists() else 0
-            except (OSError, ValueError):
+                if not storage.real_dir(path):
+                    continue
+                manifest = json.loads(storage.read_beneath(path, MANIFEST, _MAX_MANIFEST_BYTES))
+                if _manifest_problem(manifest, key):
+                    continue  # open() reports and removes it
+                st = os.lstat(path / MANIFEST)
+                hits = 0
+                with contextlib.suppress(FileNotFoundError):
+                    access = os.lstat(path / ACCESS)
+                    if stat.S_ISREG(access.st_mode):
+                        st, hits = access, max(0, access.st_size - 1)
+            except (OSError, ValueError, RecursionError):
                 continue  # removed under us, or broken: open() deals with it
-            found.append(EntryInfo(path.name, path, int(manifest["nbytes"]), st.st_mtime, hits))
+            found.append(EntryInfo(key, path, int(manifest["nbytes"]), st.st_mtime, hits))
         found.sort(key=lambda e: e.last_access)
         return found
 
@@ -956,32 +1166,73 @@ class FrameStore:
         return evicted
 
     def _remove_leftovers(self) -> None:
-        if not self.root.is_dir():
+        """Delete what interrupted writes and removals left, and folders under a key's name
+        that are no complete entry: only names this store gives (never another folder)."""
+        if not storage.real_dir(self.root):
             return
         from filelock import Timeout
 
-        for path in self.root.iterdir():
-            if path.name.startswith(_TRASH):
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.name.startswith(_TMP):
-                key = path.name[len(_TMP) :].split("-", 1)[0]
-                try:
-                    with self._lock(key, timeout=0):
-                        shutil.rmtree(path, ignore_errors=True)
-                except Timeout:
-                    pass  # a live writer holds it
+        with os.scandir(self.root) as it:
+            names = [e.name for e in it]
+        for name in names:
+            if name.startswith(_TRASH):
+                _delete(self.root / name)
+                continue
+            key = name[len(_TMP) :].split("-", 1)[0] if name.startswith(_TMP) else name
+            if not _KEY_NAME.fullmatch(key):
+                continue
+            path = self.root / name
+            if key == name and storage.real_dir(path) and os.path.lexists(path / MANIFEST):
+                continue  # a complete entry
+            try:
+                with self._lock(key, timeout=0):
+                    if name.startswith(_TMP):
+                        _delete(self.root / name)
+                    else:
+                        self._remove_uncommitted(key)
+            except Timeout:
+                pass  # a live writer holds it
 
     def clear(self) -> int:
-        """Remove every entry; returns how many complete entries were removed."""
+        """Remove every entry; returns how many complete entries were removed. Only folders
+        named like content keys are entries: nothing else in the root is touched."""
         removed = 0
-        if not self.root.is_dir():
-            return removed
-        for path in list(self.root.iterdir()):
-            if path.name.startswith(".") or not path.is_dir():
-                continue
-            removed += self.remove(path.name)
+        for key in self._entry_names():
+            complete = storage.real_dir(self.entry_path(key))
+            if self.remove(key) and complete:
+                removed += 1
         self._remove_leftovers()
         return removed
+
+
+def _delete(path: Path) -> None:
+    """Delete a folder tree, or a link or file in its place (never what a link points to)."""
+    if storage.real_dir(path):
+        shutil.rmtree(path, ignore_errors=True)  # rmtree does not follow links inside
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _hash_fd(fd: int) -> str:
+    with os.fdopen(os.dup(fd), "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+
+
+def _hash_file(path: Path) -> str:
+    with path.open("rb") as f:
+        return _hash_fd(f.fileno())
+
+
+def _listed_reader(base: Path, files: dict[str, Any]) -> Callable[[str], bytes]:
+    """Reads a file of an entry by its name in the manifest, capped at the size listed."""
+
+    def read(rel: str) -> bytes:
+        if rel not in files:
+            raise CacheFileError(f"{base}/{rel} is not listed in the entry's manifest")
+        return storage.read_beneath(base, rel, int(files[rel][0]))
+
+    return read
 
 
 class FsspecFrameStore(storage.RemoteRoot, FrameStore):
@@ -1014,9 +1265,11 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
     # -- reading ---------------------------------------------------------------------------
     def _read_manifest(self, key: str) -> dict[str, Any] | None:
         try:
-            raw = self.fs.cat_file(self._p(key, MANIFEST))
+            raw = self.fs.cat_file(self._p(key, MANIFEST), start=0, end=_MAX_MANIFEST_BYTES + 1)
         except FileNotFoundError:
             return None
+        if len(raw) > _MAX_MANIFEST_BYTES:
+            raise ValueError(f"the manifest is larger than {_MAX_MANIFEST_BYTES} bytes")
         manifest = json.loads(raw)
         if not isinstance(manifest, dict):
             raise ValueError("the manifest is not a JSON object")
@@ -1036,9 +1289,13 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
             if manifest is None:
                 return None
             data = _data_name(manifest)
-            problem = self._check_remote(key, data, manifest, mode)
-            stored = None if problem else self._load_remote(key, data)
-        except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
+            problem = _manifest_problem(manifest, key) or self._check_remote(
+                key, data, manifest, mode
+            )
+            stored = None if problem else self._load_remote(key, data, manifest["files"])
+        except (
+            FileNotFoundError, ValueError, KeyError, TypeError, AttributeError, RecursionError
+        ) as exc:  # fmt: skip
             problem = f"unreadable metadata ({type(exc).__name__}: {exc})"
         if problem or stored is None:
             warnings.warn(
@@ -1075,10 +1332,16 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
                 return f"{rel} does not match its checksum"
         return None
 
-    def _load_remote(self, key: str, data: str) -> StoredGif:
+    def _load_remote(self, key: str, data: str, files: dict[str, Any]) -> StoredGif:
         url = f"{self.entry_path(key)}/{data}"
         base = self._p(key, data)
-        stored = StoredGif.from_documents(key, url, lambda rel: self.fs.cat_file(f"{base}/{rel}"))
+
+        def read(rel: str) -> bytes:  # only files the manifest lists, at most their size
+            if rel not in files:
+                raise CacheFileError(f"{url}/{rel} is not listed in the entry's manifest")
+            return self.fs.cat_file(f"{base}/{rel}", start=0, end=int(files[rel][0]))
+
+        stored = StoredGif.from_documents(key, url, read)
         if stored is not None:
             return stored
         # zarr_format=3: no probing for Zarr v2 files, each probe a request to the object store
@@ -1091,7 +1354,7 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
         path = self._p(key, ACCESS)
         opens = 0
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            opens = int(json.loads(self.fs.cat_file(path))["opens"])
+            opens = int(json.loads(self.fs.cat_file(path, start=0, end=4096))["opens"])
         body = json.dumps({"last_access": time.time(), "opens": opens + 1}).encode()
         with contextlib.suppress(OSError):
             self.fs.pipe_file(path, body)
@@ -1205,7 +1468,8 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
         keys = self._keys()
         wanted = [self._p(k, name) for k in keys for name in (MANIFEST, ACCESS)]
         # one round of concurrent GETs on async filesystems such as s3fs
-        blobs = self.fs.cat(wanted, on_error="omit") if wanted else {}
+        cap = _MAX_MANIFEST_BYTES + 1
+        blobs = self.fs.cat(wanted, on_error="omit", start=0, end=cap) if wanted else {}
         blobs = {self.fs._strip_protocol(k): v for k, v in blobs.items()}
         found = []
         for key in keys:
@@ -1214,9 +1478,11 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
                 continue
             try:
                 manifest = json.loads(raw)
+                if len(raw) == cap or _manifest_problem(manifest, key):
+                    continue  # broken: open() deals with it
                 nbytes = int(manifest["nbytes"])
                 created = _data_time(_data_name(manifest))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 continue  # broken: open() deals with it
             last, hits = created, 0
             access = blobs.get(self.fs._strip_protocol(self._p(key, ACCESS)))
@@ -1254,6 +1520,9 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
 
     def _remove_stale_temps(self, key: str) -> None:
         return None  # no temporaries: unreferenced data directories go in _remove_leftovers
+
+    def temporaries(self) -> int:
+        return 0  # unreferenced data directories, collected by prune once stale, are not listed
 
     def clear(self) -> int:
         """Remove every entry; returns how many complete entries were removed."""

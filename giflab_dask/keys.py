@@ -107,6 +107,11 @@ class _StatIndex:
 
     def _connect(self) -> sqlite3.Connection:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        # A link (or anything but a file) planted under the index's name is refused, never
+        # written through (SQLite's nofollow URI flag did not stop it here, SQLite 3.40).
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISREG(os.lstat(self.db_path).st_mode):
+                raise sqlite3.OperationalError(f"{self.db_path} is not a regular file")
         conn = sqlite3.connect(self.db_path, timeout=30)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS stat_index (path TEXT PRIMARY KEY, size INTEGER, "

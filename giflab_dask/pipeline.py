@@ -45,7 +45,7 @@ from giflab_dask.align import (
     display_times,
     frame_alignment,
 )
-from giflab_dask.errors import GiflabError, MeasurementError
+from giflab_dask.errors import CacheWriteError, GiflabError, MeasurementError
 from giflab_dask.inputs import PairInput
 from giflab_dask.metrics import (
     BoundMetric,
@@ -491,7 +491,7 @@ def _derivable(
                 parent_spec = parent_spec or get_metric(parent)
             except GiflabError:
                 continue
-            data = results.get(_metric_node_key(*keys, options, parent_spec))
+            data = results.get(_metric_node_key(*keys, options, parent_spec), "metric")
         output = (data or {}).get("outputs", {}).get(parent)
         if output is not None:
             out[spec.name] = np.asarray(output["per_frame"], dtype=np.float64)
@@ -813,7 +813,7 @@ class _LazyVectors(dict):  # type: ignore[type-arg]
             return
         self._loaded = True
         for key in self._keys.values():
-            data = self._results.get(key)
+            data = self._results.get(key, "metric")
             if data is None:
                 continue
             for name, output in data["outputs"].items():
@@ -939,7 +939,10 @@ def _complete_facts(outcome: PairOutcome, options: AlignOptions, results: Result
         return
     outcome.alignment["facts"] = pair_facts(options, *stored)
     if node is not None:
-        results.put(node, "alignment", outcome.alignment)
+        try:
+            results.put(node, "alignment", outcome.alignment)
+        except CacheWriteError as exc:  # a run-time failure like a metric node's: retried
+            outcome.error = failure_message({"alignment": str(exc)})
 
 
 def plan_batch(
@@ -1036,9 +1039,9 @@ def plan_batch(
         }
         stored_nodes: dict[str, dict[str, Any]] = {}
         if use_cache and not refresh:
-            outcome.alignment = results.get(_alignment_node_key(o_key, c_key, options))
+            outcome.alignment = results.get(_alignment_node_key(o_key, c_key, options), "alignment")
             for spec in specs:
-                data = results.get(outcome.metric_keys[spec.name])
+                data = results.get(outcome.metric_keys[spec.name], "metric")
                 if data is not None:
                     stored_nodes[spec.name] = data
         missing_specs = [s for s in specs if s.name not in stored_nodes]
@@ -1161,7 +1164,11 @@ def plan_batch(
             if "frame_count_change" not in outcome.alignment["facts"]:
                 outcome.facts_after_decode = (o_gif, c_gif, node)
             elif node is not None:
-                results.put(node, "alignment", outcome.alignment)
+                try:
+                    results.put(node, "alignment", outcome.alignment)
+                except CacheWriteError as exc:  # its metric nodes could not be stored either
+                    outcome.failed["alignment"] = str(exc)  # a run-time failure: retried
+                    continue
         target = str(results.root)
         if sample is not None:  # which frames to measure is decided here, per pair (decision 31)
             layout = functools.partial(layout_of, outcome.input.original, o_key)
@@ -1266,7 +1273,7 @@ def _sampled_writes(
         design, known = shared, None
         if sample.strategy == "adaptive":
             assert pilot_store is not None
-            data = pilot_store.get(_metric_node_key(o_key, c_key, options, spec, base))
+            data = pilot_store.get(_metric_node_key(o_key, c_key, options, spec, base), "metric")
             if data is None or "sample" not in data:
                 outcome.failed[spec.name] = "adaptive sampling: its pilot sample is missing"
                 continue

@@ -429,12 +429,12 @@ def load_per_frame(
     options = align_options or AlignOptions.from_config()
     o_key, c_key = row["original_key"], row["compressed_key"]
     columns: dict[str, np.ndarray] = {}
-    alignment = results.get(node_key("alignment", o_key, c_key, options))
+    alignment = results.get(node_key("alignment", o_key, c_key, options), "alignment")
     if alignment is not None:
         columns["compressed_frame"] = np.asarray(alignment["mapping"])
     for spec in resolve_metrics(metrics):
         parts = (spec,) if sample is None else (spec, sample)
-        data = results.get(node_key("metric", o_key, c_key, options, *parts))
+        data = results.get(node_key("metric", o_key, c_key, options, *parts), "metric")
         for name, output in (data or {}).get("outputs", {}).items():
             values = np.asarray(output["per_frame"], dtype=np.float64)
             if "sample" in (data or {}):

@@ -11,17 +11,30 @@ backend's (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ``~/.aws/``) apply as we
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from giflab_dask.errors import ConfigError
+from giflab_dask.errors import CacheFileError, ConfigError
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-__all__ = ["RemoteRoot", "Root", "as_root", "child", "filesystem", "is_url", "storage_options"]
+__all__ = [
+    "RemoteRoot",
+    "Root",
+    "as_root",
+    "child",
+    "filesystem",
+    "is_url",
+    "open_beneath",
+    "read_beneath",
+    "real_dir",
+    "storage_options",
+]
 
 #: A cache root: a local directory, or an fsspec URL without a trailing slash.
 Root = Path | str
@@ -84,6 +97,77 @@ def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
         ) from exc
     except ValueError as exc:
         raise ConfigError(f"cache root {url} is not a usable fsspec URL: {exc}") from exc
+
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def open_beneath(base: Path, rel: str, flags: int = os.O_RDONLY, mode: int = 0o666) -> int:
+    """A file descriptor of ``base/rel``, opened without following a symlink anywhere below
+    ``base`` (each folder is opened with ``O_NOFOLLOW`` relative to the one above it, so a
+    folder swapped for a link between two checks is not followed either).
+
+    Cache roots are writable by whoever can write the cache; a link planted there must not
+    make a store read or write outside it. ``base`` itself may be a link (the user's choice).
+    A link or a non-folder on the way raises :class:`CacheFileError`.
+    """
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise CacheFileError(f"{base}/{rel}: not a name inside the cache root")
+    fd = os.open(base, _DIR_FLAGS)
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                if last:
+                    return os.open(
+                        part, flags | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode, dir_fd=fd
+                    )
+                inner = os.open(part, _DIR_FLAGS | _NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                    where = "/".join(parts[: i + 1])
+                    raise CacheFileError(
+                        f"{base}/{where} is a symbolic link or not a folder: not followed"
+                    ) from None
+                raise
+            os.close(fd)
+            fd = inner
+        raise AssertionError("unreachable")  # the loop returns on the last part
+    finally:
+        os.close(fd)
+
+
+def read_beneath(base: Path, rel: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``base/rel`` (see :func:`open_beneath`), at most
+    ``max_bytes`` of them: a device, FIFO, link or larger file raises :class:`CacheFileError`
+    before anything is read, so a document linked to ``/dev/zero`` costs nothing."""
+    # O_NONBLOCK: opening a FIFO for reading must not wait for a writer
+    fd = open_beneath(base, rel, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CacheFileError(f"{base}/{rel} is not a regular file: not read")
+        if st.st_size > max_bytes:
+            raise CacheFileError(
+                f"{base}/{rel} has {st.st_size} bytes, more than the store writes ({max_bytes})"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(st.st_size + 1)
+    finally:
+        os.close(fd)
+    if len(data) > st.st_size:  # the store never appends to what it reads
+        raise CacheFileError(f"{base}/{rel} grew while it was read: not read")
+    return data
+
+
+def real_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder itself, not a symbolic link to one (``lstat``)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 class RemoteRoot:

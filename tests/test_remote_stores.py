@@ -27,7 +27,7 @@ from giflab_dask import framestore as framestore_module
 from giflab_dask.cli import cli
 from giflab_dask.decode import iter_frames
 from giflab_dask.demo import write_demo_data
-from giflab_dask.errors import CacheIntegrityWarning, ConfigError
+from giflab_dask.errors import CacheIntegrityWarning, ConfigError, FrameStoreCorruptError
 from giflab_dask.framestore import (
     ACCESS,
     MANIFEST,
@@ -171,12 +171,19 @@ def test_broken_remote_entry_is_reported_and_rebuilt(tmp_path: Path) -> None:
     body = bytearray(store.fs.cat_file(chunk))
     body[len(body) // 2] ^= 0x10
     store.fs.pipe_file(chunk, bytes(body))
-    assert store.open(stored.key) is not None  # same size: the default (size) check passes
-    with pytest.raises(Exception):  # noqa: B017 - zstd's checksum fails the read (RuntimeError)
-        store.open(stored.key).frames().compute()
     with pytest.warns(CacheIntegrityWarning, match="checksum"):
         assert store.open(stored.key, verify="checksum") is None
     assert not store.fs.exists(store._p(stored.key, data))  # removed with its manifest
+    # the default (size) check passes a chunk of the same size; its CRC32C fails the read,
+    # which removes the entry (issue 21, item 8), so the next ensure decodes it again
+    stored = store.ensure(gif)
+    data = stored.path.rsplit("/", 1)[-1]
+    chunk = store._p(stored.key, data, "frames/c.0.0.0.0")
+    store.fs.pipe_file(chunk, bytes(body))
+    assert store.open(stored.key) is not None
+    with pytest.raises(FrameStoreCorruptError, match=r"CRC32C.*decoded again on the next run"):
+        store.open(stored.key).frames().compute()
+    assert store.open(stored.key) is None and not store.fs.exists(store._p(stored.key, data))
     rebuilt = store.ensure(gif)
     np.testing.assert_array_equal(rebuilt.frames().compute(), reference_frames(gif))
     _assert_one_valid_entry_per_key(store, {stored.key})
