@@ -18,6 +18,16 @@ from PIL import Image, ImageSequence
 REQUIRE_TOOLS = os.environ.get("GIFLAB_REQUIRE_TOOLS") == "1"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def subprocess_stat_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Python subprocesses the tests start keep their stat index out of the user's cache too
+    (under a URL cache-dir it would go to the user cache directory)."""
+    path = tmp_path_factory.mktemp("stat-index") / "stat-index.sqlite"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DASK_GIFLAB__STAT_INDEX", str(path))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path: Path) -> Iterator[Path]:
     """Every test gets its own cache root and deterministic tokenization (DESIGN decision 1)."""
