@@ -337,7 +337,10 @@ def scan_gif(path: str | os.PathLike[str], limits: Limits | None = None) -> GifL
             )  # fmt: skip
     if width == 0 or height == 0:
         raise GifDecodeError(path, f"canvas of {width}x{height} pixels: no pixel to compare")
-    decoded = len(frames) * width * height * 3
+    # What decoding produces: the frames on the screen, and each frame's palette indices as far
+    # as they are decoded (off-screen rows are not: see _rows_to_decode).
+    indices = sum(f.width * _stream_rows(f, _rows_to_decode(f, width, height)) for f in frames)
+    decoded = len(frames) * width * height * 3 + indices
     if limits.max_decoded_bytes is not None and decoded > limits.max_decoded_bytes:
         raise _limit_error(
             path, "decoded size in bytes", decoded, "max-decoded-bytes", limits.max_decoded_bytes
@@ -425,12 +428,43 @@ _PIXEL = np.dtype("V3")
 _RESTORE_PREVIOUS = (3, 4)
 
 
-def _decode_indices(path: Path, frame_no: int, record: FrameRecord, data: bytes) -> np.ndarray:
-    """Palette indices (h, w) of one frame, from Pillow's GIF LZW decoder.
+def _rows_to_decode(record: FrameRecord, width: int, height: int) -> int:
+    """How many of a frame's image rows are on a ``width`` x ``height`` screen (0: the frame
+    lies off it); the rows below the screen are never decoded."""
+    if record.left >= width or record.top >= height or not (record.width and record.height):
+        return 0
+    return min(record.height, height - record.top)
+
+
+_PASSES = ((0, 8), (4, 8), (2, 4), (1, 2))  # interlaced rows: (first row, step) of each pass
+
+
+def _stream_rows(record: FrameRecord, rows: int) -> int:
+    """How many rows of a frame's data stream hold its first ``rows`` image rows. An interlaced
+    frame stores them in four passes, the last holding the odd rows: any row past the first
+    needs the stream up to the last odd row among them (LZW data cannot be skipped)."""
+    if not record.interlace or rows >= record.height or rows <= 1:
+        return rows
+    last_odd = rows - 1 if (rows - 1) % 2 else rows - 2
+    earlier = sum(len(range(first, record.height, step)) for first, step in _PASSES[:3])
+    return earlier + (last_odd - 1) // 2 + 1
+
+
+def _interlaced_rows(height: int) -> np.ndarray:
+    """The image row of each row of an interlaced frame's data stream."""
+    return np.concatenate([np.arange(first, height, step) for first, step in _PASSES])
+
+
+def _decode_indices(
+    path: Path, frame_no: int, record: FrameRecord, data: bytes, rows: int | None = None
+) -> np.ndarray:
+    """Palette indices (rows, w) of one frame, from Pillow's GIF LZW decoder.
 
     ``data`` is the frame's LZW minimum code size byte followed by its sub-blocks. The decoder
     is driven the way ``ImageFile.load`` drives it for a GIF tile, without building a whole
-    image file around each frame (that cost more than the decoding itself).
+    image file around each frame (that cost more than the decoding itself). ``rows`` (default:
+    all) gives only the first image rows: the decoder stops where the data stream has given
+    them (an interlaced frame's stream is then decoded as stored and its rows put in place).
     """
     from PIL import Image
 
@@ -440,10 +474,13 @@ def _decode_indices(path: Path, frame_no: int, record: FrameRecord, data: bytes)
         raise GifDecodeError(
             path, f"frame {frame_no}: invalid LZW minimum code size {bits} (must be 1-11)"
         )
-    target = Image.new("L", (record.width, record.height))
-    decoder = Image._getdecoder("L", "gif", (bits, record.interlace, -1))
+    rows = record.height if rows is None else rows
+    stream = _stream_rows(record, rows)
+    interlace = record.interlace and stream == record.height  # else rows put in place below
+    target = Image.new("L", (record.width, stream))
+    decoder = Image._getdecoder("L", "gif", (bits, interlace, -1))
     try:
-        decoder.setimage(target.im, (0, 0, record.width, record.height))
+        decoder.setimage(target.im, (0, 0, record.width, stream))
         consumed, status = decoder.decode(data[1:])
     finally:
         decoder.cleanup()
@@ -455,7 +492,13 @@ def _decode_indices(path: Path, frame_no: int, record: FrameRecord, data: bytes)
         raise GifDecodeError(
             path, f"frame {frame_no}: image data is truncated (fewer pixels than the frame holds)"
         )
-    return np.asarray(target)
+    if record.interlace and not interlace:
+        out = np.empty((rows, record.width), dtype=np.uint8)
+        image_rows = _interlaced_rows(record.height)[:stream]
+        kept = image_rows < rows
+        out[image_rows[kept]] = np.asarray(target)[kept]
+        return out
+    return np.asarray(target)[:rows]
 
 
 def iter_frames(
@@ -496,10 +539,12 @@ def iter_frames(
             saved = None
             if record.disposal in _RESTORE_PREVIOUS:
                 saved = (region.copy(), region_alpha.copy())
-            if record.width and record.height:
+            rows = _rows_to_decode(record, width, height)
+            if rows:  # off-screen pixels are never decoded (rows) nor drawn (columns)
                 f.seek(record.lzw_offset)
                 data = f.read(record.lzw_end - record.lzw_offset)
-                indices = _decode_indices(path, frame_no, record, data)[: y1 - y0, : x1 - x0]
+                indices = _decode_indices(path, frame_no, record, data, rows)
+                indices = indices[: y1 - y0, : x1 - x0]
                 table = global_table if record.palette is None else _rgb_table(record.palette)
                 _draw(indices, table, record.transparency, region, region_alpha, use_numba)
             yield rgb, alpha

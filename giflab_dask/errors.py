@@ -20,6 +20,8 @@ __all__ = [
     "GiflabError",
     "GiflabWarning",
     "MeasurementError",
+    "MemoryBudgetError",
+    "PairTimeLimitError",
 ]
 
 
@@ -80,6 +82,14 @@ class MeasurementError(GiflabError):
     The pair gets no verdict (one over the other metrics would not be the one asked for);
     nothing of the failed metric was stored, so the next run computes it again.
     """
+
+
+class MemoryBudgetError(GiflabError):
+    """A task's estimated working memory exceeds ``giflab.limits.memory-budget``."""
+
+
+class PairTimeLimitError(GiflabError):
+    """A pair's metric tasks ran longer than ``giflab.limits.max-pair-seconds``."""
 
 
 class FrameStoreError(GiflabError):

@@ -170,24 +170,24 @@ _BUILTIN = [
                cost=8),
     MetricSpec("chist", f"{_K}.texture:chist", params={"bins": 32},
                description="32-bin colour histogram correlation",
-               cost=7.5),
+               cost=0.75),
     MetricSpec("edge_similarity", f"{_K}.texture:edge_similarity",
                params={"low_threshold": 50, "high_threshold": 150},
                description="Canny 50/150 edge maps, Jaccard",
-               cost=22),
+               cost=2.4),
     MetricSpec("texture_similarity", f"{_K}.texture:texture_similarity",
                description="LBP histogram similarity",
-               cost=62),
+               cost=2.7),
     MetricSpec("sharpness_similarity", f"{_K}.texture:sharpness_similarity",
                description="Laplacian variance ratio",
-               cost=5),
+               cost=0.6),
     MetricSpec("temporal_consistency", f"{_K}.temporal:temporal_consistency",
                outputs=("temporal_consistency_original", "temporal_consistency_compressed"),
                temporal=True, higher_is_better=False,
                pair_summary=f"{_K}.temporal:temporal_consistency_summary",
                description="inter-frame change of each stream; GifLab's consistency and delta",
                needs="at least two frames (each value compares a frame with the one before)",
-               cost=2),
+               cost=0.5),
     MetricSpec("deltae", f"{_K}.colour:deltae",
                outputs=("deltae_mean", "deltae_p95", "deltae_max", "deltae_pct_gt1",
                         "deltae_pct_gt2", "deltae_pct_gt3", "deltae_pct_gt5",
@@ -380,6 +380,7 @@ def measure_block(
     *,
     previous: bool,
     meter: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None,
+    check: Callable[[], None] | None = None,
 ) -> dict[str, np.ndarray | str]:
     """Every metric's ``(t, k)`` float64 values on one aligned block of frames.
 
@@ -387,7 +388,8 @@ def measure_block(
     kernels compare with it; the others skip it); without it the block starts at the GIF's
     first frame, where temporal kernels give NaN. A kernel that raises gives the text
     ``"<exception type>: <message>"`` instead of values, so one metric's failure never costs
-    the others theirs. ``meter(label)`` times each kernel (label ``<metric>-frame``).
+    the others theirs. ``meter(label)`` times each kernel (label ``<metric>-frame``);
+    ``check()`` runs before each kernel, and what it raises stops the block (a time limit).
     """
     from giflab_dask.kernels._frames import shared_conversions
 
@@ -395,6 +397,8 @@ def measure_block(
     out: dict[str, np.ndarray | str] = {}
     with shared_conversions():  # each frame's luma (etc.) once for all the kernels
         for metric in metrics:
+            if check is not None:
+                check()
             _measure_one(metric, original, compressed, lead, meter, out)
     return out
 

@@ -32,6 +32,7 @@ import functools
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,13 +46,28 @@ from giflab_dask.align import (
     display_times,
     frame_alignment,
 )
-from giflab_dask.errors import CacheWriteError, GiflabError, MeasurementError
+from giflab_dask.budget import (
+    PairClock,
+    TaskLimits,
+    decode_bytes,
+    max_pair_seconds,
+    measure_in_groups,
+    memory_budget,
+    pair_limits,
+    reserve,
+)
+from giflab_dask.errors import (
+    CacheWriteError,
+    GiflabError,
+    MeasurementError,
+    MemoryBudgetError,
+    PairTimeLimitError,
+)
 from giflab_dask.inputs import PairInput
 from giflab_dask.metrics import (
     BoundMetric,
     MetricSpec,
     get_metric,
-    measure_block,
     resolve_metrics,
 )
 from giflab_dask.reduce import composite_quality, psnr_from_mse, summarize
@@ -84,13 +100,19 @@ GifLike = str | os.PathLike[str]
 # -- GIFs whose frames come from a decode task in the graph -----------------------------------
 
 
-def _decode_task(path: str, key: str, root: str) -> dict[str, Any]:
-    """The ``gif-decode`` task: decode into the frame store (or find it there); never raises."""
+def _decode_task(
+    path: str, key: str, root: str, memory: tuple[int, int | None] = (0, None)
+) -> dict[str, Any]:
+    """The ``gif-decode`` task: decode into the frame store (or find it there); never raises.
+
+    ``memory``: the decode's estimated bytes and the budget it is reserved from (decision 50).
+    """
     from giflab_dask.framestore import FrameStore
     from giflab_dask.keys import GifSource
 
     try:
-        stored = FrameStore(root).ensure(GifSource(Path(path), key))
+        with reserve(*memory):
+            stored = FrameStore(root).ensure(GifSource(Path(path), key))
     except GiflabError as exc:
         return {"ok": False, "error": str(exc)}
     except Exception as exc:
@@ -150,16 +172,25 @@ class DecodeBarrier:
     decodes: Mapping[str, str] = field(default_factory=dict)  # content key -> decode task key
 
     @classmethod
-    def for_gifs(cls, pending: Mapping[str, tuple[Path, Path]]) -> DecodeBarrier:
-        """``pending`` maps content key -> (GIF path, frame store root)."""
+    def for_gifs(
+        cls,
+        pending: Mapping[str, tuple[Path, Path]],
+        memory: Mapping[str, tuple[int, int | None]] | None = None,
+    ) -> DecodeBarrier:
+        """``pending`` maps content key -> (GIF path, frame store root); ``memory`` content key
+        -> (estimated bytes, memory budget) of its decode."""
         from dask.base import tokenize
 
         keys = sorted(pending)
+        memory = memory or {}
         decodes = {k: decode_task_key(k, pending[k][1]) for k in keys}
         barrier = f"gif-decoded-{tokenize(sorted(decodes.values()))}"
         dsk: dict[Any, Any] = {
-            decodes[k]: (_decode_task, str(pending[k][0]), k, str(pending[k][1])) for k in keys
-        }
+            decodes[k]: (
+                _decode_task, str(pending[k][0]), k, str(pending[k][1]), memory.get(k, (0, None))
+            )
+            for k in keys
+        }  # fmt: skip
         dsk[barrier] = (
             apply_kw, _decode_barrier, [decodes[k] for k in keys], {"keys": keys}
         )  # fmt: skip
@@ -316,6 +347,7 @@ class _ChunkJob:
     # frame before each sampled one).
     frames: np.ndarray | None = None
     keep: np.ndarray | None = None
+    limits: TaskLimits = field(default_factory=TaskLimits)  # memory and time (decision 50)
 
 
 def _read_frames(
@@ -340,14 +372,29 @@ def _pair_chunk(
     them, and run every requested kernel; returns each metric's ``(t, k)`` values (or its
     error text), or None when a decode of the pair failed (its ``result-write`` says why).
 
-    Only these small vectors leave the task: frames never travel between workers.
+    Only these small vectors leave the task: frames never travel between workers. A pair over
+    its memory budget or time limit (decision 50) gives ``{_ERROR: reason}``: an error row.
     """
-    from giflab_dask.align import _prepare_block
-    from giflab_dask.cluster import activity, count_frames
-
     o_where, c_where = job.original.locate(o_decoded), job.compressed.locate(c_decoded)
     if o_where is None or c_where is None:
         return None
+    clock = PairClock(job.limits)
+    try:
+        clock.check()  # another task of the pair may have used its time up
+        with reserve(job.limits.memory, job.limits.budget):
+            clock.last = time.perf_counter()  # waiting for memory is not the pair's time
+            return _measure_chunk(job, o_where, c_where, clock)
+    except (MemoryBudgetError, PairTimeLimitError) as exc:  # the pair is an error row
+        return {_ERROR: str(exc)}
+
+
+def _measure_chunk(
+    job: _ChunkJob, o_where: tuple[str, bool], c_where: tuple[str, bool], clock: PairClock
+) -> dict[str, np.ndarray | str]:
+    """:func:`_pair_chunk` once both GIFs are stored and the task's memory is reserved."""
+    from giflab_dask.align import _prepare_block
+    from giflab_dask.cluster import activity, count_frames
+
     lo = job.start - 1 if job.previous else job.start
     index = job.frames if job.frames is not None else slice(lo, job.stop)
     prep = {"background": job.background, "size": job.size, "method": job.method}
@@ -375,7 +422,9 @@ def _pair_chunk(
         name = label.removesuffix("-frame")
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - began
 
-    out = measure_block(job.metrics, original, compressed, previous=job.previous, meter=meter)
+    out = measure_in_groups(
+        job.metrics, original, compressed, previous=job.previous, clock=clock, meter=meter
+    )
     measured = len(original) - (1 if job.previous else 0) if job.keep is None else len(job.keep)
     count_frames(measured * len(job.metrics))
     if job.keep is not None:
@@ -386,6 +435,8 @@ def _pair_chunk(
 
 #: Key of the per-metric task seconds in a ``pair-metrics`` task's result.
 _SECONDS = "__seconds__"
+#: Key of a ``pair-metrics`` task's result when the pair is refused (memory, time).
+_ERROR = "__error__"
 
 
 def _write_from_chunks(
@@ -413,6 +464,7 @@ def _gather_chunks(
     """One metric's ``(t, k)`` values from its ``pair-metrics`` chunks, in order, with their
     measured task seconds; or the write's result when a decode failed or the kernel raised."""
     failed = [d["error"] for d in decoded if d is not None and not d["ok"]]
+    failed += [c[_ERROR] for c in chunks if c is not None and _ERROR in c][:1]  # type: ignore[misc]
     if failed:
         return {"ok": False, "error": "; ".join(failed)}
     values = [chunk[spec.name] for chunk in chunks if chunk is not None]
@@ -509,6 +561,7 @@ def _pair_writes(
     barrier: DecodeBarrier | None,
     *,
     groups: int = 1,
+    limits: TaskLimits | None = None,
 ) -> dict[str, Delayed]:
     """The ``result-write`` task of each metric in ``specs`` for one pair, over one
     ``pair-metrics`` task per time chunk of the original and group of metrics (``groups``
@@ -537,6 +590,7 @@ def _pair_writes(
             job = _ChunkJob(
                 *sides, start, stop, lead, facts.mapping[start - 1 if lead else start : stop],
                 options.background, facts.size, options.resize, metrics,
+                limits=limits or TaskLimits(),
             )  # fmt: skip
             dsk[(name, i)] = (_pair_chunk, job, *refs)
             outcome.frame_measurements += (stop - start) * len(metrics)
@@ -969,6 +1023,7 @@ def plan_batch(
     from giflab_dask.keys import gif_key, gif_keys
 
     load_profile(profile)  # eager: a bad profile fails before any work
+    budget_bytes, pair_seconds = memory_budget(), max_pair_seconds()  # eager, too
     specs = resolve_metrics(metrics)
     sample = _resolve_sample(sample)
     options = align_options or AlignOptions.from_config()
@@ -1098,7 +1153,7 @@ def plan_batch(
     # measures its frames after both decodes of the pair (decision 32); a sampled pair's
     # tasks measure only its sampled frames (decision 36).
     writes: dict[tuple[int, str], Delayed] = dict(derived_writes)
-    decode_keys = {decode_task_key(k, root) for k, (_, root) in pending.items()}
+    decode_keys: set[str] = set()  # the decode tasks in the graph (not of refused pairs)
 
     def gif_for(path: str, key: str, barrier: DecodeBarrier | None) -> StoredGif | PendingGif:
         stored = stored_gifs.get(key)
@@ -1125,15 +1180,27 @@ def plan_batch(
         return -(-n // min(chunk, n))
 
     groups = metric_groups(sum(chunks_of(index) for index, _ in to_build), len(specs))
+    run = uuid.uuid4().hex  # this plan's pair clocks (decision 50)
 
     for index, missing_specs in to_build:
         outcome = outcomes[index]
         o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
         pair_pending = {k: pending[k] for k in (o_key, c_key) if k in pending}
-        barrier = DecodeBarrier.for_gifs(pair_pending) if pair_pending else None
+        barrier = None
         try:
+            if pair_pending:
+                memory = {
+                    k: (decode_bytes(layout_of(str(path), k)), budget_bytes)
+                    for k, (path, _) in pair_pending.items()
+                }
+                barrier = DecodeBarrier.for_gifs(pair_pending, memory)
             o_gif = gif_for(outcome.input.original, o_key, barrier)
             c_gif = gif_for(outcome.input.compressed, c_key, barrier)
+            # Refused before anything of the pair is decoded when a task cannot fit.
+            what = f"{outcome.input.compressed} vs {outcome.input.original}"
+            limits = pair_limits(
+                what, missing_specs, o_gif, c_gif, f"{run}-{index}", budget_bytes, pair_seconds
+            )
             if options.mode == "content":
                 # Content alignment compares frames before the graph: decode those now.
                 o_gif, c_gif = (
@@ -1174,15 +1241,17 @@ def plan_batch(
             layout = functools.partial(layout_of, outcome.input.original, o_key)
             for spec, write in _sampled_writes(
                 outcome, missing_specs, o_gif, c_gif, facts, sample, target, frames().root,
-                barrier, _pilot_store, layout,
+                barrier, _pilot_store, layout, limits,
             ):  # fmt: skip
                 writes[(index, spec.name)] = write
+                decode_keys.update(barrier.decodes.values() if barrier else ())
             continue
         fused = _pair_writes(
             outcome, missing_specs, o_gif, c_gif, facts, target, frames().root, barrier,
-            groups=groups,
+            groups=groups, limits=limits,
         )  # fmt: skip
         writes.update({(index, name): write for name, write in fused.items()})
+        decode_keys.update(barrier.decodes.values() if barrier and fused else ())
     plan = BatchPlan(outcomes, specs, options, profile, results, writes, decode_keys, sample=sample)
     plan.decode_saved_seconds = sum(
         float(gif.attrs.get("decode_seconds", 0.0)) for gif in stored_gifs.values() if gif
@@ -1252,6 +1321,7 @@ def _sampled_writes(
     barrier: DecodeBarrier | None,
     pilot_store: ResultStore | None,
     layout: Callable[[], GifLayout],
+    limits: TaskLimits | None = None,
 ) -> list[tuple[MetricSpec, Delayed]]:
     """The ``result-write`` tasks of one sampled pair: its design, then one task per metric
     over ``pair-metrics`` tasks that read and measure only the sampled frames."""
@@ -1315,6 +1385,7 @@ def _sampled_writes(
             job = _ChunkJob(
                 *sides, int(frames[0]), int(frames[-1]) + 1, False, facts.mapping[frames],
                 options.background, facts.size, options.resize, metrics, frames, keep,
+                limits or TaskLimits(),
             )  # fmt: skip
             jobs.append(job)
         where = [(j.frames, j.mapping) for j in jobs]

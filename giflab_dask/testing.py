@@ -30,11 +30,13 @@ __all__ = [
     "disposal_case_specs",
     "disposal_cases",
     "encode_gif",
+    "encode_solid_gif",
     "interlace_order",
     "lzw_encode",
     "make_animation",
     "make_animation_frames",
     "quirk_cases",
+    "solid_lzw",
     "solid_palette",
     "write_gif",
 ]
@@ -230,6 +232,82 @@ def lzw_encode(data: bytes | np.ndarray, min_code_size: int) -> bytes:
         acc >>= 8
         nacc -= 8
     return bytes(out)
+
+
+def solid_lzw(value: int, n_pixels: int, min_code_size: int = 2) -> bytes:
+    """:func:`lzw_encode` of ``n_pixels`` pixels all of index ``value``, byte for byte, in time
+    proportional to the codes written (a 9459x9459 frame is ~46,000 codes, ~35 KB): for
+    building huge frames in tests without a pixel array.
+
+    A constant stream's codes are its runs: after a clear code the encoder writes the literal,
+    then the newest entry each time (one pixel longer than the one before), and the longest
+    entry that fits whatever is left at the end.
+    """
+    if not 2 <= min_code_size <= 11 or not 0 <= value < (1 << min_code_size):
+        raise ValueError("value must fit min_code_size, which must be within 2..11")
+    clear = 1 << min_code_size
+    eoi, first_free = clear + 1, clear + 2
+    codes: list[tuple[int, int]] = []  # (code, width)
+    width, next_code = min_code_size + 1, first_free
+    codes.append((clear, width))
+    left = n_pixels
+    while left > 0:
+        longest = next_code - first_free + 1  # entries hold runs of 2..longest; literal: 1
+        if left <= longest:  # the final prefix
+            codes.append((value if left == 1 else first_free + left - 2, width))
+            if next_code >= (1 << width) and width < _MAX_CODE_BITS and next_code > first_free:
+                width += 1
+            break
+        codes.append((value if longest == 1 else first_free + longest - 2, width))
+        left -= longest
+        if next_code >= (1 << width) and width < _MAX_CODE_BITS:
+            width += 1
+        if next_code >= _MAX_CODES:
+            codes.append((clear, width))
+            width, next_code = min_code_size + 1, first_free
+        else:
+            next_code += 1
+    codes.append((eoi, width))
+    acc = nacc = 0
+    out = bytearray()
+    for code, bits in codes:
+        acc |= code << nacc
+        nacc += bits
+        while nacc >= 8:
+            out.append(acc & 0xFF)
+            acc >>= 8
+            nacc -= 8
+    if nacc:
+        out.append(acc & 0xFF)
+    return bytes(out)
+
+
+def encode_solid_gif(
+    screen: tuple[int, int],
+    frame: tuple[int, int],
+    n_frames: int = 1,
+    *,
+    value: int = 1,
+    left: int = 0,
+    top: int = 0,
+    interlace: bool = False,
+) -> bytes:
+    """A GIF of ``n_frames`` one-colour frames of ``frame`` = (width, height) pixels at
+    (``left``, ``top``) on a ``screen`` = (width, height) logical screen, built without a pixel
+    array (:func:`solid_lzw`): huge frames, or frames far larger than their screen, in KBs.
+    Interlacing does not change a one-colour frame's data, only its descriptor's flag."""
+    for name, v in (("screen", screen), ("frame", frame)):
+        _check_u16(f"{name} width", v[0])
+        _check_u16(f"{name} height", v[1])
+    palette = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=np.uint8)
+    out = bytearray(b"GIF89a")
+    out += struct.pack("<HHBBB", screen[0], screen[1], 0xF1, 0, 0) + palette.tobytes()
+    data = _sub_blocks(solid_lzw(value, frame[0] * frame[1], 2))
+    for _ in range(n_frames):
+        out += b"\x21\xf9\x04\x04\x0a\x00\x00\x00"  # GCE: disposal 1, 100 ms
+        out += b"\x2c" + struct.pack("<HHHHB", left, top, frame[0], frame[1], 0x40 * interlace)
+        out += b"\x02" + data
+    return bytes(out + b"\x3b")
 
 
 def interlace_order(height: int) -> list[int]:

@@ -140,9 +140,10 @@ def _run_each(kernel, original, compressed, **kw) -> np.ndarray:
     ],
     ids=["chist", "edge_similarity", "texture_similarity", "sharpness_similarity"],
 )
-def test_texture_kernels_match_reference(pair, kernel, reference):
+@pytest.mark.parametrize("backend", ["numpy", "auto"])  # auto: numba when it is installed
+def test_texture_kernels_match_reference(pair, kernel, reference, backend):
     original, compressed = pair
-    got = kernel(original, compressed)
+    got = kernel(original, compressed, backend=backend)
     assert got.dtype == np.float64
     assert got.shape == (len(original),)
     want = [reference(o, c) for o, c in zip(original, compressed, strict=True)]
@@ -595,9 +596,10 @@ def animation() -> tuple[np.ndarray, np.ndarray]:
     return original, compressed
 
 
-def test_temporal_kernel_values(animation):
+@pytest.mark.parametrize("backend", ["numpy", "auto"])  # auto: numba when it is installed
+def test_temporal_kernel_values(animation, backend):
     original, compressed = animation
-    got = temporal.temporal_consistency(original, compressed)
+    got = temporal.temporal_consistency(original, compressed, backend=backend)
     assert got.shape == (len(original) - 1, 2) and got.dtype == np.float64
     for col, frames in enumerate((original, compressed)):
         want = [

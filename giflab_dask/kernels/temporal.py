@@ -39,6 +39,7 @@ import math
 import numpy as np
 
 from giflab_dask.errors import GiflabError
+from giflab_dask.kernels import _numba, _numba_texture
 from giflab_dask.kernels._luma import check_pair
 
 __all__ = [
@@ -57,30 +58,42 @@ OUTPUTS: tuple[str, ...] = ("temporal_consistency_original", "temporal_consisten
 SUMMARY_OUTPUTS: tuple[str, ...] = (*OUTPUTS, "temporal_consistency_delta")
 
 
-def frame_differences(frames: np.ndarray) -> np.ndarray:
+def frame_differences(frames: np.ndarray, *, backend: str = "auto") -> np.ndarray:
     """``d_k = mean(|f_k - f_{k-1}|)`` for ``k = 1 .. n-1`` of a ``(n, H, W, 3)`` uint8 block.
 
     A single-stream temporal kernel: ``n`` frames (the first being the frame before the block)
-    give ``n - 1`` float64 values, exact (integer sums, one division).
+    give ``n - 1`` float64 values, exact (integer sums, one division). ``backend``: ``"numba"``
+    or ``"auto"`` (when numba imports) sums in one compiled pass, ``"numpy"`` with numpy; the
+    integers are the same.
     """
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4:
         raise GiflabError(
             "frame_differences takes a (n, H, W, 3) uint8 array of frames, got "
             f"{getattr(frames, 'dtype', type(frames).__name__)} {getattr(frames, 'shape', '')}"
         )
+    backend = _numba.check_backend(backend, "temporal_consistency")
     n = frames.shape[0]
     out = np.empty(max(n - 1, 0), dtype=np.float64)
     size = frames[0].size if n else 0
     if size == 0:
         out[:] = np.nan
         return out
+    if backend != "numpy":
+        sums = _numba_texture.abs_diff_sums(frames)
+        if sums is not None:
+            # exact below 2**53, then one correctly rounded division, as int / int below
+            return sums.astype(np.float64) / size
+        if backend == "numba":
+            raise _numba_texture.numba_missing("temporal_consistency")
     for k in range(1, n):
         diff = np.abs(frames[k].astype(np.int16) - frames[k - 1].astype(np.int16))
         out[k - 1] = int(diff.sum(dtype=np.int64)) / size
     return out
 
 
-def temporal_consistency(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
+def temporal_consistency(
+    original: np.ndarray, compressed: np.ndarray, *, backend: str = "auto"
+) -> np.ndarray:
     """Temporal kernel: per-transition change of both streams, ``(t, 2)`` float64.
 
     Blocks are ``(t + 1, H, W, 3)`` uint8, the first frame being the one before the block;
@@ -88,9 +101,16 @@ def temporal_consistency(original: np.ndarray, compressed: np.ndarray) -> np.nda
     ``t`` transitions previous -> frame (see the module docstring for ``d_k``). These are not
     consistencies: reduce each column with :func:`temporal_consistency_from_transitions`, and the
     pair with :func:`temporal_consistency_summary`, to get GifLab's three numbers.
+    ``backend`` as in :func:`frame_differences`.
     """
     original, compressed = check_pair(original, compressed, "temporal_consistency")
-    return np.stack([frame_differences(original), frame_differences(compressed)], axis=-1)
+    return np.stack(
+        [
+            frame_differences(original, backend=backend),
+            frame_differences(compressed, backend=backend),
+        ],
+        axis=-1,
+    )
 
 
 def temporal_consistency_from_transitions(values: np.ndarray) -> float:
