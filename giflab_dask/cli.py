@@ -1,24 +1,76 @@
 """The ``giflab-dask`` command line: a thin layer over the library.
 
 Heavy modules (dask.array, zarr, Pillow) are imported inside the commands so ``--help`` is fast.
-Exit codes: 0 ok, 1 some validation failed, 2 usage or input error.
+Exit codes: 0 ok, 1 some validation failed, 2 usage or input error (one line on stderr:
+``error: <what>: <problem> (<what to do>)``), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from giflab_dask.pipeline import BatchPlan
+    from giflab_dask.results import PairResult
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INPUT_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+#: Width the terminal output is laid out for.
+WIDTH = 100
+
+
+def _one_line(exc: click.ClickException) -> str:
+    """A click error as ``error: <option>: <problem> (see <command> --help)``."""
+    message = exc.format_message()
+    if (
+        isinstance(exc, click.BadParameter)
+        and not isinstance(exc, click.MissingParameter)
+        and exc.param is not None
+    ):
+        name = exc.param.get_error_hint(exc.ctx) if exc.ctx else exc.param.name
+        message = f"{str(name).strip(chr(39))}: {exc.message}"
+    message = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+    message = message.rstrip(".")
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        message += f" (see {exc.ctx.command_path} --help)"
+    return f"error: {message}"
+
+
+class _Cli(click.Group):
+    """click's group with every error as one line on stderr (exit 2) and Ctrl-C as exit 130."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help
+            click.echo(exc.ctx.get_help())
+            sys.exit(EXIT_INPUT_ERROR)
+        except click.ClickException as exc:
+            click.echo(_one_line(exc), err=True)
+            sys.exit(EXIT_INPUT_ERROR)
+        except click.Abort as exc:
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                click.echo("interrupted", err=True)
+                sys.exit(EXIT_INTERRUPTED)
+            click.echo("aborted", err=True)
+            sys.exit(EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 @contextmanager
@@ -37,6 +89,28 @@ def _input_errors() -> Iterator[None]:
         sys.exit(EXIT_INPUT_ERROR)
 
 
+def _stored_of(plan: BatchPlan) -> int:
+    """How many of the plan's result nodes are in the result store now."""
+    keys = [plan.outcomes[i].metric_keys.get(m) for i, m in plan.writes]
+    return sum(1 for key in keys if key and plan.results.contains(key))
+
+
+@contextmanager
+def _interruptible(plan: BatchPlan) -> Iterator[None]:
+    """Ctrl-C during a compute: say what was kept (finished nodes are stored as they finish)
+    and exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        stored = _stored_of(plan)
+        click.echo(
+            f"\ninterrupted: {stored} of {len(plan.writes)} results computed and stored; "
+            "rerun to resume",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+
+
 def _human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":
@@ -45,15 +119,20 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+def _table(rows: list[dict[str, Any]], columns: list[str], right: set[str] = frozenset()) -> str:
+    """Rows as aligned columns (``right``: right-aligned, for numbers)."""
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+
+    def cell(c: str, text: str) -> str:
+        return text.rjust(widths[c]) if c in right else text.ljust(widths[c])
+
+    lines = ["  ".join(cell(c, c) for c in columns)]
     lines.append("  ".join("-" * widths[c] for c in columns))
-    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(lines)
+    lines += ["  ".join(cell(c, str(r.get(c, ""))) for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="giflab-dask")
 @click.option(
     "--cache-dir",
@@ -67,7 +146,25 @@ def cli(cache_dir: str | None) -> None:
     if cache_dir is not None:
         import dask.config
 
+        _check_cache_dir(cache_dir)
         dask.config.set({"giflab.cache-dir": str(cache_dir)})
+
+
+def _check_cache_dir(cache_dir: str) -> None:
+    """A local cache root must be a folder we can create (URLs are checked on first use)."""
+    from giflab_dask.storage import as_root
+
+    root = as_root(cache_dir)
+    if not isinstance(root, Path):
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problem = "is a file" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
+        raise click.ClickException(
+            f"{root}: cannot be the cache folder: {problem} (give --cache-dir a folder you can "
+            "write)"
+        ) from None
 
 
 @cli.command()
@@ -105,11 +202,62 @@ def decode(gifs: tuple[Path, ...], as_json: bool) -> None:
 def _fmt(value: float | None) -> str:
     if value is None or value != value:  # NaN
         return "missing"
+    if abs(value) >= 1e6:
+        return f"{value:.4g}"
     return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
 
 
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def _silent(_message: str) -> None:
+    pass
+
+
+def _wrap(text: str, indent: str = "") -> str:
+    """``text`` folded to :data:`WIDTH` columns (paths are never broken)."""
+    return textwrap.fill(
+        text, WIDTH, subsequent_indent=indent + "  ", initial_indent=indent,
+        break_long_words=False, break_on_hyphens=False,
+    )  # fmt: skip
+
+
+def _metric_names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise click.BadParameter(
+            "no metric names (give names such as ssim,psnr, or leave --metrics out for the "
+            "default set)"
+        )
+    return ",".join(names)
+
+
+def _metrics_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--metrics",
+        callback=_metric_names,
+        help="Comma-separated metric names (default: GifLab's frame-level set).",
+    )(command)
+
+
+def _output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--no-progress and --quiet (progress on stderr: redrawn on a terminal, a line every
+    10 s in a log)."""
+    command = click.option(
+        "--quiet",
+        "-q",
+        is_flag=True,
+        help="Nothing on stderr but errors: no progress, no run summary, no dashboard link.",
+    )(command)
+    return click.option(
+        "--no-progress",
+        is_flag=True,
+        help="No progress on stderr (shown by default: stages and frames done, rate, ETA; "
+        "redrawn on a terminal, one line every 10 s otherwise).",
+    )(command)
 
 
 def _scheduler_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -164,7 +312,7 @@ def _sample_spec(sample_n: int | None, strategy: str | None) -> Any:
 @cli.command()
 @click.argument("original", type=click.Path(path_type=Path))
 @click.argument("compressed", type=click.Path(path_type=Path))
-@click.option("--metrics", help="Comma-separated metric names (default: GifLab's frame-level set).")
+@_metrics_option
 @click.option("--profile", help="Verdict profile (giflab.verdicts.profiles; default: 'default').")
 @click.option(
     "--align",
@@ -172,80 +320,139 @@ def _sample_spec(sample_n: int | None, strategy: str | None) -> Any:
     type=click.Choice(["auto", "time", "index", "content"]),
     help="Frame alignment (default: giflab.align.mode).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table: for people (100 columns); json: the whole result; csv: one row per metric output.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
 @_sample_options
 @_scheduler_options
+@_output_options
 def validate(
     original: Path,
     compressed: Path,
     metrics: str | None,
     profile: str | None,
     align_mode: str | None,
+    output_format: str,
     as_json: bool,
     sample_n: int | None,
     strategy: str | None,
     scheduler: str | None,
     address: str | None,
     workers: int | None,
+    no_progress: bool,
+    quiet: bool,
 ) -> None:
     """Validate one pair: per-metric summaries and a verdict (exit 0 pass/warn, 1 fail or a
     metric failed)."""
     from giflab_dask.align import AlignOptions
     from giflab_dask.cluster import scheduler_context
-    from giflab_dask.pipeline import validate_pair
+    from giflab_dask.pipeline import validate_pair_lazy
 
-    with (
-        _input_errors(),
-        scheduler_context(scheduler, workers, address, echo=_echo_err) as session,
-    ):
-        result = validate_pair(
+    with _input_errors():
+        lazy = validate_pair_lazy(
             original,
             compressed,
             metrics=metrics,
             profile=profile,
             align_options=AlignOptions.from_config(mode=align_mode),
             sample=_sample_spec(sample_n, strategy),
-            **session.compute_kwargs,
         )
-    if as_json:
+        echo = _silent if quiet else _echo_err
+        with (
+            scheduler_context(scheduler, workers, address, echo=echo) as session,
+            _interruptible(lazy.plan),
+        ):
+            result = lazy.compute(progress=not (no_progress or quiet), **session.compute_kwargs)
+    output_format = "json" if as_json else output_format
+    if output_format == "json":
         # strict JSON: a missing (NaN) or unbounded value is null (its reason is in "missing")
         click.echo(json.dumps(_finite_or_null(result.to_dict()), indent=2, allow_nan=False))
+    elif output_format == "csv":
+        click.echo(_summary_csv(result, metrics), nl=False)
     else:
-        from giflab_dask.metrics import resolve_metrics
+        click.echo(_summary_table(result, metrics))
+    sys.exit(EXIT_FAILED if result.status == "fail" else EXIT_OK)
 
-        rows = []
-        sampled = result.sample is not None
-        ci = f"mean {result.sample['confidence']:.0%} CI" if result.sample else ""
-        for spec in resolve_metrics(metrics):
-            for output in spec.outputs:
-                s = result.summaries
-                row = {
-                    "metric": output,
-                    "mean": _fmt(s.get(f"{output}_mean")),
-                    "min": _fmt(s.get(f"{output}_min")),
-                    "p5": _fmt(s.get(f"{output}_p5")),
-                    "max": _fmt(s.get(f"{output}_max")),
-                    "note": result.missing.get(spec.name, ""),
-                }
-                if sampled:
-                    low, high = s.get(f"{output}_mean_ci_low"), s.get(f"{output}_mean_ci_high")
-                    row[ci] = f"[{_fmt(low)}, {_fmt(high)}]"
-                rows.append(row)
-        columns = ["metric", "mean", *([ci] if sampled else []), "min", "p5", "max", "note"]
-        click.echo(_table(rows, columns))
-        a = result.alignment
-        click.echo(
-            f"\nframes: {int(result.summaries['original_frames'])} original, "
-            f"{int(result.summaries['compressed_frames'])} compressed, aligned by {a['mode']}"
+
+#: The statistics of each metric output in ``validate --format csv``.
+CSV_STATS = ("mean", "std", "min", "p5", "p50", "p95", "max")
+
+
+def _outputs(result: PairResult, metrics: str | None) -> Iterator[tuple[str, str]]:
+    """(metric name, output name) of every output of the run's metrics."""
+    from giflab_dask.metrics import resolve_metrics
+
+    for spec in resolve_metrics(metrics):
+        for output in spec.outputs:
+            yield spec.name, output
+
+
+def _all_nan(result: PairResult, output: str) -> bool:
+    value = result.summaries.get(f"{output}_mean")
+    return value is None or not math.isfinite(value)
+
+
+def _summary_table(result: PairResult, metrics: str | None) -> str:
+    """The result for a terminal: a table within :data:`WIDTH` columns, the reasons of missing
+    metrics as numbered notes below it (an all-NaN output shows no numbers, only its note)."""
+    s, sample = result.summaries, result.sample
+    ci = f"mean {sample['confidence']:.0%} CI" if sample else ""
+    notes: dict[str, int] = {}  # reason -> note number
+    rows = []
+    for name, output in _outputs(result, metrics):
+        row = {"metric": output, "mean": "-", "min": "-", "p5": "-", "max": "-", "note": ""}
+        if ci:
+            row[ci] = "-"
+        reason = result.missing.get(name)
+        if reason and _all_nan(result, output):
+            row["note"] = f"[{notes.setdefault(f'{name}: {reason}', len(notes) + 1)}]"
+        else:
+            for stat in ("mean", "min", "p5", "max"):
+                row[stat] = _fmt(s.get(f"{output}_{stat}"))
+            if ci:
+                low, high = s.get(f"{output}_mean_ci_low"), s.get(f"{output}_mean_ci_high")
+                row[ci] = f"[{_fmt(low)}, {_fmt(high)}]"
+        rows.append(row)
+    columns = ["metric", "mean", *([ci] if ci else []), "min", "p5", "max"]
+    if notes:
+        columns.append("note")
+    lines = [_table(rows, columns, right=set(columns[1:-1] if notes else columns[1:]))]
+    lines += [_wrap(f"[{n}] {reason}") for reason, n in notes.items()]
+    a = result.alignment
+    lines.append("")
+    lines.append(
+        _wrap(
+            f"frames: {int(s['original_frames'])} original, {int(s['compressed_frames'])} "
+            f"compressed, aligned by {a['mode']}"
             + (f"; {'; '.join(a['notes'])}" if a["notes"] else "")
         )
-        if result.sample is not None:
-            click.echo(_sample_note(result.sample))
-        click.echo(f"composite quality: {_fmt(result.summaries.get('composite_quality'))}")
-        click.echo(f"verdict: {result.status.upper()}")
-        for reason in result.verdict.reasons:
-            click.echo(f"  - {reason}")
-    sys.exit(EXIT_FAILED if result.status == "fail" else EXIT_OK)
+    )
+    if sample is not None:
+        lines.append(_wrap(_sample_note(sample)))
+    lines.append(f"composite quality: {_fmt(s.get('composite_quality'))}")
+    lines.append(f"verdict: {result.status.upper()}")
+    lines += [_wrap(f"- {reason}", "  ") for reason in result.verdict.reasons]
+    return "\n".join(lines)
+
+
+def _summary_csv(result: PairResult, metrics: str | None) -> str:
+    """One row per metric output: its statistics (empty when missing) and the reason."""
+    s = result.summaries
+    ci = ["mean_ci_low", "mean_ci_high"] if result.sample else []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["metric", "output", *CSV_STATS, *ci, "missing"])
+    for name, output in _outputs(result, metrics):
+        values = [s.get(f"{output}_{stat}") for stat in (*CSV_STATS, *ci)]
+        cells = ["" if v is None or not math.isfinite(v) else repr(float(v)) for v in values]
+        writer.writerow([name, output, *cells, result.missing.get(name, "")])
+    return buffer.getvalue()
 
 
 def _sample_note(sample: dict[str, Any]) -> str:
@@ -271,7 +478,7 @@ def _sample_note(sample: dict[str, Any]) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the table here: .parquet, .csv, .tsv or .jsonl (by extension).",
 )
-@click.option("--metrics", help="Comma-separated metric names (default: GifLab's frame-level set).")
+@_metrics_option
 @click.option("--profile", help="Verdict profile (giflab.verdicts.profiles).")
 @click.option(
     "--align",
@@ -281,7 +488,7 @@ def _sample_note(sample: dict[str, Any]) -> str:
 )
 @_sample_options
 @_scheduler_options
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@_output_options
 @click.option("--no-cache", is_flag=True, help="Neither read nor write stored results.")
 @click.option("--refresh", is_flag=True, help="Recompute every node and overwrite stored ones.")
 def batch(
@@ -297,25 +504,40 @@ def batch(
     address: str | None,
     workers: int | None,
     no_progress: bool,
+    quiet: bool,
     no_cache: bool,
     refresh: bool,
 ) -> None:
     """Validate a batch of pairs from a manifest (CSV/TSV/JSONL) or directories.
 
-    SOURCE is a manifest with original,compressed columns; a directory holding originals/
-    and variants/*/ (as demo-data writes); or a directory of originals with --variants.
+    SOURCE is a manifest with original,compressed columns (relative paths are relative to the
+    manifest's folder); a directory holding originals/ and variants/*/ (as demo-data writes);
+    or a directory of originals with --variants. The pair counts and worst pairs go to stdout,
+    progress and the run summary to stderr.
     Exit code 0 when every pair passes (or warns), 1 when any fails or errors, 2 on bad usage.
     """
     from giflab_dask.align import AlignOptions
     from giflab_dask.cluster import format_summary, run_summary, scheduler_context
-    from giflab_dask.inputs import collect_pairs
+    from giflab_dask.inputs import collect_pairs, unmatched_originals
     from giflab_dask.pipeline import plan_batch
-    from giflab_dask.results import batch_table, write_table
+    from giflab_dask.results import batch_table, check_output_path, write_table
 
+    echo = _silent if quiet else _echo_err
     with _input_errors():
+        if out is not None:
+            check_output_path(out)
         pairs = collect_pairs(source, variants)
         if not pairs:
-            raise click.UsageError(f"{source}: no GIF pairs found")
+            raise click.ClickException(
+                f"{source}: the manifest has no rows (add one original,compressed row per pair)"
+                if source.is_file()
+                else f"{source}: no GIF pairs found (put .gif files in the folders)"
+            )
+        for folder, missing in unmatched_originals(source, variants).items():
+            shown = ", ".join(missing[:5]) + (
+                f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            )
+            echo(f"note: {folder}: no compressed GIF for {len(missing)} original(s): {shown}")
         plan = plan_batch(
             pairs,
             metrics=metrics,
@@ -326,8 +548,12 @@ def batch(
             sample=_sample_spec(sample_n, strategy),
         )
         if plan.writes:
-            with scheduler_context(scheduler, workers, address, echo=_echo_err) as session:
-                result = plan.compute(progress=not no_progress, **session.compute_kwargs)
+            with (
+                scheduler_context(scheduler, workers, address, echo=echo) as session,
+                _interruptible(plan),
+            ):
+                progress = not (no_progress or quiet)
+                result = plan.compute(progress=progress, **session.compute_kwargs)
         else:  # every result is stored: no scheduler (and no cluster) is needed
             result = plan.compute()
         table = batch_table(result.outcomes)
@@ -345,15 +571,18 @@ def batch(
         f"({stats['seconds']:.1f} s; {stats['node_hits']} stored results reused, "
         f"{stats['node_misses']} computed, {stats['decode_tasks']} GIFs decoded)"
     )
-    click.echo(format_summary(run_summary(result)))
+    for line in format_summary(run_summary(result)).splitlines():
+        echo(_wrap(line))
     sampled = [o.result.sample for o in result.outcomes if o.result and o.result.sample]
     if sampled:
         click.echo(
-            f"sampled: {sum(s['frames'] for s in sampled)} of "
-            f"{sum(s['population'] for s in sampled)} aligned frames measured "
-            f"({sampled[0]['strategy']}, N={sampled[0]['n']}); means have "
-            f"{sampled[0]['confidence']:.0%} intervals (<metric>_mean_ci_low/_high); "
-            "verdicts use the point estimates"
+            _wrap(
+                f"sampled: {sum(s['frames'] for s in sampled)} of "
+                f"{sum(s['population'] for s in sampled)} aligned frames measured "
+                f"({sampled[0]['strategy']}, N={sampled[0]['n']}); means have "
+                f"{sampled[0]['confidence']:.0%} intervals (<metric>_mean_ci_low/_high); "
+                "verdicts use the point estimates"
+            )
         )
     valid = table[table["verdict"] != "error"]
     if len(valid) and "composite_quality" in valid:
@@ -367,7 +596,7 @@ def batch(
     if len(errors):
         click.echo("\nerrors:")
         for _, row in errors.iterrows():
-            click.echo(f"  row {row['row']}: {row['error']}")
+            click.echo(f"  row {row['row']}: {row['error']}")  # one line each: grep-able
     for line in _cache_write_errors(table):
         _echo_err(line)
     if table_error is not None:
@@ -402,8 +631,22 @@ def _cache_write_errors(table: Any) -> list[str]:
 
 @cli.command("demo-data")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--originals", "n_originals", default=3, show_default=True, help="How many GIFs.")
-@click.option("--frames", "n_frames", default=24, show_default=True, help="Frames per GIF.")
+@click.option(
+    "--originals",
+    "n_originals",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="How many GIFs.",
+)
+@click.option(
+    "--frames",
+    "n_frames",
+    type=click.IntRange(min=2),
+    default=24,
+    show_default=True,
+    help="Frames per GIF (at least 2: a variant keeps every other frame).",
+)
 def demo_data(directory: Path, n_originals: int, n_frames: int) -> None:
     """Write demo GIFs (originals and compressed variants made with Pillow) into DIRECTORY."""
     from giflab_dask.demo import write_demo_data
@@ -517,12 +760,12 @@ def cache_clear() -> None:
 
 @cli.group("config")
 def config_group() -> None:
-    """Show configuration (dask.config namespace ``giflab``)."""
+    """Show configuration (dask.config namespace giflab)."""
 
 
 @config_group.command("show")
 def config_show() -> None:
-    """Print the effective ``giflab`` configuration as YAML."""
+    """Print the effective giflab configuration as YAML."""
     import dask.config
     import yaml
 
@@ -544,9 +787,6 @@ _register_report()
 
 main: Callable[..., Any] = cli
 
-if __name__ == "__main__":
-    main()
-
 
 def _finite_or_null(value: Any) -> Any:
     """``value`` with every NaN or infinite float replaced by None, recursively."""
@@ -557,3 +797,7 @@ def _finite_or_null(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite_or_null(v) for v in value]
     return value
+
+
+if __name__ == "__main__":  # python -m giflab_dask.cli (last: everything above is defined)
+    main()

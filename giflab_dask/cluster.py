@@ -27,9 +27,10 @@ start a batch wins (cache roots are unaffected).
 Monitoring. Tasks carry the stage names of DESIGN decision 17 as key prefixes (``gif-decode``,
 ``gif-frames``, ``align-frames-*``, ``<metric>-frame``, ``<metric>-summary``, ``result-write``)
 and, on a cluster, every task is in a ``distributed.span`` ``("giflab-batch", <stage>)``.
-:func:`execute` shows ``distributed``'s progress bar on a cluster and dask's ``ProgressBar``
-locally (both on stderr), and returns a :class:`RunReport` with the task time per stage, which
-:func:`run_summary` and :func:`format_summary` combine with the batch statistics.
+:func:`execute` shows progress on stderr (:mod:`giflab_dask.progress`: redrawn on a terminal,
+a line every few seconds in a log; ``distributed``'s bar on a cluster's terminal), and returns
+a :class:`RunReport` with the task time per stage, which :func:`run_summary` and
+:func:`format_summary` combine with the batch statistics.
 """
 
 from __future__ import annotations
@@ -491,10 +492,17 @@ class RunReport:
 
 
 def execute(
-    writes: Sequence[Delayed], *, progress: bool = False, **compute_kwargs: Any
+    writes: Sequence[Delayed],
+    *,
+    progress: bool = False,
+    frames_total: int = 0,
+    **compute_kwargs: Any,
 ) -> tuple[list[Any], RunReport]:
     """Compute ``writes`` on the chosen scheduler: one value per write, or the exception that
     prevented it (a failed write never hides the others' results).
+
+    ``progress`` shows progress on stderr; ``frames_total`` (the frame measurements the writes
+    make, ``BatchPlan.frame_measurements``) lets the local schedulers show it in frames.
 
     ``scheduler``, ``address`` and ``num_workers`` pick the scheduler as
     :func:`scheduler_context` does; other keyword arguments go to ``dask.compute`` (or
@@ -515,7 +523,7 @@ def execute(
                 session.client, writes, progress, kwargs
             )
         else:
-            values, prefixes, activities = _execute_local(writes, progress, kwargs)
+            values, prefixes, activities = _execute_local(writes, progress, kwargs, frames_total)
         seconds = time.perf_counter() - started
     failed = sum(isinstance(v, BaseException) for v in values)
     report = RunReport(
@@ -548,7 +556,7 @@ class _TaskTimer:
 
 
 def _execute_local(
-    writes: Sequence[Delayed], progress: bool, kwargs: dict[str, Any]
+    writes: Sequence[Delayed], progress: bool, kwargs: dict[str, Any], frames_total: int = 0
 ) -> tuple[list[Any], dict[str, tuple[int, float]], dict[str, float]]:
     from dask.base import named_schedulers
     from dask.multiprocessing import get as processes_get
@@ -568,9 +576,10 @@ def _execute_local(
         if not processes:  # there tasks travel in batches: in-flight time is not task time
             stack.enter_context(timer.callback)
         if progress:
-            from dask.diagnostics import ProgressBar
+            from giflab_dask.progress import BatchProgress
 
-            stack.enter_context(ProgressBar(out=sys.stderr))
+            # under processes the frame counter grows in the pool's processes: count tasks
+            stack.enter_context(BatchProgress(0 if processes else frames_total))
         values: list[Any]
         try:
             values = list(dask.compute(*writes, **kwargs)) if writes else []
@@ -693,6 +702,11 @@ def _execute_distributed(
 def _distributed_progress(client: Any, futures: list[Any]) -> None:
     from distributed.diagnostics.progressbar import TextProgressBar
 
+    if not sys.stderr.isatty():  # a log: a line every few seconds, not a redraw per update
+        from giflab_dask.progress import log_futures
+
+        log_futures(futures)
+        return
     # distributed draws its console bar on stdout; stdout is for results, so it goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         TextProgressBar(futures, scheduler=client.scheduler.address, complete=True)

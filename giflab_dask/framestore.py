@@ -788,9 +788,15 @@ class FrameStore:
         from filelock import FileLock
 
         locks = self.root / _LOCKS
-        if not storage.real_dir(locks):
-            locks.unlink(missing_ok=True)  # a planted link or file: the name is the store's
-            locks.mkdir(parents=True, exist_ok=True)
+        while not storage.real_dir(locks):
+            try:
+                locks.mkdir(parents=True)
+            except FileExistsError:
+                # Another process made the folder meanwhile (the loop sees it), or a link or
+                # file was planted there: the name is the store's, so that goes.
+                if not storage.real_dir(locks):
+                    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                        locks.unlink()
         lock = locks / f"{key}.lock"
         if lock.is_symlink():
             lock.unlink(missing_ok=True)

@@ -276,6 +276,39 @@ def pairs_from_dirs(
     return _check_files(pairs)
 
 
+def _variant_dirs(
+    source: Path, variants: Iterable[str | os.PathLike[str]]
+) -> tuple[Path, list[Path]] | None:
+    """(originals folder, compressed folders) of a directory source, or None (a manifest)."""
+    variants = [Path(v) for v in variants]
+    if variants and source.is_dir():
+        return source, variants
+    if (source / "originals").is_dir() and (source / "variants").is_dir():
+        return source / "originals", sorted(
+            p for p in (source / "variants").iterdir() if p.is_dir()
+        )
+    return None
+
+
+def unmatched_originals(
+    source: str | os.PathLike[str], variants: Iterable[str | os.PathLike[str]] = ()
+) -> dict[str, list[str]]:
+    """Originals a directory source has no compressed GIF for, per compressed folder
+    (relative paths; empty for a manifest): pairs that :func:`collect_pairs` cannot form."""
+    dirs = _variant_dirs(Path(source), variants)
+    if dirs is None:
+        return {}
+    originals, folders = dirs
+    known = _gifs_under(originals)
+    out = {}
+    for folder in folders:
+        present = set(_gifs_under(folder)) if folder.is_dir() else set()
+        missing = [str(rel) for rel in known if rel not in present]
+        if missing:
+            out[str(folder)] = missing
+    return out
+
+
 def collect_pairs(
     source: str | os.PathLike[str], variants: Iterable[str | os.PathLike[str]] = ()
 ) -> list[PairInput]:
@@ -287,12 +320,26 @@ def collect_pairs(
             raise BatchInputError("--variants goes with a directory of originals, not a manifest")
         return read_manifest(source)
     if not source.is_dir():
-        raise BatchInputError(f"{source}: no such manifest or directory")
-    if variants:
-        return pairs_from_dirs(source, variants)
-    if (source / "originals").is_dir() and (source / "variants").is_dir():
-        variant_dirs = sorted(p for p in (source / "variants").iterdir() if p.is_dir())
-        return pairs_from_dirs(source / "originals", variant_dirs)
+        raise BatchInputError(
+            f"{source}: no such manifest or directory (give a manifest file or a folder of GIFs)"
+        )
+    dirs = _variant_dirs(source, variants)
+    if dirs is not None:
+        originals, folders = dirs
+        if not folders:
+            raise BatchInputError(
+                f"{source / 'variants'}: no variant folders (put each compression variant's "
+                "GIFs in variants/<name>/)"
+            )
+        if not _gifs_under(originals):
+            raise BatchInputError(f"{originals}: no .gif files (put the original GIFs here)")
+        for folder in folders if variants else ():  # folders named with --variants
+            if folder.is_dir() and not _gifs_under(folder):
+                raise BatchInputError(
+                    f"{folder}: no .gif files (put the compressed GIFs here, at the same "
+                    f"relative paths as in {originals})"
+                )
+        return pairs_from_dirs(originals, folders)
     raise BatchInputError(
         f"{source}: give a manifest file, a directory with originals/ and variants/*/, "
         "or a directory of originals with --variants DIR (one per compression variant)"

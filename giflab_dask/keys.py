@@ -91,7 +91,7 @@ def _hash_file(path: Path) -> str:
     except IsADirectoryError:
         raise GifDecodeError(path, "is a directory, not a GIF file") from None
     except FileNotFoundError:
-        raise GifDecodeError(path, "file not found") from None
+        raise GifDecodeError(path, "file not found (check the path)") from None
     except PermissionError:
         raise GifDecodeError(path, "permission denied") from None
     except OSError as exc:
@@ -168,8 +168,11 @@ class _StatIndex:
 
 
 def _stat_index() -> _StatIndex:
-    from giflab_dask.config import cache_dir
+    from giflab_dask.config import cache_dir, get
 
+    configured = get("stat-index")
+    if configured:
+        return _StatIndex(Path(configured).expanduser())
     root = cache_dir()
     if not isinstance(root, Path):
         # A URL cache-dir (shared object store): the index describes this machine's files
@@ -184,7 +187,7 @@ def _stat(path: Path) -> os.stat_result:
     try:
         return path.stat()
     except FileNotFoundError:
-        reason = "dangling symlink" if path.is_symlink() else "file not found"
+        reason = "dangling symlink" if path.is_symlink() else "file not found (check the path)"
         raise GifDecodeError(path, reason) from None
     except OSError as exc:
         raise GifDecodeError(path, f"cannot stat file ({exc.strerror or exc})") from None

@@ -271,7 +271,7 @@ def get_metric(name: str) -> MetricSpec:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownMetricError(
-            f"unknown metric {name!r}; available: {', '.join(available_metrics())}"
+            f"unknown metric {name!r} (available: {', '.join(available_metrics())})"
         ) from None
 
 
@@ -282,6 +282,10 @@ def resolve_metrics(metrics: Iterable[str | MetricSpec] | str | None) -> list[Me
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     specs = [m if isinstance(m, MetricSpec) else get_metric(m) for m in metrics]
+    if not specs:
+        raise GiflabError(
+            "no metric names given (name some, such as 'ssim,psnr', or None for the default set)"
+        )
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise GiflabError(f"metric listed twice: {names}")

@@ -730,14 +730,24 @@ class BatchPlan:
         from giflab_dask.cluster import execute
 
         if self.then is not None:  # adaptive sampling (decision 31): the pilot pass first
-            execute(list(self.writes.values()), progress=progress, **compute_kwargs)
+            execute(
+                list(self.writes.values()),
+                progress=progress,
+                frames_total=self.frame_measurements,
+                **compute_kwargs,
+            )
             final = self.then()
             final.started = self.started
             return final.compute(progress=progress, **compute_kwargs)
         items = list(self.writes.items())
         # Finished nodes are stored as they finish; a write that failed is pinned on its own
         # pair and metric, and the others keep their results (DESIGN decision 19).
-        values, report = execute([w for _, w in items], progress=progress, **compute_kwargs)
+        values, report = execute(
+            [w for _, w in items],
+            progress=progress,
+            frames_total=self.frame_measurements,
+            **compute_kwargs,
+        )
         done: dict[tuple[int, str], dict[str, Any]] = {}
         for (ident, _), value in zip(items, values, strict=True):
             if isinstance(value, BaseException):

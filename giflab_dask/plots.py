@@ -7,7 +7,7 @@ summaries from the batch table, and frames from the frame store. Plotting comput
 
 Every function returns a :class:`matplotlib.figure.Figure` built without ``pyplot`` (no global
 figure state, safe in threads and in long report runs); in Jupyter a returned figure displays
-itself. matplotlib is an optional dependency (``pip install 'giflab-dask[notebook]'``) imported
+itself. matplotlib is an optional dependency (``pip install 'giflab-dask[plots]'``) imported
 on first use.
 
 Artists carry ids (``Artist.get_gid()``) so tests and callers can find them:
@@ -67,7 +67,7 @@ def _figure(**kwargs: Any) -> Figure:
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "giflab_dask.plots needs matplotlib: pip install 'giflab-dask[notebook]'"
+            "giflab_dask.plots needs matplotlib: pip install 'giflab-dask[plots]'"
         ) from exc
     _enable_ipython_display()
     return Figure(**kwargs)

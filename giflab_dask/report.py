@@ -520,7 +520,7 @@ def report_command(
 ) -> None:
     """Write a self-contained HTML report of a batch results table.
 
-    RESULTS is the table `giflab-dask batch --out` wrote (.parquet, .csv, .tsv or .jsonl).
+    RESULTS is the table that giflab-dask batch --out wrote (.parquet, .csv, .tsv or .jsonl).
     Per-frame curves and frames come from the caches of the run (use the same --cache-dir,
     --metrics and --align); nothing is recomputed.
     """
@@ -543,6 +543,6 @@ def report_command(
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except ImportError as exc:
-        click.echo(f"error: {exc} (pip install 'giflab-dask[notebook]')", err=True)
+        click.echo(f"error: {exc} (pip install 'giflab-dask[plots]')", err=True)
         sys.exit(2)
     click.echo(f"report: {path} ({path.stat().st_size / 1024:.0f} KiB)")

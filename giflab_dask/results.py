@@ -276,6 +276,42 @@ def batch_table(outcomes: list[Any]) -> pd.DataFrame:
     return frame[first + extra]
 
 
+#: File extensions :func:`write_table` writes.
+TABLE_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl", ".ndjson", ".json")
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """Raise :class:`GiflabError` now if :func:`write_table` could not write ``path`` (before a
+    batch spends its time): the extension, the folder (created if missing) and a write probe."""
+    import tempfile
+
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise GiflabError(
+            f"{path}: unknown table format {path.suffix!r} (end the name in .parquet, .csv, "
+            ".tsv or .jsonl)"
+        )
+    if path.is_dir():
+        raise GiflabError(
+            f"{path}: is a folder (give a file name such as {path / 'results.parquet'})"
+        )
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except FileExistsError:
+        raise GiflabError(
+            f"{path}: {folder} is a file, not a folder (choose another output path)"
+        ) from None
+    except OSError as exc:
+        raise GiflabError(
+            f"{path}: cannot write in {folder} ({exc.strerror or exc}) "
+            "(choose a folder you can write)"
+        ) from None
+    return path
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write atomically as Parquet, CSV or JSON lines, chosen by the file extension."""
     path = Path(path)

@@ -20,11 +20,27 @@ import giflab_dask  # noqa: F401  (registers the giflab config defaults before a
 REQUIRE_TOOLS = os.environ.get("GIFLAB_REQUIRE_TOOLS") == "1"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def subprocess_stat_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Python subprocesses the tests start keep their stat index out of the user's cache too
+    (under a URL cache-dir it would go to the user cache directory)."""
+    path = tmp_path_factory.mktemp("stat-index") / "stat-index.sqlite"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DASK_GIFLAB__STAT_INDEX", str(path))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path: Path) -> Iterator[Path]:
     """Every test gets its own cache root and deterministic tokenization (DESIGN decision 1)."""
     root = tmp_path / "cache"
-    with dask.config.set({"giflab.cache-dir": str(root), "tokenize.ensure-deterministic": True}):
+    settings = {
+        "giflab.cache-dir": str(root),
+        # also under a URL cache-dir (which keeps it in the user's cache directory otherwise)
+        "giflab.stat-index": str(root / "stat-index.sqlite"),
+        "tokenize.ensure-deterministic": True,
+    }
+    with dask.config.set(settings):
         yield root
 
 

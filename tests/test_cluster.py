@@ -321,8 +321,9 @@ def test_cli_runs_on_a_cluster_by_address(
         result = CliRunner().invoke(cli, [*args, "--address", address])
         assert result.exit_code == 1, result.output  # the demo's 8-colour variants fail
         assert "dask dashboard: http://127.0.0.1:" in result.stderr
-        assert f"on cluster {address} (1 workers, 2 threads)" in result.stdout
-        assert "task time by stage: decode" in result.stdout
+        # the run summary is on stderr (stdout: the pair counts and worst pairs)
+        assert f"on cluster {address} (1 workers, 2 threads)" in result.stderr
+        assert "task time by stage: decode" in result.stderr
         expected = load_results(write_table(reference, tmp_path / "reference.csv"))
         _same(load_results(out), expected)
         # DASK_SCHEDULER_ADDRESS names the cluster when no scheduler is given

@@ -347,6 +347,19 @@ def test_lock_folder_replaced_by_a_link_is_not_written_through(
     assert list(outside.iterdir()) == []
 
 
+def test_first_locks_taken_at_once_all_succeed(tmp_path: Path) -> None:
+    """The lock folder is made by whichever caller comes first; the others must not take it
+    for a planted file (a race that failed concurrent decodes with IsADirectoryError)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_ in range(20):
+        store = FrameStore(tmp_path / f"root-{round_}")
+        with ThreadPoolExecutor(8) as pool:
+            locks = list(pool.map(lambda i: store._lock(f"{i:032x}"), range(16)))
+        assert len(locks) == 16 and (store.root / ".locks").is_dir()
+        assert not (store.root / ".locks").is_symlink()
+
+
 # -- item 7: an unwritable or full cache is one line, and the table is still written ----------
 
 

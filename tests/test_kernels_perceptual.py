@@ -312,10 +312,13 @@ def piq_metrics() -> types.SimpleNamespace:
     ``piq.gmsd`` need only torch; loading the package without running ``__init__`` keeps the
     test working where torch is installed without a matching torchvision.
     """
-    pytest.importorskip("torch", exc_type=ImportError)
+    pytest.importorskip(
+        "torch", exc_type=ImportError, reason="torch is not installed (to run the torch-based "
+        "reference tests: pip install torch pytorch-msssim piq)",
+    )  # fmt: skip
     spec = importlib.util.find_spec("piq")
     if spec is None or spec.submodule_search_locations is None:
-        pytest.skip("piq is not installed (pip install piq torch)")
+        pytest.skip("piq is not installed (pip install torch pytorch-msssim piq)")
     saved = {k: v for k, v in sys.modules.items() if k == "piq" or k.startswith("piq.")}
     package = types.ModuleType("piq")
     package.__path__ = list(spec.submodule_search_locations)

@@ -304,8 +304,10 @@ def test_ms_ssim_with_fewer_scales_matches_eager_reference() -> None:
 
 def test_ms_ssim_matches_pytorch_msssim() -> None:
     """pytorch_msssim zero-pads odd sizes when pooling; on sizes that stay even it is Wang's."""
-    torch = pytest.importorskip("torch")
-    pytorch_msssim = pytest.importorskip("pytorch_msssim")
+    how = "(to run the torch-based reference tests: pip install torch pytorch-msssim piq)"
+    torch = pytest.importorskip("torch", reason=f"torch is not installed {how}")
+    pytorch_msssim = pytest.importorskip("pytorch_msssim", reason=f"pytorch_msssim is not "
+                                         f"installed {how}")  # fmt: skip
     # pytorch_msssim builds its window in float32 by default (differences ~4e-6 in MS-SSIM,
     # from the window's sum not being exactly 1); give it the same formula in float64.
     coords = np.arange(11) - 5.0

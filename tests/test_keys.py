@@ -5,6 +5,7 @@ import shutil
 import time
 from pathlib import Path
 
+import dask
 import pytest
 from dask.base import tokenize
 
@@ -115,3 +116,14 @@ def test_gif_keys_of_many_files_match_one_by_one_and_use_one_index_transaction(
     # Now indexed: a second call hashes nothing.
     monkeypatch.setattr(keys, "_hash_file", lambda path: pytest.fail(f"re-hashed {path}"))
     assert keys.gif_keys(files) == {f: got[f] for f in files}
+
+
+def test_stat_index_path_is_configurable_and_tests_keep_it_in_their_cache(
+    anim_gif: Path, isolated_cache: Path, tmp_path: Path
+) -> None:
+    assert keys._stat_index().db_path == isolated_cache / "stat-index.sqlite"  # conftest's
+    with dask.config.set({"giflab.stat-index": str(tmp_path / "elsewhere.sqlite")}):
+        keys.gif_key(anim_gif)
+    assert (tmp_path / "elsewhere.sqlite").is_file()
+    with dask.config.set({"giflab.stat-index": None, "giflab.cache-dir": str(tmp_path / "c")}):
+        assert keys._stat_index().db_path == tmp_path / "c" / "stat-index.sqlite"

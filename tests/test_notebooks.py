@@ -46,6 +46,7 @@ def test_notebook_is_stored_without_outputs(path: Path) -> None:
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert code and all(not c.outputs and c.execution_count is None for c in code)
     assert "assert" in code[-1].source, "a notebook ends by asserting what it showed"
+    assert "shutil.rmtree(workdir" in code[-1].source, "and by removing its temporary folder"
     assert "giflab.cache-dir" in "".join(c.source for c in code), "use a temporary cache"
     remote = re.findall(r"https?://(?!127\.0\.0\.1|localhost)\S+", "".join(c.source for c in code))
     assert not remote, f"notebooks use no network: {remote}"
@@ -53,10 +54,14 @@ def test_notebook_is_stored_without_outputs(path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
-def test_notebook_runs(path: Path, tmp_path: Path) -> None:
+def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _need_modules(*NEEDS_ALL, *NEEDS.get(path.name, ()), why=path.name)
     import nbclient
     import nbformat
+
+    temp = tmp_path / "tmp"  # the kernel's temporary folders: checked empty of ours below
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
 
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
@@ -70,3 +75,4 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
         if output.get("output_type") == "error"
     ]
     assert not errors
+    assert not list(temp.glob("giflab-*")), "the notebook left temporary folders behind"
