@@ -355,7 +355,7 @@ def test_first_locks_taken_at_once_all_succeed(tmp_path: Path) -> None:
     for round_ in range(20):
         store = FrameStore(tmp_path / f"root-{round_}")
         with ThreadPoolExecutor(8) as pool:
-            locks = list(pool.map(lambda i: store._lock(f"{i:032x}"), range(16)))
+            locks = list(pool.map(store._lock, [f"{i:032x}" for i in range(16)]))
         assert len(locks) == 16 and (store.root / ".locks").is_dir()
         assert not (store.root / ".locks").is_symlink()
 
