@@ -2,6 +2,7 @@
 
     python benchmarks/bench_metrics.py [--frames 300] [--width 480] [--height 270]
                                        [--skip-all] [--skip-kernels] [--skip-engine]
+                                       [--baseline OLD_CHECKOUT [--baseline-env KEY=VALUE]]
 
 Part 1, per metric (one child process per frame size, one thread: ``OMP_NUM_THREADS``,
 ``NUMBA_NUM_THREADS`` and scipy's FFT workers at 1): ms per frame of every default metric's
@@ -16,6 +17,11 @@ Part 2, the engine (each row in its own child process, frames already decoded in
 * giflab trio: ``validate_pair(metrics="ssim,psnr,mse")`` on the default threaded scheduler;
 * giflab all: every default metric, on the threaded scheduler (all cores) and on one thread.
 Prints frames/s, the ratio to the plain loop, and peak RSS.
+
+``--baseline OLD_CHECKOUT`` (a clone or worktree of an earlier commit) times that code in the
+same run: a "before" column per size in part 1 and "before" rows in part 2, each child with
+the old checkout first on its path; ``--baseline-env`` sets variables for those children only
+(e.g. ``DASK_GIFLAB__KERNELS__NUMBA=off``: what a default install without numba ran).
 """
 
 from __future__ import annotations
@@ -119,7 +125,12 @@ except ImportError:
     pass
 
 rows = []
-for spec in [*resolve_metrics(None), *resolve_metrics(OPT_IN)]:
+from giflab_dask.metrics import available_metrics
+# (an older checkout, timed for a before/after table, may not have the opt-in metrics)
+opt_in = [m for m in OPT_IN if m in available_metrics()]
+if sys.argv[5] == "baseline":
+    refs = {}  # the references are timed in the current checkout's run
+for spec in [*resolve_metrics(None), *resolve_metrics(opt_in)]:
     metric = BoundMetric.of(spec)
     kwargs = {**spec.params, **metric.runtime}
     seconds = best_of(lambda: metric.kernel(a, b, **kwargs))
@@ -192,30 +203,51 @@ def compressed_variant(original: Path, out: Path) -> Path:
     return out
 
 
-def kernel_table(tmp: Path) -> None:
-    """Part 1: ms per frame per metric at two sizes, one thread, beside references."""
+def baseline_env(args: argparse.Namespace) -> dict[str, str] | None:
+    """The environment of the ``--baseline`` children (None without a baseline)."""
+    if args.baseline is None:
+        return None
+    extra = dict(item.split("=", 1) for item in args.baseline_env)
+    return {**os.environ, "PYTHONPATH": str(args.baseline), **extra}
+
+
+def kernel_table(args: argparse.Namespace, tmp: Path) -> None:
+    """Part 1: ms per frame per metric at two sizes, one thread, beside references (and the
+    baseline checkout's kernels)."""
     env = {**os.environ, **ONE_THREAD}
     root = str(Path(__file__).resolve().parents[1])
+    old_env = baseline_env(args)
     sizes = [(480, 270, 8), (1280, 720, 3)]
-    results = {}
+    results, before = {}, {}
     for w, h, n in sizes:
         original = synthetic_gif(tmp / f"k{w}.gif", n, w, h, seed=1)
         compressed = compressed_variant(original, tmp / f"k{w}c.gif")
-        results[(w, h)] = run_child(KERNELS, str(original), str(compressed), root, str(n), env=env)
+        o, c = str(original), str(compressed)
+        results[(w, h)] = run_child(KERNELS, o, c, root, str(n), "current", env=env)
+        if old_env is not None:
+            old = run_child(KERNELS, o, c, str(args.baseline), str(n), "baseline",
+                            env={**old_env, **ONE_THREAD})  # fmt: skip
+            before[(w, h)] = {r["metric"]: r["ms"] for r in old["rows"]}
     backend = results[(480, 270)]["backend"]
     print(f"per metric, ms per frame, one thread (kernel backend: {backend})")
     head = f"{'metric':<22}"
     for w, h, _ in sizes:
+        head += f"{'before':>8}" if before else ""
         head += f"{f'{w}x{h}':>10}{'ref':>10}{'x ref':>8}"
     print(head + "  reference")
     by_size = {size: {r["metric"]: r for r in res["rows"]} for size, res in results.items()}
     names = [r["metric"] for r in results[(480, 270)]["rows"]]
     totals = {size: 0.0 for size in by_size}
+    old_totals = {size: 0.0 for size in by_size}
     for name in names:
         line = f"{name:<22}"
         for size, rows in by_size.items():
             r = rows[name]
             totals[size] += 0.0 if r["opt_in"] else r["ms"]
+            if before:
+                was = before[size].get(name)
+                old_totals[size] += 0.0 if was is None or r["opt_in"] else was
+                line += f"{was:>8.2f}" if was is not None else f"{'-':>8}"
             ref = f"{r['ref_ms']:>10.2f}{r['ref_ms'] / r['ms']:>8.1f}" if r["ref_ms"] else " " * 18
             line += f"{r['ms']:>10.2f}{ref}"
         opt_in = " (opt-in, not in the total)" if by_size[(480, 270)][name]["opt_in"] else ""
@@ -223,10 +255,12 @@ def kernel_table(tmp: Path) -> None:
     for size, rows in by_size.items():
         trio = sum(rows[m]["ms"] for m in ("ssim", "psnr", "mse"))
         pair = rows["ssim"]["ms"] + rows["ms_ssim"]["ms"]
+        was = f" (before: {old_totals[size]:.1f} ms = {1e3 / old_totals[size]:.1f} frames/s)"
         print(
             f"{size[0]}x{size[1]}: default set {totals[size]:.1f} ms/frame = "
-            f"{1e3 / totals[size]:.1f} frames/s; x trio {totals[size] / trio:.1f} "
-            f"(trio {trio:.2f} ms); FSIM / (SSIM+MS-SSIM) {rows['fsim']['ms'] / pair:.2f}"
+            f"{1e3 / totals[size]:.1f} frames/s{was if before else ''}; x trio "
+            f"{totals[size] / trio:.1f} (trio {trio:.2f} ms); FSIM / (SSIM+MS-SSIM) "
+            f"{rows['fsim']['ms'] / pair:.2f}"
         )
 
 
@@ -242,6 +276,14 @@ def engine_table(args: argparse.Namespace, tmp: Path) -> None:
     if not args.skip_all:
         rows.append(("giflab all default metrics", run_child(GIFLAB, o, c, cache, "all", "0")))
         rows.append(("giflab all, one thread", run_child(GIFLAB, o, c, cache, "all", "1")))
+        old_env = baseline_env(args)
+        if old_env is not None:
+            old_cache = str(tmp / "old-cache")
+            for name, workers in (
+                ("before: all default metrics", "0"),
+                ("before: all, one thread", "1"),
+            ):
+                rows.append((name, run_child(GIFLAB, o, c, old_cache, "all", workers, env=old_env)))
     base_fps = rows[0][1]["frames"] / rows[0][1]["seconds"]
     print(f"pair: {args.frames} frames {args.width}x{args.height} (cores: {os.cpu_count()})")
     print(f"{'run':<38}{'frames/s':>10}{'x plain':>9}{'peak RSS MiB':>14}")
@@ -263,10 +305,12 @@ def main() -> None:
     parser.add_argument("--skip-all", action="store_true", help="engine: only the trio")
     parser.add_argument("--skip-kernels", action="store_true", help="no per-metric table")
     parser.add_argument("--skip-engine", action="store_true", help="only the per-metric table")
+    parser.add_argument("--baseline", type=Path, help="an older checkout timed in the same run")
+    parser.add_argument("--baseline-env", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="giflab-bench-") as tmp:
         if not args.skip_kernels:
-            kernel_table(Path(tmp))
+            kernel_table(args, Path(tmp))
         if not args.skip_engine:
             engine_table(args, Path(tmp))
 
