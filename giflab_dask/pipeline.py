@@ -86,6 +86,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchPlan",
     "BatchResult",
+    "LazyPairResult",
     "PairOutcome",
     "plan_batch",
     "validate_batch",
