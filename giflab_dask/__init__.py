@@ -11,43 +11,103 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "validate_pair": "giflab_dask.pipeline",
-    "validate_pair_lazy": "giflab_dask.pipeline",
-    "validate_batch": "giflab_dask.pipeline",
-    "plan_batch": "giflab_dask.pipeline",
+    "PairInput": "giflab_dask.inputs",
     "collect_pairs": "giflab_dask.inputs",
-    "batch_table": "giflab_dask.results",
-    "load_results": "giflab_dask.results",
-    "load_per_frame": "giflab_dask.results",
-    "PairResult": "giflab_dask.results",
-    "register_metric": "giflab_dask.metrics",
-    "available_metrics": "giflab_dask.metrics",
-    "get_metric": "giflab_dask.metrics",
-    "scheduler_context": "giflab_dask.cluster",
-    "AlignOptions": "giflab_dask.align",
-    "ResultStore": "giflab_dask.resultstore",
+    "GifSource": "giflab_dask.keys",
+    "gif_key": "giflab_dask.keys",
+    "FrameRecord": "giflab_dask.decode",
+    "GifLayout": "giflab_dask.decode",
+    "Limits": "giflab_dask.decode",
+    "scan_gif": "giflab_dask.decode",
+    "EntryInfo": "giflab_dask.framestore",
     "FrameStore": "giflab_dask.framestore",
     "StoredGif": "giflab_dask.framestore",
     "decode_gif": "giflab_dask.framestore",
     "open_frames": "giflab_dask.framestore",
-    "GifSource": "giflab_dask.keys",
-    "gif_key": "giflab_dask.keys",
-    "scan_gif": "giflab_dask.decode",
-    "GiflabError": "giflab_dask.errors",
-    "GifDecodeError": "giflab_dask.errors",
+    "AlignOptions": "giflab_dask.align",
+    "SampleSpec": "giflab_dask.sampling",
+    "MetricSpec": "giflab_dask.metrics",
+    "available_metrics": "giflab_dask.metrics",
+    "get_metric": "giflab_dask.metrics",
+    "register_metric": "giflab_dask.metrics",
+    "BatchPlan": "giflab_dask.pipeline",
+    "BatchResult": "giflab_dask.pipeline",
+    "LazyPairResult": "giflab_dask.pipeline",
+    "PairOutcome": "giflab_dask.pipeline",
+    "plan_batch": "giflab_dask.pipeline",
+    "validate_batch": "giflab_dask.pipeline",
+    "validate_pair": "giflab_dask.pipeline",
+    "validate_pair_lazy": "giflab_dask.pipeline",
+    "Check": "giflab_dask.verdicts",
+    "Verdict": "giflab_dask.verdicts",
+    "PairResult": "giflab_dask.results",
+    "batch_table": "giflab_dask.results",
+    "load_per_frame": "giflab_dask.results",
+    "load_results": "giflab_dask.results",
+    "ResultStore": "giflab_dask.resultstore",
+    "RunReport": "giflab_dask.cluster",
+    "SchedulerSession": "giflab_dask.cluster",
+    "scheduler_context": "giflab_dask.cluster",
+    "AlignmentError": "giflab_dask.errors",
+    "BatchInputError": "giflab_dask.errors",
+    "CacheFileError": "giflab_dask.errors",
+    "CacheIntegrityWarning": "giflab_dask.errors",
+    "CacheWriteError": "giflab_dask.errors",
+    "ConfigError": "giflab_dask.errors",
+    "ExternalToolError": "giflab_dask.errors",
+    "FrameStoreCorruptError": "giflab_dask.errors",
     "FrameStoreError": "giflab_dask.errors",
+    "GifDecodeError": "giflab_dask.errors",
+    "GifLimitError": "giflab_dask.errors",
+    "GiflabError": "giflab_dask.errors",
+    "GiflabWarning": "giflab_dask.errors",
+    "MeasurementError": "giflab_dask.errors",
+    "MemoryBudgetError": "giflab_dask.errors",
+    "PairTimeLimitError": "giflab_dask.errors",
+    "SamplingError": "giflab_dask.errors",
+    "UnknownMetricError": "giflab_dask.errors",
 }
 
 __all__ = [
     "AlignOptions",
+    "AlignmentError",
+    "BatchInputError",
+    "BatchPlan",
+    "BatchResult",
+    "CacheFileError",
+    "CacheIntegrityWarning",
+    "CacheWriteError",
+    "Check",
+    "ConfigError",
+    "EntryInfo",
+    "ExternalToolError",
+    "FrameRecord",
     "FrameStore",
+    "FrameStoreCorruptError",
     "FrameStoreError",
     "GifDecodeError",
+    "GifLayout",
+    "GifLimitError",
     "GifSource",
     "GiflabError",
+    "GiflabWarning",
+    "LazyPairResult",
+    "Limits",
+    "MeasurementError",
+    "MemoryBudgetError",
+    "MetricSpec",
+    "PairInput",
+    "PairOutcome",
     "PairResult",
+    "PairTimeLimitError",
     "ResultStore",
+    "RunReport",
+    "SampleSpec",
+    "SamplingError",
+    "SchedulerSession",
     "StoredGif",
+    "UnknownMetricError",
+    "Verdict",
     "__version__",
     "available_metrics",
     "batch_table",
@@ -69,16 +129,46 @@ __all__ = [
 
 if TYPE_CHECKING:
     from giflab_dask.align import AlignOptions
-    from giflab_dask.cluster import scheduler_context
-    from giflab_dask.decode import scan_gif
-    from giflab_dask.errors import FrameStoreError, GifDecodeError, GiflabError
-    from giflab_dask.framestore import FrameStore, StoredGif, decode_gif, open_frames
-    from giflab_dask.inputs import collect_pairs
+    from giflab_dask.cluster import RunReport, SchedulerSession, scheduler_context
+    from giflab_dask.decode import FrameRecord, GifLayout, Limits, scan_gif
+    from giflab_dask.errors import (
+        AlignmentError,
+        BatchInputError,
+        CacheFileError,
+        CacheIntegrityWarning,
+        CacheWriteError,
+        ConfigError,
+        ExternalToolError,
+        FrameStoreCorruptError,
+        FrameStoreError,
+        GifDecodeError,
+        GiflabError,
+        GiflabWarning,
+        GifLimitError,
+        MeasurementError,
+        MemoryBudgetError,
+        PairTimeLimitError,
+        SamplingError,
+        UnknownMetricError,
+    )
+    from giflab_dask.framestore import EntryInfo, FrameStore, StoredGif, decode_gif, open_frames
+    from giflab_dask.inputs import PairInput, collect_pairs
     from giflab_dask.keys import GifSource, gif_key
-    from giflab_dask.metrics import available_metrics, get_metric, register_metric
-    from giflab_dask.pipeline import plan_batch, validate_batch, validate_pair, validate_pair_lazy
+    from giflab_dask.metrics import MetricSpec, available_metrics, get_metric, register_metric
+    from giflab_dask.pipeline import (
+        BatchPlan,
+        BatchResult,
+        LazyPairResult,
+        PairOutcome,
+        plan_batch,
+        validate_batch,
+        validate_pair,
+        validate_pair_lazy,
+    )
     from giflab_dask.results import PairResult, batch_table, load_per_frame, load_results
     from giflab_dask.resultstore import ResultStore
+    from giflab_dask.sampling import SampleSpec
+    from giflab_dask.verdicts import Check, Verdict
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from giflab_dask import config
-from giflab_dask.errors import GiflabError
+from giflab_dask.errors import AlignmentError
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -43,10 +43,6 @@ __all__ = [
 
 MODES = ("auto", "time", "index", "content")
 RESIZES = ("area", "bilinear", "nearest")
-
-
-class AlignmentError(GiflabError):
-    """Two GIFs cannot be aligned as asked."""
 
 
 @dataclass(frozen=True)

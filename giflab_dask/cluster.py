@@ -96,7 +96,7 @@ STAGES = ("decode", "read", "align", "metric", "summary", "write", "other")
 
 def stage_of(prefix: str) -> str:
     """The pipeline stage of a task-key prefix (``dask.utils.key_split`` of its key)."""
-    if prefix in ("gif-decode", "gif-decoded"):  # decodes, and the barrier that waits for all
+    if prefix == "gif-decode":
         return "decode"
     if prefix in ("gif-frames", "gif-alpha"):
         return "read"

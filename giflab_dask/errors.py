@@ -1,7 +1,9 @@
 """The exception and warning tree of giflab-dask.
 
 Every error the package raises on purpose derives from :class:`GiflabError`, which is a
-``ValueError`` so callers that already catch bad-input errors keep working.
+``ValueError`` so callers that already catch bad-input errors keep working; every class is
+defined here (the modules that raise one re-export it, so ``from giflab_dask.align import
+AlignmentError`` keeps working).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "AlignmentError",
+    "BatchInputError",
     "CacheFileError",
     "CacheIntegrityWarning",
     "CacheWriteError",
@@ -23,6 +27,8 @@ __all__ = [
     "MeasurementError",
     "MemoryBudgetError",
     "PairTimeLimitError",
+    "SamplingError",
+    "UnknownMetricError",
 ]
 
 
@@ -77,6 +83,22 @@ class CacheWriteError(GiflabError):
         return (type(self), (self.store, self.root, self.cause))
 
 
+class BatchInputError(GiflabError):
+    """The batch description itself cannot be read (not a per-row problem)."""
+
+
+class UnknownMetricError(GiflabError):
+    """A metric name that is not registered."""
+
+
+class AlignmentError(GiflabError):
+    """Two GIFs cannot be aligned as asked."""
+
+
+class SamplingError(GiflabError):
+    """A sampling option that cannot be used as given."""
+
+
 class MeasurementError(GiflabError):
     """A metric failed at run time (an exception, memory, a node that could not be written).
 
@@ -93,8 +115,12 @@ class MemoryBudgetError(GiflabError):
     """A task's estimated working memory exceeds ``giflab.limits.memory-budget``."""
 
 
-class PairTimeLimitError(GiflabError):
-    """A pair's metric tasks ran longer than ``giflab.limits.max-pair-seconds``."""
+class PairTimeLimitError(TimeoutError, GiflabError):
+    """A pair's metric tasks ran longer than ``giflab.limits.max-pair-seconds``.
+
+    Also a ``TimeoutError``, so callers that handle timeouts generically catch it (listed
+    first: ``OSError`` owns the instance layout, so unpickling must use its ``__new__``).
+    """
 
 
 class FrameStoreError(GiflabError):

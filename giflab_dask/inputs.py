@@ -23,16 +23,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from giflab_dask.errors import GifDecodeError, GiflabError
+from giflab_dask.errors import BatchInputError, GifDecodeError
 from giflab_dask.keys import check_regular
 
 __all__ = ["BatchInputError", "PairInput", "collect_pairs", "pairs_from_dirs", "read_manifest"]
 
 _GIF_SUFFIXES = {".gif"}
-
-
-class BatchInputError(GiflabError):
-    """The batch description itself cannot be read (not a per-row problem)."""
 
 
 @dataclass(frozen=True)

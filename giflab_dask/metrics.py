@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from giflab_dask.errors import GiflabError
+from giflab_dask.errors import GiflabError, UnknownMetricError
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -43,10 +43,6 @@ __all__ = [
 ]
 
 Kernel = Callable[..., np.ndarray]
-
-
-class UnknownMetricError(GiflabError):
-    """A metric name that is not registered."""
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,6 @@ from giflab_dask.sampling import SampleDesign, SampleSpec, expand
 from giflab_dask.verdicts import evaluate, load_profile
 
 if TYPE_CHECKING:
-    import dask.array as da
     from dask.delayed import Delayed
 
     from giflab_dask.cluster import RunReport
@@ -87,6 +86,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchPlan",
     "BatchResult",
+    "LazyPairResult",
     "PairOutcome",
     "plan_batch",
     "validate_batch",
@@ -120,36 +120,6 @@ def _decode_task(
     return {"ok": True, "entry": str(stored.path), "has_alpha": stored.has_alpha}
 
 
-def _decode_barrier(*results: dict[str, Any], keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The ``gif-decoded`` task of a pair: its GIFs' ``gif-decode`` results, by content key.
-
-    The pair's frame reads wait for it so no GIF's frames are read (and held) while the other
-    GIF of the pair is still decoding: without it the scheduler reads one GIF through before
-    the other is decoded, and memory grows with the frame count. (One barrier for the whole
-    batch was worse: hanging every read off one task let the scheduler run many pairs'
-    alignments ahead of their metrics.)
-    """
-    return dict(zip(keys, results, strict=True))
-
-
-def _read_chunk(
-    decoded: dict[str, dict[str, Any]],
-    key: str,
-    array: str,
-    start: int,
-    stop: int,
-    shape: tuple[int, ...],
-    fill: int,
-) -> np.ndarray:
-    """Frames ``[start, stop)`` of a decoded entry; a failed decode reads as ``fill``."""
-    entry = decoded[key]
-    if not entry["ok"] or (array == "alpha" and not entry["has_alpha"]):
-        return np.full(shape, fill, dtype=np.uint8)
-    from giflab_dask.framestore import read_frames
-
-    return read_frames(entry["entry"], array, slice(start, stop))
-
-
 def root_token(*roots: str | os.PathLike[str]) -> str:
     """A short token of cache roots for task keys: two batches on one cluster with different
     caches must not share a task (its result would name the other cache's entry or node)."""
@@ -164,11 +134,10 @@ def decode_task_key(key: str, root: str | os.PathLike[str]) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class DecodeBarrier:
-    """A pair's ``gif-decode`` tasks and the ``gif-decoded`` task that waits for both."""
+class PairDecodes:
+    """The ``gif-decode`` tasks of a pair's GIFs that are not yet in the frame store."""
 
-    key: str
-    dsk: Mapping[Any, Any]
+    dsk: Mapping[Any, Any]  # decode task key -> task
     decodes: Mapping[str, str] = field(default_factory=dict)  # content key -> decode task key
 
     @classmethod
@@ -176,41 +145,30 @@ class DecodeBarrier:
         cls,
         pending: Mapping[str, tuple[Path, Path]],
         memory: Mapping[str, tuple[int, int | None]] | None = None,
-    ) -> DecodeBarrier:
+    ) -> PairDecodes:
         """``pending`` maps content key -> (GIF path, frame store root); ``memory`` content key
         -> (estimated bytes, memory budget) of its decode."""
-        from dask.base import tokenize
-
-        keys = sorted(pending)
         memory = memory or {}
-        decodes = {k: decode_task_key(k, pending[k][1]) for k in keys}
-        barrier = f"gif-decoded-{tokenize(sorted(decodes.values()))}"
+        decodes = {k: decode_task_key(k, pending[k][1]) for k in sorted(pending)}
         dsk: dict[Any, Any] = {
             decodes[k]: (
                 _decode_task, str(pending[k][0]), k, str(pending[k][1]), memory.get(k, (0, None))
             )
-            for k in keys
+            for k in decodes
         }  # fmt: skip
-        dsk[barrier] = (
-            apply_kw, _decode_barrier, [decodes[k] for k in keys], {"keys": keys}
-        )  # fmt: skip
-        return cls(barrier, dsk, decodes)
-
-
-def apply_kw(func: Any, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    return func(*args, **kwargs)
+        return cls(dsk, decodes)
 
 
 @dataclass(frozen=True)
 class PendingGif:
-    """A GIF not yet in the frame store: same interface as StoredGif, frames from the graph."""
+    """A GIF not yet in the frame store: its size, frame count and durations from its blocks
+    (what planning needs); its frames come from its ``gif-decode`` task in the graph."""
 
     key: str
     path: Path
     layout: GifLayout
     chunk_frames: int
     store_root: Path
-    barrier: DecodeBarrier
 
     @property
     def n_frames(self) -> int:
@@ -244,35 +202,6 @@ class PendingGif:
             layout.declares_transparency or any(f.disposal == 2 for f in layout.frames) or partial
         )
 
-    @property
-    def decode_key(self) -> str:
-        return self.barrier.decodes[self.key]
-
-    def _array(self, array: str, channels: tuple[int, ...], fill: int, tag: str = "") -> da.Array:
-        import dask.array as da
-        from dask.highlevelgraph import HighLevelGraph
-
-        name = f"gif-{array}-{self.key}-{tag}" if tag else f"gif-{array}-{self.key}"
-        n, h, w, c = self.n_frames, self.height, self.width, self.chunk_frames
-        bounds = [(s, min(s + c, n)) for s in range(0, n, c)]
-        dsk: dict[Any, Any] = dict(self.barrier.dsk)
-        zeros = (0,) * len(channels)
-        for i, (start, stop) in enumerate(bounds):
-            shape = (stop - start, h, w, *channels)
-            dsk[(name, i, 0, 0, *zeros)] = (
-                _read_chunk, self.barrier.key, self.key, array, start, stop, shape, fill
-            )  # fmt: skip
-        chunks = (tuple(b - a for a, b in bounds), (h,), (w,), *((ch,) for ch in channels))
-        graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
-        meta = np.empty((0,) * (3 + len(channels)), dtype=np.uint8)
-        return da.Array(graph, name, chunks, dtype=np.uint8, meta=meta)
-
-    def frames(self, tag: str = "") -> da.Array:
-        return self._array("frames", (3,), 0, tag)
-
-    def alpha(self, tag: str = "") -> da.Array | None:
-        return self._array("alpha", (), 255, tag) if self.may_have_alpha else None
-
 
 # -- nodes ------------------------------------------------------------------------------------
 
@@ -291,10 +220,6 @@ def _metric_node_key(
 
 def _alignment_node_key(o_key: str, c_key: str, options: AlignOptions) -> str:
     return node_key("alignment", o_key, c_key, options)
-
-
-def _concat(chunks: Sequence[np.ndarray]) -> np.ndarray:
-    return np.concatenate([np.asarray(c, dtype=np.float64).ravel() for c in chunks])
 
 
 def _node_summaries(data: Mapping[str, Any]) -> dict[str, list[float]]:
@@ -558,7 +483,7 @@ def _pair_writes(
     facts: FrameAlignment,
     root: str,
     store_root: Path,
-    barrier: DecodeBarrier | None,
+    pair_decodes: PairDecodes | None,
     *,
     groups: int = 1,
     limits: TaskLimits | None = None,
@@ -573,7 +498,7 @@ def _pair_writes(
     """
     from dask.base import tokenize
 
-    sides, refs, decode_dsk = _pair_inputs(original, compressed, barrier)
+    sides, refs, decode_dsk = _pair_inputs(original, compressed, pair_decodes)
     roots = root_token(store_root, root)
     options = facts.options
     n, step = original.n_frames, original.chunk_frames
@@ -605,17 +530,15 @@ def _pair_writes(
 def _pair_inputs(
     original: StoredGif | PendingGif,
     compressed: StoredGif | PendingGif,
-    barrier: DecodeBarrier | None,
+    pair_decodes: PairDecodes | None,
 ) -> tuple[tuple[_Side, _Side], list[Any], dict[Any, Any]]:
     """A pair's two sides, the keys of their decode results (None: already stored) and the
     decode tasks its pair-metrics tasks wait for."""
     sides = (_Side.of(original), _Side.of(compressed))
-    decodes = dict(barrier.decodes) if barrier is not None else {}
-    refs = [decodes.get(side.key) for side in sides]
-    decode_dsk: dict[Any, Any] = {}
-    if barrier is not None:
-        decode_dsk = {k: v for k, v in barrier.dsk.items() if k in set(decodes.values())}
-    return sides, refs, decode_dsk
+    if pair_decodes is None:
+        return sides, [None, None], {}
+    refs = [pair_decodes.decodes.get(side.key) for side in sides]
+    return sides, refs, dict(pair_decodes.dsk)
 
 
 def _write_delayed(write_key: str, task: tuple[Any, ...], dsk: Mapping[Any, Any]) -> Delayed:
@@ -1155,7 +1078,7 @@ def plan_batch(
     writes: dict[tuple[int, str], Delayed] = dict(derived_writes)
     decode_keys: set[str] = set()  # the decode tasks in the graph (not of refused pairs)
 
-    def gif_for(path: str, key: str, barrier: DecodeBarrier | None) -> StoredGif | PendingGif:
+    def gif_for(path: str, key: str) -> StoredGif | PendingGif:
         stored = stored_gifs.get(key)
         if stored is not None:
             return stored
@@ -1163,8 +1086,7 @@ def plan_batch(
         from giflab_dask.framestore import chunk_frames_for
 
         chunk = min(chunk_frames_for(layout.height, layout.width), layout.n_frames)
-        assert barrier is not None
-        return PendingGif(key, Path(path), layout, chunk, frames().root, barrier)
+        return PendingGif(key, Path(path), layout, chunk, frames().root)
 
     def chunks_of(index: int) -> int:
         """How many pair-metrics tasks a pair needs (time chunks of its original)."""
@@ -1186,16 +1108,16 @@ def plan_batch(
         outcome = outcomes[index]
         o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
         pair_pending = {k: pending[k] for k in (o_key, c_key) if k in pending}
-        barrier = None
+        pair_decodes = None
         try:
             if pair_pending:
                 memory = {
                     k: (decode_bytes(layout_of(str(path), k)), budget_bytes)
                     for k, (path, _) in pair_pending.items()
                 }
-                barrier = DecodeBarrier.for_gifs(pair_pending, memory)
-            o_gif = gif_for(outcome.input.original, o_key, barrier)
-            c_gif = gif_for(outcome.input.compressed, c_key, barrier)
+                pair_decodes = PairDecodes.for_gifs(pair_pending, memory)
+            o_gif = gif_for(outcome.input.original, o_key)
+            c_gif = gif_for(outcome.input.compressed, c_key)
             # Refused before anything of the pair is decoded when a task cannot fit.
             what = f"{outcome.input.compressed} vs {outcome.input.original}"
             limits = pair_limits(
@@ -1241,17 +1163,17 @@ def plan_batch(
             layout = functools.partial(layout_of, outcome.input.original, o_key)
             for spec, write in _sampled_writes(
                 outcome, missing_specs, o_gif, c_gif, facts, sample, target, frames().root,
-                barrier, _pilot_store, layout, limits,
+                pair_decodes, _pilot_store, layout, limits,
             ):  # fmt: skip
                 writes[(index, spec.name)] = write
-                decode_keys.update(barrier.decodes.values() if barrier else ())
+                decode_keys.update(pair_decodes.decodes.values() if pair_decodes else ())
             continue
         fused = _pair_writes(
-            outcome, missing_specs, o_gif, c_gif, facts, target, frames().root, barrier,
+            outcome, missing_specs, o_gif, c_gif, facts, target, frames().root, pair_decodes,
             groups=groups, limits=limits,
         )  # fmt: skip
         writes.update({(index, name): write for name, write in fused.items()})
-        decode_keys.update(barrier.decodes.values() if barrier and fused else ())
+        decode_keys.update(pair_decodes.decodes.values() if pair_decodes and fused else ())
     plan = BatchPlan(outcomes, specs, options, profile, results, writes, decode_keys, sample=sample)
     plan.decode_saved_seconds = sum(
         float(gif.attrs.get("decode_seconds", 0.0)) for gif in stored_gifs.values() if gif
@@ -1318,7 +1240,7 @@ def _sampled_writes(
     sample: SampleSpec,
     root: str,
     store_root: Path,
-    barrier: DecodeBarrier | None,
+    pair_decodes: PairDecodes | None,
     pilot_store: ResultStore | None,
     layout: Callable[[], GifLayout],
     limits: TaskLimits | None = None,
@@ -1369,7 +1291,7 @@ def _sampled_writes(
     for spec in specs:
         if spec.name in plans:
             groups.setdefault((spec.temporal, plans[spec.name][1].tobytes()), []).append(spec)
-    sides, refs, decode_dsk = _pair_inputs(original, compressed, barrier)
+    sides, refs, decode_dsk = _pair_inputs(original, compressed, pair_decodes)
     roots = root_token(store_root, root)
     step = original.chunk_frames
     out = []

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from giflab_dask.errors import GiflabError
+from giflab_dask.errors import SamplingError
 
 __all__ = [
     "MIN_SAMPLE",
@@ -75,10 +75,6 @@ MIN_SAMPLE = 8
 #: The predicted half-width the adaptive stopping rule aims at is a 95% one (fixed, so the
 #: confidence level of the reported intervals never changes which frames are measured).
 _STOP_Z = 1.959963984540054
-
-
-class SamplingError(GiflabError):
-    """A sampling option that cannot be used as given."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LUMA_WEIGHTS_F32", "LUMA_WEIGHTS_Q15", "LumaConverter", "check_pair", "luma"]
+__all__ = [
+    "LUMA_WEIGHTS_F32",
+    "LUMA_WEIGHTS_Q15",
+    "LumaConverter",
+    "check_bool",
+    "check_pair",
+    "luma",
+]
 
 #: OpenCV's 15-bit fixed-point BT.601 weights for R, G, B (they sum to 2**15).
 LUMA_WEIGHTS_Q15 = (9798, 19235, 3735)
@@ -89,8 +96,10 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 def check_pair(original, compressed, kernel: str) -> tuple[np.ndarray, np.ndarray]:
     """Validate an aligned pair of frame blocks for a pair kernel and return them as arrays.
 
-    Both must be uint8 ``(t, H, W, 3)`` RGB blocks of the same shape. Raises ``ValueError``
-    with a message naming ``kernel`` and saying how to fix the input.
+    Both must be uint8 ``(t, H, W, 3)`` RGB blocks of the same shape (anything
+    ``np.asarray`` turns into one is accepted). Every kernel checks its frames here, so bad
+    input raises the same ``ValueError`` everywhere (scikit-image's convention for a wrong
+    dtype or shape), with a message naming ``kernel`` and saying how to fix the input.
     """
     a = np.asarray(original)
     b = np.asarray(compressed)
@@ -115,7 +124,14 @@ def check_pair(original, compressed, kernel: str) -> tuple[np.ndarray, np.ndarra
     if a.shape != b.shape:
         raise ValueError(
             f"{kernel}: original and compressed must have the same shape; got {a.shape} and "
-            f"{b.shape}. Align the pair first (same frame count and the same H, W), so that "
-            "frame i of one is compared with frame i of the other."
+            f"{b.shape}. Align the pair first (giflab_dask.align: same frame count and the same "
+            "H, W), so that frame i of one is compared with frame i of the other."
         )
     return a, b
+
+
+def check_bool(value: object, param: str, kernel: str) -> bool:
+    """A kernel's boolean parameter, checked (``ValueError`` otherwise, like bad frames)."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{kernel}: {param} must be True or False; got {value!r}.")
+    return bool(value)

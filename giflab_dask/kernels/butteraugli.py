@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from giflab_dask.errors import ExternalToolError
+from giflab_dask.kernels._luma import check_pair
 
 __all__ = ["butteraugli", "butteraugli_tool"]
 
@@ -76,11 +77,7 @@ def butteraugli(original: np.ndarray, compressed: np.ndarray) -> np.ndarray:
         or fails on a frame. The pair then reports this metric's error with the reason, never
         a stored value, so a run after installing the tool computes it.
     """
-    if original.shape != compressed.shape or original.ndim != 4 or original.shape[-1] != 3:
-        raise ValueError(
-            f"butteraugli: `original` and `compressed` must be uint8 RGB blocks of one shape "
-            f"(t, H, W, 3), got {original.shape} and {compressed.shape}; align the pair first."
-        )
+    original, compressed = check_pair(original, compressed, "butteraugli")
     t, h, w = original.shape[:3]
     out = np.full(t, np.nan)
     if t == 0 or min(h, w) < _MIN_SIDE or max(h, w) < _MIN_LONG_SIDE:

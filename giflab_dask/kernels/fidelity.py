@@ -253,6 +253,7 @@ def psnr(
     ``skimage.metrics.peak_signal_noise_ratio(original, compressed, data_range=255)``, which
     GifLab uses per frame; GifLab reports the frame mean of this as ``psnr_raw``.
     """
+    original, compressed = check_pair(original, compressed, "psnr")
     cap = _check_cap(cap_db)
     return psnr_of_mse(mse(original, compressed, backend=backend), cap_db=cap)
 
@@ -286,5 +287,6 @@ def psnr_normalized(
     GifLab ``giflab.metrics.calculate_comprehensive_metrics`` (``min(psnr / PSNR_MAX_DB,
     1.0)`` then ``max(0.0, ...)``) and ``giflab.config.MetricsConfig.PSNR_MAX_DB``.
     """
+    original, compressed = check_pair(original, compressed, "psnr_normalized")
     psnr_normalized_of_mse(np.empty(0), max_db=max_db)  # parameter check before any work
     return psnr_normalized_of_mse(mse(original, compressed, backend=backend), max_db=max_db)

@@ -27,6 +27,7 @@ import numpy as np
 import scipy.fft
 
 from giflab_dask.kernels import _numba, _numba_perceptual
+from giflab_dask.kernels._luma import check_bool, check_pair
 
 __all__ = ["fsim", "gmsd"]
 
@@ -72,35 +73,8 @@ _MIN_GRADIENT_SIDE = 3
 
 
 # --------------------------------------------------------------------------------------------
-# Validation
+# Backends
 # --------------------------------------------------------------------------------------------
-
-
-def _check_pair(original: np.ndarray, compressed: np.ndarray, name: str) -> None:
-    for label, block in (("original", original), ("compressed", compressed)):
-        if not isinstance(block, np.ndarray):
-            raise TypeError(
-                f"{name}: `{label}` must be a numpy array of shape (t, H, W, 3), got "
-                f"{type(block).__name__}; pass np.asarray(...) or compute the dask block first."
-            )
-        if block.ndim != 4 or block.shape[-1] != 3:
-            raise ValueError(
-                f"{name}: `{label}` must have shape (t, H, W, 3) (a block of RGB frames), got "
-                f"{block.shape}; add a leading frame axis for a single frame "
-                f"(frame[np.newaxis]) and composite alpha away before calling."
-            )
-        if block.dtype != np.uint8:
-            raise TypeError(
-                f"{name}: `{label}` must be uint8 RGB in 0..255, got dtype {block.dtype}; "
-                f"the metric's constants are defined for that range, convert with "
-                f"np.clip(x, 0, 255).astype(np.uint8) if the values are already 0..255."
-            )
-    if original.shape != compressed.shape:
-        raise ValueError(
-            f"{name}: `original` and `compressed` must have the same shape, got "
-            f"{original.shape} and {compressed.shape}; align and resize the pair first "
-            f"(giflab_dask align stage)."
-        )
 
 
 def _load_kernels(backend: str, name: str) -> _numba_perceptual.Kernels | None:
@@ -115,12 +89,6 @@ def _load_kernels(backend: str, name: str) -> _numba_perceptual.Kernels | None:
             "when available, else numpy) or 'numpy'; the values are the same."
         )
     return kernels
-
-
-def _check_bool(value: object, name: str, param: str) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name}: `{param}` must be True or False, got {value!r}.")
-    return bool(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,8 +469,8 @@ def fsim(
     doi:10.1109/TIP.2011.2109730; MATLAB code ``FeatureSIM.m`` by the authors.
     P. Kovesi, "Image Features from Phase Congruency", Videre 1(3), 1999.
     """
-    _check_pair(original, compressed, "fsim")
-    chroma = _check_bool(chroma, "fsim", "chroma")
+    original, compressed = check_pair(original, compressed, "fsim")
+    chroma = check_bool(chroma, "chroma", "fsim")
     backend = _numba.check_backend(backend, "fsim")
     kernels = _load_kernels(backend, "fsim") if original.shape[0] else None
     out = np.empty(original.shape[0], dtype=np.float64)
@@ -593,7 +561,7 @@ def gmsd(original: np.ndarray, compressed: np.ndarray, *, backend: str = "auto")
     Highly Efficient Perceptual Image Quality Index", IEEE Trans. Image Processing
     23(2):684-695, 2014, doi:10.1109/TIP.2013.2293423; MATLAB code ``GMSD.m`` by the authors.
     """
-    _check_pair(original, compressed, "gmsd")
+    original, compressed = check_pair(original, compressed, "gmsd")
     backend = _numba.check_backend(backend, "gmsd")
     kernels = _load_kernels(backend, "gmsd") if original.shape[0] else None
     out = np.empty(original.shape[0], dtype=np.float64)

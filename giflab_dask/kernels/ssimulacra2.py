@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from giflab_dask.kernels import _numba, _numba_ssimulacra2
+from giflab_dask.kernels._luma import check_pair
 
 __all__ = ["recursive_gaussian_taps", "ssimulacra2"]
 
@@ -249,26 +250,6 @@ def _frame(
     return _score(np.array(norms))
 
 
-def _check_pair(original: np.ndarray, compressed: np.ndarray) -> None:
-    for label, block in (("original", original), ("compressed", compressed)):
-        if not isinstance(block, np.ndarray):
-            raise TypeError(
-                f"ssimulacra2: `{label}` must be a numpy array of shape (t, H, W, 3), got "
-                f"{type(block).__name__}; pass np.asarray(...) or compute the dask block first."
-            )
-        if block.ndim != 4 or block.shape[-1] != 3 or block.dtype != np.uint8:
-            raise ValueError(
-                f"ssimulacra2: `{label}` must be uint8 RGB frames of shape (t, H, W, 3), got "
-                f"{block.dtype} {block.shape}; add a leading frame axis for one frame "
-                "(frame[np.newaxis]) and composite alpha away before calling."
-            )
-    if original.shape != compressed.shape:
-        raise ValueError(
-            f"ssimulacra2: `original` and `compressed` must have the same shape, got "
-            f"{original.shape} and {compressed.shape}; align and resize the pair first."
-        )
-
-
 def ssimulacra2(
     original: np.ndarray, compressed: np.ndarray, *, backend: str = "auto"
 ) -> np.ndarray:
@@ -332,7 +313,7 @@ def ssimulacra2(
     Implementation of the Gaussian Filter Using Truncated Cosine Functions", IEEE Trans.
     Signal Processing 64(14), 2016.
     """
-    _check_pair(original, compressed)
+    original, compressed = check_pair(original, compressed, "ssimulacra2")
     backend = _numba.check_backend(backend, "ssimulacra2")
     kernels = None
     if backend != "numpy" and original.shape[0]:

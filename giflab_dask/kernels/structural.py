@@ -18,7 +18,7 @@ import numpy as np
 from scipy.ndimage import correlate1d
 
 from . import _numba, _numba_ms_ssim
-from ._luma import LumaConverter, check_pair
+from ._luma import LumaConverter, check_bool, check_pair
 
 __all__ = ["GIFLAB_OUTPUT_NAMES", "MS_SSIM_WEIGHTS", "ms_ssim", "ssim"]
 
@@ -224,12 +224,6 @@ def _downsample2(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_bool(value, name: str, kernel: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{kernel}: {name} must be True or False; got {value!r}.")
-    return bool(value)
-
-
 def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto") -> np.ndarray:
     """Structural similarity per frame, on OpenCV luma (GifLab's ``ssim``).
 
@@ -279,7 +273,7 @@ def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto")
     ``giflab.metrics.calculate_comprehensive_metrics`` (output ``ssim``).
     """
     a, b = check_pair(original, compressed, "ssim")
-    gaussian = _check_bool(gaussian, "gaussian", "ssim")
+    gaussian = check_bool(gaussian, "gaussian", "ssim")
     backend = _numba.check_backend(backend, "ssim")
     t, h, w, _ = a.shape
     out = np.full(t, np.nan)
