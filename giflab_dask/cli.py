@@ -703,9 +703,10 @@ def cache_info(as_json: bool) -> None:
     minutes = PRUNE_TEMPORARIES_AFTER_S / 60
     click.echo(
         f"temporaries  {info['frame_temporaries']} frame store entries being written (prune "
-        f"keeps them while their writer runs), {info['result_temporaries']} result documents "
-        f"({info['result_temporaries_recent']} younger than {minutes:.0f} minutes: prune keeps "
-        "those, they may be writes in progress)"
+        "keeps them while\n"
+        f"             their writer runs), {info['result_temporaries']} result documents "
+        f"({info['result_temporaries_recent']} younger than {minutes:.0f} minutes:\n"
+        "             prune keeps those, they may be writes in progress)"
     )
 
 

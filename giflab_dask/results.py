@@ -65,12 +65,7 @@ class PairResult:
 
     def per_frame_frame(self) -> pd.DataFrame:
         """Per-frame vectors as a pandas DataFrame (index: original frame; ``compressed_frame``)."""
-        try:
-            import pandas as pd
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "per_frame_frame() needs pandas: pip install 'giflab-dask[notebook]'"
-            ) from exc
+        import pandas as pd  # a core dependency
         data = {"compressed_frame": self.mapping, **self.per_frame}
         frame = pd.DataFrame(data)
         frame.index.name = "original_frame"
