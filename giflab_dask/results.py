@@ -66,6 +66,7 @@ class PairResult:
     def per_frame_frame(self) -> pd.DataFrame:
         """Per-frame vectors as a pandas DataFrame (index: original frame; ``compressed_frame``)."""
         import pandas as pd  # a core dependency
+
         data = {"compressed_frame": self.mapping, **self.per_frame}
         frame = pd.DataFrame(data)
         frame.index.name = "original_frame"

@@ -491,7 +491,7 @@ def test_cache_info_says_young_temporaries_survive_prune() -> None:
     info = json.loads(CliRunner().invoke(cli, ["cache", "info", "--json"]).output)
     assert info["result_temporaries"] == 1 and info["result_temporaries_recent"] == 1
     text = CliRunner().invoke(cli, ["cache", "info"]).output
-    assert "younger than 10 minutes: prune keeps" in text
+    assert "younger than 10 minutes:\n             prune keeps" in text
     pruned = CliRunner().invoke(cli, ["cache", "prune"])
     assert tmp.exists() and "kept 1 temporaries" in pruned.output
     old = time.time() - 601
