@@ -18,7 +18,7 @@ import contextlib
 import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -404,12 +404,50 @@ def measure_block(
 
     lead = 1 if previous else 0
     out: dict[str, np.ndarray | str] = {}
+    distinct = None
+    if any(not m.spec.temporal for m in metrics):
+        distinct = _distinct_pairs(original[lead:], compressed[lead:])
     with shared_conversions():  # each frame's luma (etc.) once for all the kernels
         for metric in metrics:
             if check is not None:
                 check()
-            _measure_one(metric, original, compressed, lead, meter, out)
+            _measure_one(metric, original, compressed, lead, meter, out, distinct)
     return out
+
+
+class _Distinct(NamedTuple):
+    """A block's frame pairs without their repeats: ``original``/``compressed`` hold the first
+    pair of each run of identical consecutive pairs, ``run[i]`` is frame ``i``'s run."""
+
+    original: np.ndarray
+    compressed: np.ndarray
+    run: np.ndarray
+
+
+def _distinct_pairs(original: np.ndarray, compressed: np.ndarray) -> _Distinct | None:
+    """The block's distinct consecutive frame pairs, or None when no pair repeats.
+
+    A frame held on screen in both GIFs (a static stretch, or the compressed frame a time
+    alignment shows beside several original frames) gives the same pair again; a pair kernel's
+    value depends on its pair alone (the kernel contract), so it is measured once.
+    """
+    t = len(original)
+    if t < 2:
+        return None
+    repeat = np.fromiter(
+        (
+            np.array_equal(original[i], original[i - 1])
+            and np.array_equal(compressed[i], compressed[i - 1])
+            for i in range(1, t)
+        ),
+        dtype=bool,
+        count=t - 1,
+    )
+    if not repeat.any():
+        return None
+    new = np.concatenate([[True], ~repeat])
+    first = np.flatnonzero(new)
+    return _Distinct(original[first], compressed[first], np.cumsum(new) - 1)
 
 
 def _measure_one(
@@ -419,6 +457,7 @@ def _measure_one(
     lead: int,
     meter: Callable[[str], contextlib.AbstractContextManager[Any]] | None,
     out: dict[str, np.ndarray | str],
+    distinct: _Distinct | None = None,
 ) -> None:
     """One metric of :func:`measure_block` into ``out``: values, or its error text."""
     spec, kernel = metric.spec, metric.kernel
@@ -429,6 +468,11 @@ def _measure_one(
                 values = _temporal_values(
                     original, compressed, spec, kernel, metric.runtime, first=lead == 0
                 )
+            elif distinct is not None:
+                values = _pair_block(
+                    distinct.original, distinct.compressed, spec=spec, kernel=kernel,
+                    single=False, runtime=metric.runtime,
+                )[distinct.run]  # fmt: skip
             else:
                 values = _pair_block(
                     original[lead:], compressed[lead:], spec=spec, kernel=kernel,

@@ -336,3 +336,39 @@ def test_alpha_is_read_only_when_the_decode_found_transparency(
     transparent = _transparent_gif(tmp_path / "t.gif", T)
     result = validate_pair(transparent, compressed, metrics="psnr", scheduler="sync")
     assert "alpha" in opened and np.isfinite(result.summaries["psnr_mean"])
+
+
+def test_repeated_frame_pairs_are_measured_once_with_the_same_values() -> None:
+    """A pair held on screen in both GIFs (static stretches; one compressed frame shown beside
+    several original frames) is measured once per run of repeats; every metric's values equal
+    those of measuring every frame."""
+    from giflab_dask.metrics import BoundMetric, measure_block, resolve_metrics
+
+    import skimage.data
+
+    photo = skimage.data.astronaut()
+    frames = np.stack([photo[20 * i : 20 * i + 40, 30 * i : 30 * i + 48] for i in range(4)])
+    rng = np.random.default_rng(5)
+    lossy = np.clip(frames.astype(int) + rng.integers(-9, 10, frames.shape), 0, 255).astype(
+        np.uint8
+    )
+    runs = [0, 0, 1, 1, 1, 2, 3, 3]  # held frames in both streams
+    original, compressed = frames[runs], lossy[runs]
+    compressed[6] = lossy[2]  # frame 6: same original as 5, another compressed frame
+    seen: list[int] = []
+
+    def spy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        seen.append(len(a))
+        return a.reshape(len(a), -1).mean(axis=1) - b.reshape(len(b), -1).mean(axis=1)
+
+    register_metric("spy_repeats", spy, replace=True)
+    specs = [s for s in resolve_metrics(None) if not s.temporal]
+    metrics = [BoundMetric.of(s) for s in [*specs, *resolve_metrics("spy_repeats")]]
+    got = measure_block(metrics, original, compressed, previous=False)
+    assert seen == [5]  # 8 frames, 5 distinct consecutive pairs
+    for metric in metrics:
+        spec = metric.spec
+        expected = np.asarray(
+            metric.kernel(original, compressed, **spec.params, **metric.runtime), dtype=float
+        ).reshape(len(original), -1)
+        np.testing.assert_array_equal(got[spec.name], expected, err_msg=spec.name)
