@@ -15,8 +15,9 @@ __all__ = ["SCHEMA", "Setting", "flatten"]
 
 _NONE = type(None)
 _NUMBER = (int, float)
-#: byte counts: a number, a string such as "20 GB", or null for no bound
-_BYTES = (int, float, str, _NONE)
+#: bounds read with dask.utils.parse_bytes: a number, a string such as "20 GB" (or "50%" for the
+#: memory budget), or null for no bound
+_BOUND = (int, float, str, _NONE)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ SCHEMA: dict[str, Setting] = {
     "framestore.compression-level": Setting(
         (int,), "zstd level of frame chunks (1 fast .. 19 small)"
     ),
-    "framestore.max-bytes": Setting(_BYTES, "LRU size bound of the frame store; null: unbounded"),
+    "framestore.max-bytes": Setting(_BOUND, "LRU size bound of the frame store; null: unbounded"),
     "framestore.verify": Setting(
         (str, _NONE), "check on open: checksum, size or none (null: none)"
     ),
@@ -66,13 +67,13 @@ SCHEMA: dict[str, Setting] = {
         (float,), "adaptive: target half-width, a share of the pilot's range"
     ),
     "sampling.pilot-share": Setting((float,), "adaptive: share of n measured by the pilot"),
-    "limits.max-frame-pixels": Setting(_BYTES, "width x height of the screen or any frame"),
-    "limits.max-frames": Setting(_BYTES, "frames per GIF"),
-    "limits.max-decoded-bytes": Setting(_BYTES, "decoded bytes per GIF"),
+    "limits.max-frame-pixels": Setting(_BOUND, "width x height of the screen or any frame"),
+    "limits.max-frames": Setting(_BOUND, "frames per GIF"),
+    "limits.max-decoded-bytes": Setting(_BOUND, "decoded bytes per GIF"),
     "limits.max-decode-seconds": Setting((*_NUMBER, _NONE), "wall time to decode one GIF"),
-    "limits.max-file-bytes": Setting(_BYTES, "bytes of an input file, checked before hashing"),
+    "limits.max-file-bytes": Setting(_BOUND, "bytes of an input file, checked before hashing"),
     "limits.memory-budget": Setting(
-        _BYTES, "memory of one process's tasks: bytes, a share '50%' or null"
+        _BOUND, "memory of one process's tasks: bytes, a share '50%' or null"
     ),
     "limits.max-pair-seconds": Setting((*_NUMBER, _NONE), "task seconds of a pair's metric stage"),
     "scheduler": Setting((str,), "threads, processes, sync, local-cluster or a scheduler address"),
