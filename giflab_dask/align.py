@@ -49,12 +49,12 @@ RESIZES = ("area", "bilinear", "nearest")
 class AlignOptions:
     """Alignment parameters (part of every result's cache key)."""
 
-    mode: str = "auto"
-    min_delay_ms: int = 20
-    clamp_to_ms: int = 100
-    content_window: int = 2
-    resize: str = "area"
-    background: tuple[int, int, int] = (255, 255, 255)
+    mode: str = config.shipped_field("align.mode")
+    min_delay_ms: int = config.shipped_field("align.min-delay-ms")
+    clamp_to_ms: int = config.shipped_field("align.clamp-to-ms")
+    content_window: int = config.shipped_field("align.content-window")
+    resize: str = config.shipped_field("align.resize")
+    background: tuple[int, int, int] = config.shipped_field("align.background", tuple)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

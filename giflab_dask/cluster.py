@@ -242,7 +242,7 @@ def _resolve(scheduler: Any, address: str | None) -> tuple[str, Any]:
     env = _env_address()
     if env:
         return "address", str(env)
-    return _named(config.get("scheduler", "threads") or "threads", source="giflab.scheduler")
+    return _named(config.get("scheduler") or config.shipped("scheduler"), source="giflab.scheduler")
 
 
 def _named(value: Any, *, source: str) -> tuple[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +23,30 @@ with _DEFAULTS_FILE.open(encoding="utf-8") as _f:
 dask.config.update_defaults(DEFAULTS)
 
 
-def get(key: str, default: Any = None) -> Any:
-    """Read ``giflab.<key>`` from dask.config now (never cached, so ``dask.config.set`` applies)."""
-    return dask.config.get(f"giflab.{key}", default=default)
+def shipped(key: str) -> Any:
+    """The default of ``giflab.<key>`` in ``giflab.yaml`` (a copy); KeyError for an unknown key.
+
+    The one source of every default: code that needs one reads it here rather than repeating it.
+    """
+    return copy.deepcopy(dask.config.get(key, config=DEFAULTS["giflab"]))
+
+
+def shipped_field(key: str, cast: Callable[[Any], Any] | None = None) -> Any:
+    """A dataclass field defaulting to ``giflab.<key>``'s shipped default (``cast`` applied)."""
+    convert = cast if cast is not None else (lambda value: value)
+    return field(default_factory=lambda: convert(shipped(key)))
+
+
+def get(key: str) -> Any:
+    """Read ``giflab.<key>`` from dask.config now (never cached, so ``dask.config.set`` applies).
+
+    A key missing from the live configuration (a whole section replaced by ``dask.config.set``)
+    falls back to its shipped default; an unknown key raises KeyError.
+    """
+    try:
+        return dask.config.get(f"giflab.{key}")
+    except KeyError:
+        return shipped(key)
 
 
 def cache_dir() -> Path | str:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from giflab_dask import config
 from giflab_dask.errors import GifDecodeError, GifLimitError
 
 __all__ = ["FrameRecord", "GifLayout", "Limits", "iter_frames", "scan_gif"]
@@ -87,29 +88,30 @@ class GifLayout:
         return any(f.transparency is not None for f in self.frames)
 
 
+def _seconds(raw: Any) -> float | None:
+    return None if raw is None else float(raw)
+
+
 @dataclass(frozen=True)
 class Limits:
     """Input limits (``giflab.limits``); None disables one."""
 
-    max_frame_pixels: int | None = 89_478_485
-    max_frames: int | None = 100_000
-    max_decoded_bytes: int | None = 64_000_000_000
-    max_decode_seconds: float | None = 3600.0
+    max_frame_pixels: int | None = config.shipped_field("limits.max-frame-pixels")
+    max_frames: int | None = config.shipped_field("limits.max-frames")
+    max_decoded_bytes: int | None = config.shipped_field("limits.max-decoded-bytes")
+    max_decode_seconds: float | None = config.shipped_field("limits.max-decode-seconds", _seconds)
 
     @classmethod
     def from_config(cls) -> Limits:
-        from giflab_dask import config
-
         def value(name: str) -> Any:
             raw = config.get(f"limits.{name}")
             return None if raw is None else config.parse_bytes(raw, key=f"limits.{name}")
 
-        seconds = config.get("limits.max-decode-seconds")
         return cls(
             max_frame_pixels=value("max-frame-pixels"),
             max_frames=value("max-frames"),
             max_decoded_bytes=value("max-decoded-bytes"),
-            max_decode_seconds=None if seconds is None else float(seconds),
+            max_decode_seconds=_seconds(config.get("limits.max-decode-seconds")),
         )
 
 
@@ -416,9 +418,7 @@ def _numba_drawing() -> bool:
     numba installed; the numpy path gives the same pixels)."""
     import importlib.util
 
-    from giflab_dask import config
-
-    setting = config.get("kernels.numba", "auto")
+    setting = config.get("kernels.numba")
     return setting not in ("off", False) and importlib.util.find_spec("numba") is not None
 
 

@@ -552,7 +552,7 @@ def _runtime_options(kernel: Kernel) -> dict[str, Any]:
         return {}
     options: dict[str, Any] = {}
     if "backend" in parameters:
-        setting = config.get("kernels.numba", "auto")
+        setting = config.get("kernels.numba")
         if setting not in _BACKENDS:
             raise GiflabError(f"giflab.kernels.numba must be auto, on or off; got {setting!r}")
         options["backend"] = _BACKENDS[setting]

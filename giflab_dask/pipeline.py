@@ -1402,7 +1402,7 @@ def _sample_summaries(
     from giflab_dask import config
     from giflab_dask.reduce import mean_intervals
 
-    confidence = float(config.get("sampling.confidence", 0.95))
+    confidence = float(config.get("sampling.confidence"))
     errors: dict[str, tuple[float, int]] = {}
     positions: dict[str, list[int]] = {}
     population = int(summaries.get("original_frames", 0))

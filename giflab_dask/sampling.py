@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from giflab_dask import config
 from giflab_dask.errors import SamplingError
 
 __all__ = [
@@ -83,9 +84,9 @@ class SampleSpec:
     results never share a key). ``tolerance`` and ``pilot_share`` matter to ``adaptive`` only."""
 
     n: int
-    strategy: str = "uniform"
-    tolerance: float = 0.01
-    pilot_share: float = 0.5
+    strategy: str = config.shipped_field("sampling.strategy")
+    tolerance: float = config.shipped_field("sampling.tolerance")
+    pilot_share: float = config.shipped_field("sampling.pilot-share")
     version: str = "1"
 
     def __post_init__(self) -> None:
@@ -108,16 +109,14 @@ class SampleSpec:
     @classmethod
     def from_config(cls, n: int | None = None, strategy: str | None = None) -> SampleSpec | None:
         """``giflab.sampling`` settings, with ``n``/``strategy`` overriding; None: no sampling."""
-        from giflab_dask import config
-
         n = n if n is not None else config.get("sampling.n")
         if n is None:
             return None
         return cls(
             int(n),
-            strategy or str(config.get("sampling.strategy", "uniform")),
-            tolerance=float(config.get("sampling.tolerance", 0.01)),
-            pilot_share=float(config.get("sampling.pilot-share", 0.5)),
+            strategy or str(config.get("sampling.strategy")),
+            tolerance=float(config.get("sampling.tolerance")),
+            pilot_share=float(config.get("sampling.pilot-share")),
         )
 
     @property
