@@ -342,9 +342,9 @@ def test_repeated_frame_pairs_are_measured_once_with_the_same_values() -> None:
     """A pair held on screen in both GIFs (static stretches; one compressed frame shown beside
     several original frames) is measured once per run of repeats; every metric's values equal
     those of measuring every frame."""
-    from giflab_dask.metrics import BoundMetric, measure_block, resolve_metrics
-
     import skimage.data
+
+    from giflab_dask.metrics import BoundMetric, measure_block, resolve_metrics
 
     photo = skimage.data.astronaut()
     frames = np.stack([photo[20 * i : 20 * i + 40, 30 * i : 30 * i + 48] for i in range(4)])
