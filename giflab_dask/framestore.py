@@ -1043,7 +1043,7 @@ class FrameStore:
             "chunk_frames": chunk,
             "has_alpha": has_alpha,
             # frames a viewer can tell apart: the first, and each that differs from the one
-            # before (an optimiser may merge the rest; decision 47)
+            # before (an optimiser may merge the rest)
             "distinct_frames": n - repeats,
             "loop": layout.loop,
             "background_index": layout.background_index,
