@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: Bump when decoded pixels could change for the same bytes (compositing rules, colour handling).
-DECODER_VERSION = 2  # 2: transparent first canvas, disposal 4 restores (decision 46)
+DECODER_VERSION = 2  # 2: transparent first canvas, disposal 4 restores, as Chromium does
 #: Bump when the frame store's on-disk layout changes.
 LAYOUT_VERSION = 3  # 2: chunks are zstd (no content checksum) + crc32c; 3: "." chunk keys
 

@@ -189,7 +189,7 @@ class PendingGif:
     @property
     def may_have_alpha(self) -> bool:
         # Conservative, from the blocks alone: transparency declared, disposal to background,
-        # or a partial first frame (the screen it leaves uncovered is transparent, decision 46).
+        # or a partial first frame (the screen it leaves uncovered is transparent).
         layout = self.layout
         first = layout.frames[0]
         partial = (first.left, first.top, first.width, first.height) != (
@@ -272,7 +272,7 @@ class _ChunkJob:
     # frame before each sampled one).
     frames: np.ndarray | None = None
     keep: np.ndarray | None = None
-    limits: TaskLimits = field(default_factory=TaskLimits)  # memory and time (decision 50)
+    limits: TaskLimits = field(default_factory=TaskLimits)  # memory budget and time limit
 
 
 def _read_frames(
@@ -552,7 +552,7 @@ def _write_delayed(write_key: str, task: tuple[Any, ...], dsk: Mapping[Any, Any]
 #: Below this many pair-metrics tasks in a batch (pairs x time chunks), the metrics are split
 #: into groups with tasks of their own, until the batch has about this many tasks: a single
 #: small pair would otherwise run all its kernels in one task, on one core. Each group reads
-#: and aligns the frames again, so there are no more groups than that takes (decision 51).
+#: and aligns the frames again, so there are no more groups than that takes.
 FUSE_FROM_TASKS = 32
 
 
@@ -1102,7 +1102,7 @@ def plan_batch(
         return -(-n // min(chunk, n))
 
     groups = metric_groups(sum(chunks_of(index) for index, _ in to_build), len(specs))
-    run = uuid.uuid4().hex  # this plan's pair clocks (decision 50)
+    run = uuid.uuid4().hex  # names this plan's pair clocks (a pair's tasks share one)
 
     for index, missing_specs in to_build:
         outcome = outcomes[index]
