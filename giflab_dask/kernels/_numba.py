@@ -50,6 +50,7 @@ __all__ = [
     "import_error",
     "load",
     "loaded",
+    "njit_kernel",
     "numba_missing",
     "sse",
     "ssim_uniform",
@@ -241,12 +242,12 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
                 # Inputs typed read-only, which also takes writable arrays: frames often come
                 # from read-only buffers (np.asarray of a Pillow image, np.frombuffer).
                 planes = numba.types.Array(u8, 2, "C", readonly=True)
-                _sse_kernel = _njit(numba.void(planes, planes, f8[::1]), _sse_block)
+                _sse_kernel = njit_kernel(numba.void(planes, planes, f8[::1]), _sse_block)
                 indices = numba.types.Array(u8, 2, "A", readonly=True)  # a Pillow buffer
                 draw = numba.void(indices, u8[:, ::1], numba.types.int64, u8[:, :, :], u8[:, :])
-                _draw_kernel = _njit(draw, _draw_block)
+                _draw_kernel = njit_kernel(draw, _draw_block)
                 blocks = numba.types.Array(u8, 4, "C", readonly=True)
-                _kernel = _njit(numba.void(blocks, blocks, f8[::1]), _ssim_block)
+                _kernel = njit_kernel(numba.void(blocks, blocks, f8[::1]), _ssim_block)
             except Exception as exc:
                 _sse_kernel = _draw_kernel = None
                 _import_error = f"numba could not compile its kernels: {exc}"
@@ -258,7 +259,7 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
     return _kernel
 
 
-def _njit(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
+def njit_kernel(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
     """``function`` compiled by numba for ``signature``, releasing the GIL, with IEEE division
     (``error_model="numpy"``), cached on disk when a cache location is writable."""
     import numba
@@ -271,14 +272,14 @@ def _njit(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
 
 
 def compile_kernel(signature: str, function: Callable[..., None]) -> Callable[..., None] | None:
-    """A kernel of another module compiled like this module's (see :func:`_njit`); ``None``
+    """A kernel of another module compiled like this module's (see :func:`njit_kernel`); ``None``
     when numba cannot be imported or the kernel does not compile (a ``RuntimeWarning`` says
     why). Each such module compiles its kernels on its own first use, so a process pays only
     for the kernels it runs."""
     if not _importable():
         return None
     try:
-        return _njit(signature, function)
+        return njit_kernel(signature, function)
     except Exception as exc:
         warnings.warn(
             f"numba could not compile {function.__name__}: {exc}; using the numpy kernel "

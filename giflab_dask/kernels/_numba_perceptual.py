@@ -28,6 +28,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from giflab_dask.kernels import _numba
+
 __all__ = ["Kernels", "load"]
 
 
@@ -219,13 +221,7 @@ def load() -> Kernels | None:
             except ImportError:
                 _failed = True
                 return None
-            options: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
-
-            def compile_(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
-                try:
-                    return numba.njit(signature, cache=True, **options)(function)
-                except Exception:  # no writable cache location: compile for this process only
-                    return numba.njit(signature, cache=False, **options)(function)
+            compile_ = _numba.njit_kernel
 
             try:
                 _kernels = Kernels(

@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from giflab_dask.kernels import _numba
+
 __all__ = ["Kernels", "Scratch", "load"]
 
 _F32 = np.float32
@@ -325,14 +327,8 @@ def load() -> Kernels | None:
             except ImportError:
                 _failed = True
                 return None
-            options: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
             global _as_int32, _as_float32
-
-            def compile_(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
-                try:
-                    return numba.njit(signature, cache=True, **options)(function)
-                except Exception:  # no writable cache location: compile for this process only
-                    return numba.njit(signature, cache=False, **options)(function)
+            compile_ = _numba.njit_kernel
 
             functions = {
                 "xyb": _xyb, "scale_norms": _scale_norms, "linear": _linear,

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from giflab_dask.kernels import _numba
+
 __all__ = [
     "abs_diff_sums",
     "canny",
@@ -379,17 +381,13 @@ def _kernel(name: str) -> Callable[..., None] | None:
         if name in _compiled or _import_error is not None:
             return _compiled.get(name)
         try:
-            import numba
+            import numba  # noqa: F401  (without numba: the numpy kernels)
         except ImportError as exc:  # not installed, or installed against another numpy
             _import_error = f"{type(exc).__name__}: {exc}"
             return None
         signature, function = _SIGNATURES[name]
-        options: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
         try:
-            try:
-                kernel = numba.njit(signature, cache=True, **options)(function)
-            except Exception:  # no writable cache location: compile for this process only
-                kernel = numba.njit(signature, cache=False, **options)(function)
+            kernel = _numba.njit_kernel(signature, function)
         except Exception as exc:
             _import_error = f"numba could not compile the {name} kernel: {exc}"
             warnings.warn(
