@@ -30,10 +30,11 @@ _EXPORTS = {
     "available_metrics": "giflab_dask.metrics",
     "get_metric": "giflab_dask.metrics",
     "register_metric": "giflab_dask.metrics",
-    "BatchPlan": "giflab_dask.pipeline",
-    "BatchResult": "giflab_dask.pipeline",
-    "LazyPairResult": "giflab_dask.pipeline",
-    "PairOutcome": "giflab_dask.pipeline",
+    "ValidateOptions": "giflab_dask.options",
+    "BatchPlan": "giflab_dask.outcomes",
+    "BatchResult": "giflab_dask.outcomes",
+    "LazyPairResult": "giflab_dask.outcomes",
+    "PairOutcome": "giflab_dask.outcomes",
     "plan_batch": "giflab_dask.pipeline",
     "validate_batch": "giflab_dask.pipeline",
     "validate_pair": "giflab_dask.pipeline",
@@ -107,6 +108,7 @@ __all__ = [
     "SchedulerSession",
     "StoredGif",
     "UnknownMetricError",
+    "ValidateOptions",
     "Verdict",
     "__version__",
     "available_metrics",
@@ -155,16 +157,9 @@ if TYPE_CHECKING:
     from giflab_dask.inputs import PairInput, collect_pairs
     from giflab_dask.keys import GifSource, gif_key
     from giflab_dask.metrics import MetricSpec, available_metrics, get_metric, register_metric
-    from giflab_dask.pipeline import (
-        BatchPlan,
-        BatchResult,
-        LazyPairResult,
-        PairOutcome,
-        plan_batch,
-        validate_batch,
-        validate_pair,
-        validate_pair_lazy,
-    )
+    from giflab_dask.options import ValidateOptions
+    from giflab_dask.outcomes import BatchPlan, BatchResult, LazyPairResult, PairOutcome
+    from giflab_dask.pipeline import plan_batch, validate_batch, validate_pair, validate_pair_lazy
     from giflab_dask.results import PairResult, batch_table, load_per_frame, load_results
     from giflab_dask.resultstore import ResultStore
     from giflab_dask.sampling import SampleSpec

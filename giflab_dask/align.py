@@ -38,6 +38,8 @@ __all__ = [
     "align",
     "display_times",
     "frame_alignment",
+    "pair_facts",
+    "prepare_block",
     "time_mapping",
 ]
 
@@ -203,7 +205,7 @@ def _resize_block(block: np.ndarray, size: tuple[int, int], method: str) -> np.n
     return out
 
 
-def _prepare_block(
+def prepare_block(
     rgb: np.ndarray,
     alpha: np.ndarray | None = None,
     *,
@@ -211,6 +213,7 @@ def _prepare_block(
     size: tuple[int, int],
     method: str,
 ) -> np.ndarray:
+    """A block of frames as compared: composited over ``background``, resized to ``size``."""
     return _resize_block(_composite_block(rgb, alpha, background), size, method)
 
 
@@ -369,10 +372,34 @@ def _prepare_side(
     size: tuple[int, int],
     method: str,
 ) -> np.ndarray:
-    return _prepare_block(
+    return prepare_block(
         rgb,
         None if alpha is None else alpha[..., 0],
         background=background,
         size=size,
         method=method,
     )
+
+
+def pair_facts(options: AlignOptions, original: Any, compressed: Any) -> dict[str, float]:
+    """Pair-level values the verdict checks besides metric summaries.
+
+    ``frame_count_change`` counts frames a viewer can tell apart, known once both GIFs are
+    decoded: it is left out while either is a GIF the graph has still to decode (a
+    :class:`~giflab_dask.graph.build.PendingGif`, which has no ``distinct_frames``).
+    """
+    o_total = display_times(original.durations_ms, options).sum()
+    c_total = display_times(compressed.durations_ms, options).sum()
+    facts = {
+        "timing_drift": float(abs(c_total - o_total) / o_total) if o_total else float("nan"),
+        "timing_drift_ms": float(abs(c_total - o_total)),
+        "original_frames": float(original.n_frames),
+        "compressed_frames": float(compressed.n_frames),
+    }
+    o_seen = getattr(original, "distinct_frames", None)
+    c_seen = getattr(compressed, "distinct_frames", None)
+    if o_seen is not None and c_seen is not None:
+        facts["frame_count_change"] = max(0, o_seen - c_seen) / o_seen
+        facts["original_distinct_frames"] = float(o_seen)
+        facts["compressed_distinct_frames"] = float(c_seen)
+    return facts

@@ -71,7 +71,7 @@ class MetricSpec:
     # documentation, not part of the cache key.
     needs: str = ""
     # Relative time per frame pixel (SSIM = 1), which balances a small batch's metric groups
-    # (pipeline.metric_groups); a scheduling hint, not part of the cache key.
+    # (graph.build.metric_groups); a scheduling hint, not part of the cache key.
     cost: float = 1.0
 
     def __post_init__(self) -> None:

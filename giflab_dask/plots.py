@@ -547,7 +547,7 @@ def plot_worst_frames(
     Frames come from the frame store (``store``, default: the configured one), composited and
     resized as the metrics saw them (``align_options``: those of the run).
     """
-    from giflab_dask.align import AlignOptions, _prepare_block
+    from giflab_dask.align import AlignOptions, prepare_block
     from giflab_dask.framestore import FrameStore
 
     options = align_options or AlignOptions.from_config()
@@ -568,8 +568,8 @@ def plot_worst_frames(
     c_gif, c_rgb, c_alpha = _read_frames(store, data.compressed_key, mapped, "compressed")
     size = (min(o_gif.height, c_gif.height), min(o_gif.width, c_gif.width))
     prep = {"background": options.background, "size": size, "method": options.resize}
-    o_img = _prepare_block(o_rgb, o_alpha, **prep)
-    c_img = _prepare_block(c_rgb, c_alpha, **prep)
+    o_img = prepare_block(o_rgb, o_alpha, **prep)
+    c_img = prepare_block(c_rgb, c_alpha, **prep)
     diff = np.abs(o_img.astype(np.int16) - c_img.astype(np.int16)).mean(axis=-1)
     vmax = max(1.0, float(diff.max()))
 

@@ -25,6 +25,7 @@ __all__ = [
     "psnr_from_mse",
     "summarize",
     "summarize_sample",
+    "summarize_values",
     "summary_array",
 ]
 
@@ -33,7 +34,7 @@ STATS = ("mean", "std", "min", "max", "p5", "p50", "p95", "first", "middle", "la
          "n_frames", "n_missing")  # fmt: skip
 
 
-def _summarize_values(values: np.ndarray) -> np.ndarray:
+def summarize_values(values: np.ndarray) -> np.ndarray:
     """All statistics of one per-frame vector (NaN = missing frame)."""
     values = np.asarray(values, dtype=np.float64).ravel()
     n = len(values)
@@ -65,7 +66,7 @@ def _combine(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray
 
 
 def _aggregate(x: np.ndarray, axis: tuple[int, ...], keepdims: bool) -> np.ndarray:
-    return _summarize_values(x)
+    return summarize_values(x)
 
 
 def summary_array(values: da.Array, name: str) -> da.Array:
@@ -114,7 +115,7 @@ def summarize_sample(
     weights = np.asarray(weights, dtype=np.float64).ravel()
     positions = np.asarray(positions, dtype=np.int64).ravel()
     if len(positions) == population:  # every frame (positions are sorted and unique): exact
-        return _summarize_values(values)
+        return summarize_values(values)
     out = np.full(len(STATS), np.nan)
     finite = np.isfinite(values)
     out[STATS.index("n_frames")] = len(values)

@@ -415,7 +415,8 @@ def load_per_frame(
 
     from giflab_dask.align import AlignOptions
     from giflab_dask.metrics import resolve_metrics
-    from giflab_dask.resultstore import ResultStore, node_key
+    from giflab_dask.nodekeys import alignment_node_key, metric_node_key
+    from giflab_dask.resultstore import ResultStore
     from giflab_dask.sampling import SampleSpec, expand
 
     if sample is None and isinstance(row.get("sample_strategy"), str):
@@ -425,12 +426,11 @@ def load_per_frame(
     options = align_options or AlignOptions.from_config()
     o_key, c_key = row["original_key"], row["compressed_key"]
     columns: dict[str, np.ndarray] = {}
-    alignment = results.get(node_key("alignment", o_key, c_key, options), "alignment")
+    alignment = results.get(alignment_node_key(o_key, c_key, options), "alignment")
     if alignment is not None:
         columns["compressed_frame"] = np.asarray(alignment["mapping"])
     for spec in resolve_metrics(metrics):
-        parts = (spec,) if sample is None else (spec, sample)
-        data = results.get(node_key("metric", o_key, c_key, options, *parts), "metric")
+        data = results.get(metric_node_key(o_key, c_key, options, spec, sample), "metric")
         for name, output in (data or {}).get("outputs", {}).items():
             values = np.asarray(output["per_frame"], dtype=np.float64)
             if "sample" in (data or {}):

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 from dask.utils import key_split
 
-from giflab_dask import pipeline
 from giflab_dask.cli import cli
 from giflab_dask.errors import MeasurementError
+from giflab_dask.graph import build
 from giflab_dask.metrics import available_metrics, register_metric
 from giflab_dask.pipeline import validate_pair, validate_pair_lazy
 from giflab_dask.resultstore import ResultStore
@@ -75,12 +75,12 @@ def test_results_do_not_depend_on_chunking(
 def test_metric_groups_fill_the_workers_without_rereading_more_than_needed() -> None:
     from giflab_dask.metrics import resolve_metrics
 
-    assert pipeline.metric_groups(pipeline.FUSE_FROM_TASKS, 14) == 1  # enough tasks: fused
-    assert pipeline.metric_groups(1, 14) == 14  # one chunk: a task per metric
-    assert pipeline.metric_groups(29, 14) == 2  # a long pair: two groups reach the target
-    assert pipeline.metric_groups(3, 2) == 2  # never more groups than metrics
+    assert build.metric_groups(build.FUSE_FROM_TASKS, 14) == 1  # enough tasks: fused
+    assert build.metric_groups(1, 14) == 14  # one chunk: a task per metric
+    assert build.metric_groups(29, 14) == 2  # a long pair: two groups reach the target
+    assert build.metric_groups(3, 2) == 2  # never more groups than metrics
     specs = resolve_metrics(None)
-    groups = pipeline._balanced_groups(specs, 2)
+    groups = build.balanced_groups(specs, 2)
     assert sorted(s.name for g in groups for s in g) == sorted(s.name for s in specs)
     loads = sorted(sum(s.cost for s in g) for g in groups)
     # greedy by cost: the lighter group carries at least what the dearest metric leaves over
@@ -112,7 +112,7 @@ def test_building_the_graph_computes_nothing(
     register_metric("spy_metric", spy, replace=True)
     original, compressed = gifs
     # A batch of few chunks gives each metric its own tasks (parallel); a large one fuses them.
-    monkeypatch.setattr(pipeline, "FUSE_FROM_TASKS", 0 if fused else 10**9)
+    monkeypatch.setattr(build, "FUSE_FROM_TASKS", 0 if fused else 10**9)
     lazy = validate_pair_lazy(original, compressed, metrics=["spy_metric", "ssim"])
     assert calls == []
     graph = {}
@@ -304,7 +304,7 @@ def test_pair_metrics_tasks_equal_the_lazy_array_path(
             arrays = {k: v for s in resolve_metrics(None) for k, v in per_frame(s, pair).items()}
             (expected,) = dask.compute(arrays, scheduler="sync")
             for fuse_from in (0, 10**9):
-                monkeypatch.setattr(pipeline, "FUSE_FROM_TASKS", fuse_from)
+                monkeypatch.setattr(build, "FUSE_FROM_TASKS", fuse_from)
                 results = ResultStore(tmp_path / f"results-{n}-{fuse_from}")
                 result = validate_pair(
                     original, compressed, metrics=None, scheduler="sync", results=results

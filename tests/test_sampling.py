@@ -26,7 +26,7 @@ from giflab_dask.inputs import PairInput, collect_pairs
 from giflab_dask.keys import gif_key
 from giflab_dask.metrics import register_metric
 from giflab_dask.pipeline import plan_batch, validate_batch, validate_pair
-from giflab_dask.reduce import STATS, _summarize_values, summarize_sample
+from giflab_dask.reduce import STATS, summarize_sample, summarize_values
 from giflab_dask.results import batch_table, load_per_frame
 from giflab_dask.resultstore import ResultStore
 from giflab_dask.sampling import (
@@ -151,11 +151,11 @@ def test_a_sample_of_every_frame_is_exact_with_a_zero_width_interval() -> None:
     design = design_for(SampleSpec(60), 50, seed=0)
     assert design.is_full
     estimate = estimate_mean(y, design)
-    assert estimate.mean == _summarize_values(y)[STATS.index("mean")]
+    assert estimate.mean == summarize_values(y)[STATS.index("mean")]
     assert estimate.se == 0.0
     assert t_interval(estimate.mean, estimate.se, estimate.df, 0.95) == (estimate.mean,) * 2
     np.testing.assert_array_equal(
-        summarize_sample(y, design.weights, design.positions, 50), _summarize_values(y)
+        summarize_sample(y, design.weights, design.positions, 50), summarize_values(y)
     )
 
 
