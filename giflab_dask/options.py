@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from giflab_dask.align import AlignOptions
 from giflab_dask.budget import max_pair_seconds, memory_budget
+from giflab_dask.errors import GiflabError
 from giflab_dask.metrics import MetricSpec, resolve_metrics
 from giflab_dask.resultstore import ResultStore
 from giflab_dask.sampling import SampleSpec
@@ -33,7 +34,9 @@ def resolve_sample(sample: SampleSpec | int | None) -> SampleSpec | None:
 @dataclass(frozen=True)
 class ValidateOptions:
     """What a validation measures and where it keeps its results: the one value behind the
-    keyword arguments of :func:`plan_batch`, :func:`validate_batch` and :func:`validate_pair`.
+    keyword arguments of :func:`~giflab_dask.pipeline.plan_batch`,
+    :func:`~giflab_dask.pipeline.validate_batch` and :func:`~giflab_dask.pipeline.validate_pair`
+    (each also takes it as ``options=``).
 
     Build it with :meth:`of` (the same keywords, defaults from ``giflab.*``), which checks
     them eagerly: a bad profile, limit, metric or sample fails before any work.
@@ -76,6 +79,20 @@ class ValidateOptions:
             specs, options, profile, sample_spec, store, results, use_cache, refresh
         )  # fmt: skip
 
+    @classmethod
+    def given(cls, options: ValidateOptions | None, **keywords: Any) -> ValidateOptions:
+        """``options`` if given, else :meth:`of` the keywords; both at once is an error (one
+        would silently lose)."""
+        if options is None:
+            return cls.of(**keywords)
+        passed = sorted(k for k, v in keywords.items() if v is not _KEYWORD_DEFAULTS[k])
+        if passed:
+            raise GiflabError(
+                f"pass either options= or keywords, not both (got options= and {passed}); "
+                "use dataclasses.replace(options, ...) to change a field"
+            )
+        return options
+
     @property
     def looks_up(self) -> bool:
         """Whether stored nodes are used (not for a scratch store or a refresh)."""
@@ -88,6 +105,13 @@ class ValidateOptions:
         if not self.use_cache:
             return _scratch_store()
         return self.results or ResultStore()
+
+
+#: What the public functions' keywords default to (a keyword left at it is not "given").
+_KEYWORD_DEFAULTS: dict[str, Any] = {
+    "metrics": None, "profile": None, "align_options": None, "store": None, "results": None,
+    "use_cache": True, "refresh": False, "sample": None,
+}  # fmt: skip
 
 
 def _scratch_store() -> ResultStore:

@@ -485,11 +485,10 @@ def plan_batch(
     plan; its ``compute()`` runs the pilot, then plans and runs the rest. ``options`` (a
     :class:`ValidateOptions`) replaces the other keywords.
     """
-    if options is None:
-        options = ValidateOptions.of(
-            metrics=metrics, profile=profile, align_options=align_options, store=store,
-            results=results, use_cache=use_cache, refresh=refresh, sample=sample,
-        )  # fmt: skip
+    options = ValidateOptions.given(
+        options, metrics=metrics, profile=profile, align_options=align_options, store=store,
+        results=results, use_cache=use_cache, refresh=refresh, sample=sample,
+    )  # fmt: skip
     return _plan(pairs, options, None)
 
 
@@ -511,11 +510,10 @@ def validate_batch(
 
     ``sample``: measure a subset of the frames (see :func:`plan_batch`; default: every frame).
     """
-    if options is None:
-        options = ValidateOptions.of(
-            metrics=metrics, profile=profile, align_options=align_options, store=store,
-            results=results, use_cache=use_cache, refresh=refresh, sample=sample,
-        )  # fmt: skip
+    options = ValidateOptions.given(
+        options, metrics=metrics, profile=profile, align_options=align_options, store=store,
+        results=results, use_cache=use_cache, refresh=refresh, sample=sample,
+    )  # fmt: skip
     return _plan(pairs, options, None).compute(**compute_kwargs)
 
 
@@ -567,9 +565,10 @@ def validate_pair(
     Results persist in the result store: validating the same pair again is a lookup.
     ``sample``: measure a subset of the frames (see :func:`plan_batch`; default: every frame).
     """
-    if options is None:
-        options = ValidateOptions.of(
-            metrics=metrics, profile=profile, align_options=align_options, store=store,
-            results=results, use_cache=use_cache, refresh=refresh, sample=sample,
-        )  # fmt: skip
-    return validate_pair_lazy(original, compressed, options=options).compute(**compute_kwargs)
+    # Through validate_pair_lazy's plan_batch: a missing file is reported before the options.
+    lazy = validate_pair_lazy(
+        original, compressed, metrics=metrics, profile=profile, align_options=align_options,
+        store=store, results=results, use_cache=use_cache, refresh=refresh, sample=sample,
+        options=options,
+    )  # fmt: skip
+    return lazy.compute(**compute_kwargs)

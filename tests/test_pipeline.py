@@ -372,3 +372,41 @@ def test_repeated_frame_pairs_are_measured_once_with_the_same_values() -> None:
             metric.kernel(original, compressed, **spec.params, **metric.runtime), dtype=float
         ).reshape(len(original), -1)
         np.testing.assert_array_equal(got[spec.name], expected, err_msg=spec.name)
+
+
+def test_options_object_gives_what_the_keywords_give(
+    gifs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from giflab_dask import ValidateOptions
+    from giflab_dask.errors import GiflabError, UnknownMetricError
+    from giflab_dask.inputs import PairInput
+    from giflab_dask.pipeline import plan_batch
+
+    original, compressed = gifs
+    by_keywords = validate_pair(
+        original, compressed, metrics="ssim,psnr", results=ResultStore(tmp_path / "a")
+    )
+    options = ValidateOptions.of(metrics="ssim,psnr", results=ResultStore(tmp_path / "b"))
+    assert [s.name for s in options.metrics] == ["ssim", "psnr"]
+    by_options = validate_pair(original, compressed, options=options)
+    assert by_options.summaries == by_keywords.summaries
+    np.testing.assert_array_equal(by_options.per_frame["ssim"], by_keywords.per_frame["ssim"])
+    # the same options plan the same nodes: a second plan is all lookups
+    plan = plan_batch([PairInput(1, str(original), str(compressed))], options=options)
+    assert not plan.writes and plan.outcomes[0].hits == 2
+    with pytest.raises(GiflabError, match="either options= or keywords"):
+        plan_batch([], options=options, refresh=True)
+    with pytest.raises(UnknownMetricError):  # eager: before any file is read
+        ValidateOptions.of(metrics="no_such_metric")
+
+
+def test_worker_tasks_import_without_the_planner() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, giflab_dask.graph.tasks\n"
+        "assert 'giflab_dask.pipeline' not in sys.modules, sorted(sys.modules)\n"
+        "assert 'giflab_dask.graph.build' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
