@@ -98,13 +98,6 @@ class PairResult:
         status = str(self.status)
         s = self.summaries
 
-        def fmt(value: Any) -> str:
-            try:
-                v = float(value)
-            except (TypeError, ValueError):
-                return "–"
-            return "missing" if math.isnan(v) else f"{v:.4g}"
-
         def short(path: str) -> str:
             p = Path(path)
             return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
@@ -113,57 +106,21 @@ class PairResult:
                 "timing_drift"]  # fmt: skip
         cells = "".join(
             f'<tr><td style="padding:0 10px 0 0;color:#555">{k}</td>'
-            f'<td style="text-align:right;font-variant-numeric:tabular-nums">{fmt(s[k])}</td></tr>'
+            f'<td style="text-align:right;font-variant-numeric:tabular-nums">{_fmt(s[k])}</td></tr>'
             for k in keys
             if k in s
         )
-        frames = f"{fmt(s.get('original_frames'))} → {fmt(s.get('compressed_frames'))}"
+        frames = f"{_fmt(s.get('original_frames'))} → {_fmt(s.get('compressed_frames'))}"
         cells += (
             f'<tr><td style="padding:0 10px 0 0;color:#555">frames</td>'
             f'<td style="text-align:right">{frames}</td></tr>'
         )
 
-        # Sparkline of per-frame SSIM (or the first metric); the worst frame of a bin is kept.
-        spark = ""
         try:
             vectors = dict(self.per_frame.items())
         except Exception:  # the result store may be gone; the summary still shows
             vectors = {}
-        name = "ssim" if "ssim" in vectors else next(iter(vectors), None)
-        if name is not None:
-            values = np.asarray(vectors[name], dtype=np.float64)
-            width, height, pad = 260, 44, 3
-            if values.size > width:
-                edges = np.linspace(0, values.size, width + 1).astype(int)
-                reduce = np.fmin.reduceat if name == "ssim" else np.add.reduceat
-                values = reduce(values, edges[:-1]) / (1 if name == "ssim" else np.diff(edges))
-            finite = values[np.isfinite(values)]
-            if finite.size:
-                lo, hi = float(finite.min()), float(finite.max())
-                span = hi - lo or 1.0
-                xs = np.linspace(pad, width - pad, max(values.size, 2))
-                ys = height - pad - (values - lo) / span * (height - 2 * pad)
-                segments, current = [], []
-                for x, y in zip(xs, ys, strict=False):
-                    if np.isfinite(y):
-                        current.append(f"{x:.1f},{y:.1f}")
-                    elif current:
-                        segments.append(current)
-                        current = []
-                if current:
-                    segments.append(current)
-                lines = "".join(
-                    f'<polyline fill="none" stroke="#1565c0" stroke-width="1.3" '
-                    f'points="{" ".join(seg)}"/>'
-                    for seg in segments
-                )
-                spark = (
-                    f'<div style="margin-top:6px;color:#555;font-size:11px">{html.escape(name)} '
-                    f"per frame ({fmt(lo)} – {fmt(hi)})</div>"
-                    f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-                    f'role="img" aria-label="{html.escape(name)} per frame" '
-                    f'style="background:#f7f9fc;border-radius:3px">{lines}</svg>'
-                )
+        spark = _sparkline(vectors)
         reasons = "".join(f"<li>{html.escape(r)}</li>" for r in self.verdict.reasons)
         missing = "".join(
             f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in self.missing.items()
@@ -187,6 +144,57 @@ class PairResult:
             )
             + "</div>"
         )
+
+
+def _fmt(value: Any) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return "missing" if math.isnan(v) else f"{v:.4g}"
+
+
+def _sparkline(vectors: Mapping[str, np.ndarray]) -> str:
+    """An SVG line of per-frame SSIM (or the first metric), the worst frame of a bin kept;
+    empty without a finite value."""
+    import html
+
+    name = "ssim" if "ssim" in vectors else next(iter(vectors), None)
+    if name is None:
+        return ""
+    values = np.asarray(vectors[name], dtype=np.float64)
+    width, height, pad = 260, 44, 3
+    if values.size > width:
+        edges = np.linspace(0, values.size, width + 1).astype(int)
+        reduce = np.fmin.reduceat if name == "ssim" else np.add.reduceat
+        values = reduce(values, edges[:-1]) / (1 if name == "ssim" else np.diff(edges))
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return ""
+    lo, hi = float(finite.min()), float(finite.max())
+    span = hi - lo or 1.0
+    xs = np.linspace(pad, width - pad, max(values.size, 2))
+    ys = height - pad - (values - lo) / span * (height - 2 * pad)
+    segments, current = [], []
+    for x, y in zip(xs, ys, strict=False):
+        if np.isfinite(y):
+            current.append(f"{x:.1f},{y:.1f}")
+        elif current:
+            segments.append(current)
+            current = []
+    if current:
+        segments.append(current)
+    lines = "".join(
+        f'<polyline fill="none" stroke="#1565c0" stroke-width="1.3" points="{" ".join(seg)}"/>'
+        for seg in segments
+    )
+    return (
+        f'<div style="margin-top:6px;color:#555;font-size:11px">{html.escape(name)} '
+        f"per frame ({_fmt(lo)} – {_fmt(hi)})</div>"
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{html.escape(name)} per frame" '
+        f'style="background:#f7f9fc;border-radius:3px">{lines}</svg>'
+    )
 
 
 # -- the batch table --------------------------------------------------------------------------
