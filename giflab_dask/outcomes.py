@@ -10,7 +10,6 @@ each into summaries, lazily read per-frame vectors and a verdict (:func:`pair_re
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -348,9 +347,10 @@ class BatchPlan:
         """
         from giflab_dask.cluster import execute
 
-        run = functools.partial(
-            execute, progress=progress, frames_total=self.frame_measurements, **compute_kwargs
-        )
+        def run(writes: list[Delayed]) -> tuple[list[Any], RunReport]:
+            total = self.frame_measurements
+            return execute(writes, progress=progress, frames_total=total, **compute_kwargs)
+
         if self.then is not None:  # adaptive sampling: the pilot pass first
             run(list(self.writes.values()))
             final = self.then()

@@ -10,11 +10,12 @@ dicts), so a worker needs neither the planner nor the client's objects.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -160,15 +161,16 @@ def measure_chunk(
 
     lo = job.start - 1 if job.previous else job.start
     index = job.frames if job.frames is not None else slice(lo, job.stop)
-    prep = {"background": job.background, "size": job.size, "method": job.method}
     started = time.perf_counter()
     try:
         with activity("read"):
             o_rgb, o_alpha = read_frames(o_where, index)
             c_rgb, c_alpha = read_frames(c_where, job.mapping)
         with activity("align"):
-            original = prepare_block(o_rgb, o_alpha, **prep)
-            compressed = prepare_block(c_rgb, c_alpha, **prep)
+            prep = functools.partial(
+                prepare_block, background=job.background, size=job.size, method=job.method
+            )
+            original, compressed = prep(o_rgb, o_alpha), prep(c_rgb, c_alpha)
     except Exception as exc:  # e.g. a corrupted store chunk: every metric of the pair says so
         error = f"{type(exc).__name__}: {exc}"
         return {m.spec.name: error for m in job.metrics}
@@ -237,7 +239,7 @@ def gather_chunks(
     if errors:
         return {"ok": False, "metric_error": errors[0]}
     measured = sum(
-        chunk.get(SECONDS, {}).get(spec.name, 0.0)  # type: ignore[union-attr]
+        cast("dict[str, float]", chunk.get(SECONDS, {})).get(spec.name, 0.0)
         for chunk in chunks
         if chunk is not None
     )
