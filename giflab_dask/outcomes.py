@@ -319,6 +319,10 @@ class BatchPlan:
     def sample(self) -> SampleSpec | None:
         return self.options.sample
 
+    @property
+    def profile(self) -> str | Mapping[str, Any] | None:
+        return self.options.profile
+
     def dask_objects(self) -> list[Delayed]:
         return list(self.writes.values())
 
@@ -375,7 +379,7 @@ class BatchPlan:
             complete_facts(outcome, self.options.align, self.results)
         if outcome.error is None and outcome.alignment is not None:
             outcome.result = pair_result(
-                outcome, self.specs, self.options.profile, self.results, self.sample
+                outcome, self.specs, self.profile, self.results, self.sample
             )
 
 

@@ -332,10 +332,11 @@ def _build_graph(st: _Planning) -> BatchPlan:
         prepared = _prepare_pair(st, index, missing, (budget, pair_seconds), f"{run}-{index}")
         if prepared is None:
             continue
-        graph, pair_decodes, o_gif = prepared
+        graph, pair_decodes = prepared
         outcome = st.outcomes[index]
         if options.sample is not None:  # which frames to measure is decided here, per pair
-            layout = functools.partial(st.layout_of, outcome.input.original, o_gif.key)
+            o_key = outcome.original_key or ""
+            layout = functools.partial(st.layout_of, outcome.input.original, o_key)
             sample, pilot = options.sample, st.pilot_store
             sampled = sampled_writes(outcome, missing, graph, sample, pilot, layout)
             pair_writes = {spec.name: write for spec, write in sampled}
@@ -358,7 +359,7 @@ def _prepare_pair(
     missing: Sequence[MetricSpec],
     limits: tuple[int | None, float | None],
     clock: str,
-) -> tuple[PairGraph, PairDecodes | None, StoredGif | PendingGif] | None:
+) -> tuple[PairGraph, PairDecodes | None] | None:
     """One pair's decode tasks, limits and frame alignment, and its alignment node; None
     (its error recorded) when the pair is refused or cannot be aligned."""
     outcome = st.outcomes[index]
@@ -380,7 +381,7 @@ def _prepare_pair(
     graph = PairGraph.of(
         o_gif, c_gif, facts, target, st.frames().root, pair_decodes, task_limits
     )  # fmt: skip
-    return graph, pair_decodes, o_gif
+    return graph, pair_decodes
 
 
 def _pair_inputs(
