@@ -19,14 +19,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from giflab_dask import resultstore
 from giflab_dask.cli import cli
 from giflab_dask.demo import write_demo_data
 from giflab_dask.errors import CacheIntegrityWarning, FrameStoreCorruptError
-from giflab_dask.framestore import ACCESS, MANIFEST, FrameStore, read_frames
+from giflab_dask.framestore import ACCESS, MANIFEST, FrameStore, open_frame_store, read_frames
 from giflab_dask.inputs import collect_pairs
 from giflab_dask.pipeline import validate_batch
-from giflab_dask.resultstore import ResultStore, _checksum
+from giflab_dask.resultstore import ResultStore
+from giflab_dask.resultstore import local as resultstore_local
+from giflab_dask.resultstore.documents import checksum as _checksum
 
 from .conftest import write_pillow_gif
 
@@ -166,7 +167,7 @@ def test_result_document_linked_to_dev_zero_or_a_fifo_is_never_read(tmp_path: Pa
 def test_result_reads_are_size_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     store = ResultStore()
     store.put(KEY, "metric", _metric_data(n=1000))
-    monkeypatch.setattr(resultstore, "max_document_bytes", lambda: 1000)
+    monkeypatch.setattr(resultstore_local, "max_document_bytes", lambda: 1000)
     with pytest.warns(CacheIntegrityWarning, match="more than the store writes"):
         assert store.get(KEY, "metric") is None
 
@@ -244,7 +245,7 @@ def test_attributes_that_would_break_readers_are_rejected(anim_gif: Path) -> Non
     group["attributes"]["giflab"]["chunk_frames"] = 0
     body = json.dumps(group).encode()
     (path / "zarr.json").write_bytes(body)
-    from giflab_dask.framestore import _digest
+    from giflab_dask.framestore.entry import file_digest as _digest
 
     _rewrite_manifest(
         path, lambda m: {**m, "files": {**m["files"], "zarr.json": [len(body), _digest(body)]}}
@@ -504,7 +505,7 @@ def test_cache_info_says_young_temporaries_survive_prune() -> None:
 def test_hostile_manifests_on_a_url_root(anim_gif: Path, case: str) -> None:
     import uuid
 
-    store = FrameStore(f"memory://giflab-test-{uuid.uuid4().hex[:12]}/frames")
+    store = open_frame_store(f"memory://giflab-test-{uuid.uuid4().hex[:12]}/frames")
     stored = store.ensure(anim_gif)
     expected = stored.frames().compute()
     path = store._p(stored.key, MANIFEST)

@@ -252,19 +252,19 @@ class _Tasks(Callback):
 def test_sampled_run_measures_only_sampled_frames_with_the_full_values(
     gifs: dict[str, Path], variant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from giflab_dask import framestore
+    from giflab_dask.framestore import read as framestore
 
     original, compressed = gifs["original"], gifs[variant]
     metrics = "abs_diff_spy,ssim,temporal_consistency"
     seen.clear()
     read: set[tuple[str, int]] = set()
-    reader = framestore._read_chunk_file
+    reader = framestore.read_chunk_file
 
     def spy(files, t, out=None):  # type: ignore[no-untyped-def]
         read.add((files.base, t))
         return reader(files, t, out)
 
-    monkeypatch.setattr(framestore, "_read_chunk_file", spy)
+    monkeypatch.setattr(framestore, "read_chunk_file", spy)
     with _Tasks() as tasks:  # a fresh cache: frames come from decode tasks in the graph
         sampled = validate_pair(original, compressed, metrics=metrics, sample=SampleSpec(10))
     assert sum(seen) == 10, "the metric saw the sampled frames only"
