@@ -78,19 +78,20 @@ def cache_dir() -> Root:
 def framestore_root(root: str | os.PathLike[str] | None = None) -> Root:
     """The frame store's root: ``root`` if given, else ``giflab.framestore.root``, else
     ``<cache-dir>/frames``."""
-    return _resolve(root, "framestore.root", "frames")
+    if root is not None:
+        return as_root(root)
+    return _setting_or_child(config.get("framestore.root"), "frames")
 
 
 def results_root(root: str | os.PathLike[str] | None = None) -> Root:
     """The result store's root: ``root`` if given, else ``giflab.results.root``, else
     ``<cache-dir>/results``."""
-    return _resolve(root, "results.root", "results")
-
-
-def _resolve(root: str | os.PathLike[str] | None, key: str, name: str) -> Root:
     if root is not None:
         return as_root(root)
-    configured = config.get(key)
+    return _setting_or_child(config.get("results.root"), "results")
+
+
+def _setting_or_child(configured: object, name: str) -> Root:
     return as_root(str(configured)) if configured else child(cache_dir(), name)
 
 

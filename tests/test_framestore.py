@@ -23,6 +23,7 @@ from giflab_dask.framestore import (
     StoredGif,
     chunk_frames_for,
     decode_gif,
+    open_frame_store,
     open_frames,
     read_frames,
 )
@@ -60,7 +61,7 @@ def test_chunking_targets_configured_mib() -> None:
 
 
 def test_decode_once_then_lookup(anim_gif: Path, tmp_path: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     first = store.ensure(anim_gif)
     copy = tmp_path / "copy.gif"
     copy.write_bytes(anim_gif.read_bytes())
@@ -115,7 +116,7 @@ def _chunk_files(stored_path: Path) -> list[Path]:
 
 
 def test_flipped_byte_is_detected_and_rebuilt(anim_gif: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(anim_gif)
     expected = stored.frames().compute()
     chunk = _chunk_files(stored.path)[0]
@@ -129,7 +130,7 @@ def test_flipped_byte_is_detected_and_rebuilt(anim_gif: Path) -> None:
 
 
 def test_flipped_byte_fails_the_read_when_not_verified_on_open(anim_gif: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(anim_gif)
     chunk = _chunk_files(stored.path)[0]
     data = bytearray(chunk.read_bytes())
@@ -143,7 +144,7 @@ def test_flipped_byte_fails_the_read_when_not_verified_on_open(anim_gif: Path) -
 
 
 def test_direct_reads_name_a_corrupt_chunk(anim_gif: Path) -> None:
-    stored = FrameStore().ensure(anim_gif)
+    stored = open_frame_store().ensure(anim_gif)
     chunk = _chunk_files(stored.path)[0]
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x10
@@ -156,7 +157,7 @@ def test_direct_reads_name_a_corrupt_chunk(anim_gif: Path) -> None:
 
 
 def test_missing_chunk_is_detected(anim_gif: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(anim_gif)
     _chunk_files(stored.path)[0].unlink()
     reopened = store.open(stored.key, verify="none")
@@ -174,7 +175,7 @@ def test_open_reads_the_documents_it_wrote_without_zarr(tmp_path: Path) -> None:
     gif = write_pillow_gif(
         tmp_path / "a.gif", n_frames=7, size=(40, 30), durations=[70, 40, 70, 90, 70, 70, 120]
     )
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(gif)
     direct = StoredGif.from_documents(
         stored.key, stored.path, lambda r: (stored.path / r).read_bytes()
@@ -194,7 +195,7 @@ def test_open_falls_back_to_zarr_for_other_durations_codecs(tmp_path: Path) -> N
     gif = write_pillow_gif(
         tmp_path / "a.gif", n_frames=7, size=(40, 30), durations=[70, 40, 70, 90, 70, 70, 120]
     )
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(gif)
     # durations rewritten by plain Zarr with its default codecs and chunk keys; the manifest
     # is brought up to date, so the entry is intact, only not in this layout's own encoding
@@ -219,7 +220,7 @@ def test_corrupt_durations_chunk_is_rebuilt(tmp_path: Path) -> None:
     gif = write_pillow_gif(
         tmp_path / "a.gif", n_frames=7, size=(40, 30), durations=[70, 40, 70, 90, 70, 70, 120]
     )
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(gif)
     chunk = stored.path / "durations_ms" / "c.0"
     data = bytearray(chunk.read_bytes())
@@ -235,7 +236,7 @@ def test_corrupt_durations_chunk_is_rebuilt(tmp_path: Path) -> None:
 
 
 def test_layout_version_mismatch_is_rebuilt(anim_gif: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(anim_gif)
     manifest = json.loads((stored.path / MANIFEST).read_text())
     manifest["layout_version"] = -1
@@ -245,7 +246,7 @@ def test_layout_version_mismatch_is_rebuilt(anim_gif: Path) -> None:
 
 
 def test_entry_without_manifest_is_never_read(anim_gif: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(anim_gif)
     (stored.path / MANIFEST).unlink()
     assert store.open(stored.key) is None
@@ -253,7 +254,7 @@ def test_entry_without_manifest_is_never_read(anim_gif: Path) -> None:
 
 
 def test_lru_eviction_keeps_store_under_max_bytes(tmp_path: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     gifs = [
         write_pillow_gif(tmp_path / f"g{i}.gif", n_frames=4, size=(64, 48), seed=i, noise=True)
         for i in range(4)
@@ -294,7 +295,7 @@ def test_store_size_is_checked_once_per_slack_not_after_every_decode(
         write_pillow_gif(tmp_path / f"g{i}.gif", n_frames=3, size=(40, 30), seed=i, noise=True)
         for i in range(10)
     ]
-    store = FrameStore()
+    store = open_frame_store()
     checks: list[int] = []
     real_prune = FrameStore.prune
 
@@ -347,7 +348,7 @@ def test_decode_killed_mid_write_leaves_no_entry(
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert temps, "the decode never started writing chunks"
-    store = FrameStore()
+    store = open_frame_store()
     key = gif_key(big_gif)
     assert store.open(key) is None
     assert store.entries() == []
@@ -360,7 +361,7 @@ def test_decode_killed_mid_write_leaves_no_entry(
 def test_prune_removes_leftovers_of_dead_writers(big_gif: Path, isolated_cache: Path) -> None:
     wreck = isolated_cache / "frames" / f".tmp-{gif_key(big_gif)}-dead"
     (wreck / "frames").mkdir(parents=True)
-    FrameStore().prune()
+    open_frame_store().prune()
     assert not wreck.exists()
 
 
@@ -380,7 +381,7 @@ def test_two_processes_decoding_the_same_gif(big_gif: Path, isolated_cache: Path
     expected = hashlib.sha256(reference_frames(big_gif)[0].tobytes()).hexdigest()
     assert outs[0][1] == outs[1][1] == expected
     assert outs[0][0] == outs[1][0]  # both read the one entry that was written
-    assert [e.key for e in FrameStore().entries()] == [gif_key(big_gif)]
+    assert [e.key for e in open_frame_store().entries()] == [gif_key(big_gif)]
     assert not list((isolated_cache / "frames").glob(".tmp-*"))
 
 

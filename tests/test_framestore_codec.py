@@ -14,7 +14,13 @@ import zarr
 
 from giflab_dask.decode import iter_frames, scan_gif
 from giflab_dask.errors import FrameStoreCorruptError
-from giflab_dask.framestore import MANIFEST, FrameStore, decode_gif, open_entry_array, read_frames
+from giflab_dask.framestore import (
+    MANIFEST,
+    decode_gif,
+    open_entry_array,
+    open_frame_store,
+    read_frames,
+)
 from giflab_dask.framestore.codec import ChunkEncoder, decode_chunk_bytes
 from giflab_dask.framestore.read import chunk_files as _chunk_files_of
 
@@ -135,7 +141,7 @@ def test_directly_written_chunks_are_what_zarr_writes(case: str, tmp_path: Path)
         gif = write_pillow_gif(tmp_path / "a.gif", n_frames=n, size=(40, 30), noise=True)
     rgb_ref, alpha_ref = reference_frames(gif)
     with dask.config.set({"giflab.framestore.chunk-mib": 4 * 40 * 30 * 3 / 2**20}):
-        stored = FrameStore().ensure(gif)
+        stored = open_frame_store().ensure(gif)
     assert stored.chunk_frames == min(4, len(rgb_ref))
     assert stored.has_alpha == (case == "alpha-from-chunk-2")
     if stored.has_alpha:
