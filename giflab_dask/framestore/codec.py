@@ -34,10 +34,11 @@ def metadata_templates(level: int) -> tuple[dict[str, dict[str, Any]], Any]:
     sits in the array's directory: Zarr's default ``/`` makes three directories per chunk to
     create, rename and delete."""
     from zarr.codecs import Crc32cCodec, ZstdCodec
+    from zarr.core.chunk_key_encodings import ChunkKeyEncodingParams
     from zarr.storage import MemoryStore
 
     codec = (ZstdCodec(level=level, checksum=False), Crc32cCodec())
-    flat = {"name": "default", "separator": "."}
+    flat: ChunkKeyEncodingParams = {"name": "default", "separator": "."}
     documents: dict[str, Buffer] = {}
     group = zarr.open_group(store=MemoryStore(documents), mode="w")
     frames = group.create_array(

@@ -127,7 +127,10 @@ class StoredGif:
     def from_group(cls, key: str, path: Path | str, group: zarr.Group) -> StoredGif:
         """The entry described by an open Zarr group (its ``giflab`` attributes)."""
         attrs = valid_attrs(group.attrs["giflab"])
-        durations = np.asarray(group["durations_ms"][...], dtype=np.int32)
+        array = group["durations_ms"]
+        if not isinstance(array, zarr.Array):
+            raise FrameStoreCorruptError(f"{path}/durations_ms is not an array")
+        durations = np.asarray(array[...], dtype=np.int32)
         return cls._from_attrs(key, path, attrs, durations)
 
     @property
@@ -178,7 +181,12 @@ def valid_attrs(attrs: Any) -> dict[str, Any]:
         for name in ("n_frames", "height", "width", "chunk_frames")
         if not count(attrs.get(name))
     ]
-    if not problems and not (1 if n else 0) <= chunk <= n:
+    if (
+        not problems
+        and isinstance(n, int)
+        and isinstance(chunk, int)
+        and not (1 if n else 0) <= chunk <= n
+    ):
         problems.append("chunk_frames")
     if not isinstance(attrs.get("has_alpha"), bool):
         problems.append("has_alpha")

@@ -154,6 +154,7 @@ class FrameStore:
         is checked for shape before use, and every file read is capped at its listed size.
         """
         path = self.entry_path(key)
+        unreadable: str | None
         try:
             is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
             raw = storage.read_beneath(path, MANIFEST, MAX_MANIFEST_BYTES) if is_dir else b""

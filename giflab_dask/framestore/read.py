@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,7 +142,7 @@ def chunk_files(entry: str, name: str) -> ChunkFiles:
             chunk=chunks[0], zero=(0,) * (len(shape) - 1), encode_key=encode_key, direct=True,
         )  # fmt: skip
     array = open_entry_array(entry, name)
-    codecs = array.metadata.codecs
+    codecs: Sequence[Any] = getattr(array.metadata, "codecs", ())  # v3 metadata has codecs
     direct = (
         len(codecs) == 3
         and isinstance(codecs[0], BytesCodec)
@@ -300,7 +301,7 @@ def read_task_array(
 
     bounds = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
     zeros = (0,) * len(inner)
-    dsk = {
+    dsk: dict[Any, Any] = {
         (graph_name, i, *zeros): (read_entry_chunk, entry, name, start, stop)
         for i, (start, stop) in enumerate(bounds)
     }

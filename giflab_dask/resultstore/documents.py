@@ -178,7 +178,7 @@ def _alignment_shape(data: dict[str, Any]) -> str | None:
         return "mode missing"
     for field in ("size", "original_size", "compressed_size"):
         value = data.get(field)
-        if _integers(value, field) or len(value) != 2:
+        if _integers(value, field) or not isinstance(value, list) or len(value) != 2:
             return f"{field} is not [height, width]"
     notes = data.get("notes")
     if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):

@@ -76,9 +76,13 @@ class ResultStore:
         except FileNotFoundError:
             return None
         except (OSError, GiflabError) as exc:
-            return self._reject(key, str(exc) if isinstance(exc, GiflabError) else _why(exc))
+            self._reject(key, str(exc) if isinstance(exc, GiflabError) else _why(exc))
+            return None
         data, problem = verified(raw, key, kind)
-        return self._reject(key, problem) if problem else data
+        if problem:
+            self._reject(key, problem)
+            return None
+        return data
 
     def _reject(self, key: str, reason: str) -> None:
         warnings.warn(
@@ -89,7 +93,6 @@ class ResultStore:
         )
         with contextlib.suppress(OSError, GiflabError), self._shard(key, create=False) as fd:
             os.unlink(f"{key}.json", dir_fd=fd)  # a link itself, never what it points to
-        return None
 
     def contains(self, key: str) -> bool:
         with contextlib.suppress(OSError, GiflabError), self._shard(key, create=False) as fd:

@@ -49,10 +49,14 @@ class FsspecResultStore(storage.RemoteRoot, ResultStore):
             raw = self.fs.cat_file(self._p(key), start=0, end=cap + 1)
         except FileNotFoundError:
             return None
-        if len(raw) > cap:
-            return self._reject_remote(key, f"larger than the store writes ({cap} bytes)")
-        data, problem = verified(raw, key, kind)
-        return self._reject_remote(key, problem) if problem else data
+        problem = f"larger than the store writes ({cap} bytes)" if len(raw) > cap else None
+        data = None
+        if problem is None:
+            data, problem = verified(raw, key, kind)
+        if problem:
+            self._reject_remote(key, problem)
+            return None
+        return data
 
     def _reject_remote(self, key: str, reason: str) -> None:
         warnings.warn(
@@ -61,7 +65,6 @@ class FsspecResultStore(storage.RemoteRoot, ResultStore):
             ),
             stacklevel=3,
         )
-        return None
 
     def contains(self, key: str) -> bool:
         path = self._p(key)
