@@ -95,11 +95,11 @@ _PIPELINE = textwrap.dedent(
         write_gif(root / f"{name}.gif", [GifFrame(idx)], size, size, global_palette=pal)
     with dask.config.set({"giflab.cache-dir": str(root / "cache"),
                           "giflab.limits.memory-budget": None}):
-        from giflab_dask.framestore import FrameStore
+        from giflab_dask.framestore import open_frame_store
         from giflab_dask.metrics import resolve_metrics
         from giflab_dask.pipeline import validate_pair
 
-        store = FrameStore()
+        store = open_frame_store()
         for name in ("o", "c"):
             store.ensure(root / f"{name}.gif")
         estimate = budget.pair_task_bytes(

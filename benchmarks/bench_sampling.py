@@ -24,9 +24,9 @@ from bench_batch import make_batch
 DECODE = """
 import time, dask
 dask.config.set({"giflab.cache-dir": sys.argv[2]})
-from giflab_dask.framestore import FrameStore
+from giflab_dask.framestore import open_frame_store
 from giflab_dask.inputs import read_manifest
-store = FrameStore()
+store = open_frame_store()
 t0 = time.perf_counter()
 paths = sorted({p for pair in read_manifest(sys.argv[1]) for p in (pair.original, pair.compressed)})
 for path in paths:

@@ -19,10 +19,11 @@ _EXPORTS = {
     "GifLayout": "giflab_dask.decode",
     "Limits": "giflab_dask.decode",
     "scan_gif": "giflab_dask.decode",
-    "EntryInfo": "giflab_dask.framestore",
-    "FrameStore": "giflab_dask.framestore",
-    "StoredGif": "giflab_dask.framestore",
+    "EntryInfo": "giflab_dask.framestore.entry",
+    "FrameStore": "giflab_dask.framestore.local",
+    "StoredGif": "giflab_dask.framestore.entry",
     "decode_gif": "giflab_dask.framestore",
+    "open_frame_store": "giflab_dask.framestore",
     "open_frames": "giflab_dask.framestore",
     "AlignOptions": "giflab_dask.align",
     "SampleSpec": "giflab_dask.sampling",
@@ -45,7 +46,8 @@ _EXPORTS = {
     "batch_table": "giflab_dask.results",
     "load_per_frame": "giflab_dask.results",
     "load_results": "giflab_dask.results",
-    "ResultStore": "giflab_dask.resultstore",
+    "ResultStore": "giflab_dask.resultstore.local",
+    "open_result_store": "giflab_dask.resultstore",
     "RunReport": "giflab_dask.cluster",
     "SchedulerSession": "giflab_dask.cluster",
     "scheduler_context": "giflab_dask.cluster",
@@ -119,7 +121,9 @@ __all__ = [
     "gif_key",
     "load_per_frame",
     "load_results",
+    "open_frame_store",
     "open_frames",
+    "open_result_store",
     "plan_batch",
     "register_metric",
     "scan_gif",
@@ -153,7 +157,9 @@ if TYPE_CHECKING:
         SamplingError,
         UnknownMetricError,
     )
-    from giflab_dask.framestore import EntryInfo, FrameStore, StoredGif, decode_gif, open_frames
+    from giflab_dask.framestore import decode_gif, open_frame_store, open_frames
+    from giflab_dask.framestore.entry import EntryInfo, StoredGif
+    from giflab_dask.framestore.local import FrameStore
     from giflab_dask.inputs import PairInput, collect_pairs
     from giflab_dask.keys import GifSource, gif_key
     from giflab_dask.metrics import MetricSpec, available_metrics, get_metric, register_metric
@@ -161,7 +167,8 @@ if TYPE_CHECKING:
     from giflab_dask.outcomes import BatchPlan, BatchResult, LazyPairResult, PairOutcome
     from giflab_dask.pipeline import plan_batch, validate_batch, validate_pair, validate_pair_lazy
     from giflab_dask.results import PairResult, batch_table, load_per_frame, load_results
-    from giflab_dask.resultstore import ResultStore
+    from giflab_dask.resultstore import open_result_store
+    from giflab_dask.resultstore.local import ResultStore
     from giflab_dask.sampling import SampleSpec
     from giflab_dask.verdicts import Check, Verdict
 

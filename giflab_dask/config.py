@@ -13,7 +13,6 @@ import yaml
 from dask.utils import parse_bytes as _parse_bytes
 
 from giflab_dask.errors import ConfigError
-from giflab_dask.storage import as_root, child
 
 _DEFAULTS_FILE = Path(__file__).with_name("giflab.yaml")
 
@@ -49,27 +48,6 @@ def get(key: str) -> Any:
         return shipped(key)
 
 
-def cache_dir() -> Path | str:
-    """The root of all giflab caches (``giflab.cache-dir``, else the user's cache directory).
-
-    A local path, or an fsspec URL string such as ``s3://bucket/giflab`` (see ``storage.py``).
-    """
-    configured = get("cache-dir")
-    if configured:
-        return as_root(str(configured))
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("giflab-dask", appauthor=False))
-
-
-def framestore_root() -> Path | str:
-    """The frame store's root (``giflab.framestore.root``, else ``<cache-dir>/frames``)."""
-    configured = get("framestore.root")
-    if configured:
-        return as_root(str(configured))
-    return child(cache_dir(), "frames")
-
-
 def parse_bytes(value: Any, *, key: str) -> int | None:
     """A byte count: int, float or a string like ``"20 GB"``; ``None`` means unbounded."""
     if value is None:
@@ -93,52 +71,3 @@ def choice(key: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"giflab.{key} must be one of {', '.join(allowed)}; got {value!r}")
     return value
-
-
-def results_root() -> Path | str:
-    """The result store's root (``giflab.results.root``, else ``<cache-dir>/results``)."""
-    configured = get("results.root")
-    if configured:
-        return as_root(str(configured))
-    return child(cache_dir(), "results")
-
-
-_WARNED_ROOTS: set[str] = set()
-
-
-def warn_if_others_can_write(root: Path) -> None:
-    """Warn (once per root and process) when another user could write into a cache root.
-
-    Caches are trusted input to the pipeline: a root that others can write lets them plant
-    results. Checked on the nearest existing folder of ``root``; sticky shared folders such as
-    /tmp are fine when the cache folder inside them is ours.
-    """
-    import os
-    import stat
-    import warnings
-
-    from giflab_dask.errors import CacheIntegrityWarning
-
-    key = str(root)
-    if key in _WARNED_ROOTS:
-        return
-    path = root
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    try:
-        st = path.stat()
-    except OSError:
-        return
-    others_write = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    sticky = st.st_mode & stat.S_ISVTX
-    foreign_owner = hasattr(os, "getuid") and st.st_uid != os.getuid()
-    if (others_write and not sticky) or (foreign_owner and path == root):
-        _WARNED_ROOTS.add(key)
-        who = "is owned by another user" if foreign_owner else "is writable by other users"
-        warnings.warn(
-            CacheIntegrityWarning(
-                f"cache folder {path} {who}: anyone who can write there can change results; "
-                "use a private giflab.cache-dir (chmod go-w)"
-            ),
-            stacklevel=3,
-        )

@@ -168,18 +168,17 @@ class _StatIndex:
 
 
 def _stat_index() -> _StatIndex:
-    from giflab_dask.config import cache_dir, get
+    from giflab_dask import roots
+    from giflab_dask.config import get
 
     configured = get("stat-index")
     if configured:
         return _StatIndex(Path(configured).expanduser())
-    root = cache_dir()
+    root = roots.cache_dir()
     if not isinstance(root, Path):
         # A URL cache-dir (shared object store): the index describes this machine's files
         # and needs SQLite's file locking, so it stays in the local user cache directory.
-        import platformdirs
-
-        root = Path(platformdirs.user_cache_dir("giflab-dask", appauthor=False))
+        root = roots.local_cache_dir()
     return _StatIndex(root / "stat-index.sqlite")
 
 

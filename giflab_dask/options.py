@@ -12,7 +12,7 @@ from giflab_dask.align import AlignOptions
 from giflab_dask.budget import max_pair_seconds, memory_budget
 from giflab_dask.errors import GiflabError
 from giflab_dask.metrics import MetricSpec, resolve_metrics
-from giflab_dask.resultstore import ResultStore
+from giflab_dask.resultstore import ResultStore, open_result_store
 from giflab_dask.sampling import SampleSpec
 from giflab_dask.verdicts import load_profile
 
@@ -104,7 +104,7 @@ class ValidateOptions:
         removed when the last result that reads from it is gone."""
         if not self.use_cache:
             return _scratch_store()
-        return self.results or ResultStore()
+        return self.results or open_result_store()
 
 
 #: What the public functions' keywords default to (a keyword left at it is not "given").

@@ -386,13 +386,13 @@ class BatchPlan:
 def complete_facts(outcome: PairOutcome, options: AlignOptions, results: ResultStore) -> None:
     """The pair facts that waited for the decodes, from the decoded entries; the alignment
     node is stored once complete (a stored node is never missing a fact)."""
-    from giflab_dask.framestore import FrameStore
+    from giflab_dask.framestore import open_frame_store
 
     assert outcome.facts_after_decode is not None and outcome.alignment is not None
     *gifs, node = outcome.facts_after_decode
     outcome.facts_after_decode = None
     stored = [
-        FrameStore(gif.store_root).open(gif.key) if isinstance(gif, PendingGif) else gif
+        open_frame_store(gif.store_root).open(gif.key) if isinstance(gif, PendingGif) else gif
         for gif in gifs
     ]
     if any(gif is None for gif in stored):

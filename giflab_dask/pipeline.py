@@ -5,7 +5,7 @@
 1. **keys** (:func:`_find_keys`): every input file is hashed to its content key (a file that
    cannot be read becomes an error row here, before any graph);
 2. **lookups** (:func:`_look_up_nodes`): each pair's alignment node and metric nodes
-   (:mod:`giflab_dask.nodekeys`) are looked up in the result store; a pair whose nodes all
+   (:mod:`giflab_dask.resultstore.keys`) are looked up in the result store; a pair whose nodes all
    exist needs no task at all;
 3. **derivations** (:func:`_derive_from_stored`): a missing metric that is a function of a
    stored node (PSNR of MSE) is written from it without reading a frame;
@@ -52,11 +52,10 @@ from giflab_dask.graph.build import (
 from giflab_dask.graph.tasks import node_summaries
 from giflab_dask.inputs import PairInput
 from giflab_dask.metrics import MetricSpec, get_metric
-from giflab_dask.nodekeys import alignment_node_key, metric_node_key
 from giflab_dask.options import ValidateOptions
 from giflab_dask.outcomes import BatchPlan, BatchResult, LazyPairResult, PairOutcome
 from giflab_dask.results import PairResult
-from giflab_dask.resultstore import ResultStore
+from giflab_dask.resultstore import ResultStore, alignment_node_key, metric_node_key
 from giflab_dask.sampled_plan import pairs_needing_pilot, sampled_writes
 from giflab_dask.sampling import SampleSpec
 
@@ -116,9 +115,9 @@ class _Planning:
         """The frame store, opened only when some pair needs frames: a run of pure lookups
         never imports zarr (most of a hot batch's time otherwise)."""
         if self.frame_store is None:
-            from giflab_dask.framestore import FrameStore
+            from giflab_dask.framestore import open_frame_store
 
-            self.frame_store = FrameStore()
+            self.frame_store = open_frame_store()
         return self.frame_store
 
     def key_of(self, path: str) -> str:

@@ -548,7 +548,7 @@ def plot_worst_frames(
     resized as the metrics saw them (``align_options``: those of the run).
     """
     from giflab_dask.align import AlignOptions, prepare_block
-    from giflab_dask.framestore import FrameStore
+    from giflab_dask.framestore import open_frame_store
 
     options = align_options or AlignOptions.from_config()
     data = _pair_data(pair, metrics=run_metrics, align_options=options, results=results)
@@ -562,7 +562,7 @@ def plot_worst_frames(
     index = worst_frames(values, k, higher_is_better=_higher_is_better(column))
     if index.size == 0:
         raise GiflabError(f"no frame of {data.label} has a measured {column}")
-    store = store or FrameStore()
+    store = store or open_frame_store()
     mapped = data.mapping[index]
     o_gif, o_rgb, o_alpha = _read_frames(store, data.original_key, index, "original")
     c_gif, c_rgb, c_alpha = _read_frames(store, data.compressed_key, mapped, "compressed")

@@ -377,9 +377,9 @@ def write_report(
 
     from giflab_dask import plots
     from giflab_dask.align import AlignOptions
-    from giflab_dask.framestore import FrameStore
+    from giflab_dask.framestore import open_frame_store
     from giflab_dask.metrics import resolve_metrics
-    from giflab_dask.resultstore import ResultStore
+    from giflab_dask.resultstore import open_result_store
 
     del matplotlib  # imported first so a missing matplotlib fails before any work
     table, source = _as_table(table_or_path)
@@ -388,8 +388,8 @@ def write_report(
     table = table.reset_index(drop=True)
     run_metrics = [s.name for s in resolve_metrics(metrics)] if metrics else _run_metrics(table)
     align_options = align_options or AlignOptions.from_config()
-    results = results or ResultStore()
-    store = store or FrameStore()
+    results = results or open_result_store()
+    store = store or open_frame_store()
     title = title or f"giflab-dask report: {source}"
 
     counts = table["verdict"].astype(str).value_counts()

@@ -423,14 +423,13 @@ def load_per_frame(
 
     from giflab_dask.align import AlignOptions
     from giflab_dask.metrics import resolve_metrics
-    from giflab_dask.nodekeys import alignment_node_key, metric_node_key
-    from giflab_dask.resultstore import ResultStore
+    from giflab_dask.resultstore import alignment_node_key, metric_node_key, open_result_store
     from giflab_dask.sampling import SampleSpec, expand
 
     if sample is None and isinstance(row.get("sample_strategy"), str):
         sample = SampleSpec.from_config(int(row["sample_n"]), row["sample_strategy"])
 
-    results = results or ResultStore()
+    results = results or open_result_store()
     options = align_options or AlignOptions.from_config()
     o_key, c_key = row["original_key"], row["compressed_key"]
     columns: dict[str, np.ndarray] = {}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from giflab_dask.nodekeys import metric_node_key
+from giflab_dask.resultstore import metric_node_key
 from giflab_dask.sampling import SampleDesign
 
 if TYPE_CHECKING:

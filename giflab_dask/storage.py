@@ -1,12 +1,13 @@
-"""Cache roots: a local path, or any fsspec URL (``s3://bucket/prefix``, ``memory://...``).
+"""Reading and writing under a cache root, local or fsspec URL (roots are resolved in ``roots.py``).
 
 A local root (a plain path, or a ``file://`` URL) keeps the stores' POSIX code path: rename
-commits, ``filelock`` locking, fsync. Any other URL is opened with fsspec and the stores use
-their object-store protocol instead (DESIGN decision 30). Options for the filesystem (endpoint,
-credentials, ...) come from ``giflab.storage-options`` (a mapping handed to
-``fsspec.url_to_fs``), which travels to workers with the rest of the ``giflab`` configuration;
-fsspec's own configuration (``FSSPEC_S3_ENDPOINT_URL``, ``~/.config/fsspec/``) and the
-backend's (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ``~/.aws/``) apply as well.
+commits, ``filelock`` locking, fsync, nothing followed through a symlink. Any other URL
+(``s3://bucket/prefix``, ``memory://...``) is opened with fsspec and the stores use their
+object-store protocol instead, since an object store has no rename and no locks. Options for
+the filesystem (endpoint, credentials, ...) come from ``giflab.storage-options`` (a mapping
+handed to ``fsspec.url_to_fs``), which travels to workers with the rest of the ``giflab``
+configuration; fsspec's own configuration (``FSSPEC_S3_ENDPOINT_URL``, ``~/.config/fsspec/``)
+and the backend's (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ``~/.aws/``) apply as well.
 """
 
 from __future__ import annotations
@@ -18,61 +19,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from giflab_dask import config
 from giflab_dask.errors import CacheFileError, ConfigError
+from giflab_dask.roots import Root
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
 __all__ = [
     "RemoteRoot",
-    "Root",
-    "as_root",
-    "child",
     "filesystem",
-    "is_url",
     "open_beneath",
     "read_beneath",
     "real_dir",
     "storage_options",
 ]
 
-#: A cache root: a local directory, or an fsspec URL without a trailing slash.
-Root = Path | str
-
-_LOCAL_PROTOCOLS = ("file", "local")
-
-
-def is_url(root: object) -> bool:
-    """Whether ``root`` names a non-local fsspec location (``s3://...``, ``memory://...``)."""
-    return isinstance(root, str) and "://" in root
-
-
-def as_root(value: str | os.PathLike[str]) -> Root:
-    """A cache root from a setting or an argument.
-
-    Plain paths and ``file://`` URLs become an expanded :class:`~pathlib.Path`; other URLs
-    stay strings (chained URLs such as ``simplecache::s3://...`` included).
-    """
-    if isinstance(value, Path):
-        return value.expanduser()
-    text = os.fspath(value)
-    protocol, sep, rest = text.partition("://")
-    if not sep:
-        return Path(text).expanduser()
-    if protocol in _LOCAL_PROTOCOLS:
-        return Path(rest).expanduser()
-    return text.rstrip("/")
-
-
-def child(root: Root, name: str) -> Root:
-    """``root / name`` for either kind of root."""
-    return root / name if isinstance(root, Path) else f"{root}/{name}"
-
 
 def storage_options() -> dict[str, Any]:
     """``giflab.storage-options``: keyword arguments for the fsspec filesystem of URL roots."""
-    from giflab_dask import config
-
     options = config.get("storage-options")
     if options is None:
         return {}

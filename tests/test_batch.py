@@ -18,12 +18,12 @@ from click.testing import CliRunner
 from giflab_dask.cli import cli
 from giflab_dask.demo import write_demo_data
 from giflab_dask.errors import CacheIntegrityWarning
-from giflab_dask.framestore import FrameStore
+from giflab_dask.framestore import open_frame_store
 from giflab_dask.inputs import PairInput, collect_pairs, read_manifest
 from giflab_dask.metrics import get_metric
 from giflab_dask.pipeline import plan_batch, validate_batch
 from giflab_dask.results import BASE_COLUMNS, batch_table, load_per_frame, load_results, write_table
-from giflab_dask.resultstore import ResultStore
+from giflab_dask.resultstore import ResultStore, open_result_store
 
 METRICS = "ssim,psnr,mse,chist"
 
@@ -66,7 +66,7 @@ def test_time_saved_is_the_recorded_cost_of_what_the_caches_spared(demo: Path) -
     pairs = collect_pairs(demo)
     first = validate_batch(pairs, metrics=METRICS)
     assert first.stats["saved_seconds"] == 0.0  # empty caches: nothing was spared
-    store = ResultStore()
+    store = open_result_store()
     recorded = [
         store.get(key)["compute_seconds"] for o in first.outcomes for key in o.metric_keys.values()
     ]
@@ -84,7 +84,7 @@ def test_time_saved_is_the_recorded_cost_of_what_the_caches_spared(demo: Path) -
         for name in ("ssim", "psnr", "mse")
     ]
     keys = {k for o in first.outcomes for k in (o.original_key, o.compressed_key)}
-    frames = FrameStore()
+    frames = open_frame_store()
     decoded = [frames.open(k).attrs["decode_seconds"] for k in keys]
     assert len(decoded) == 8 and all(s > 0 for s in decoded)
     assert warm.stats["saved_seconds"] == pytest.approx(sum(others) + sum(decoded))
@@ -135,7 +135,7 @@ def test_psnr_with_a_new_cap_is_derived_from_stored_mse_without_reading_frames(
     plan = plan_batch(pairs, metrics=[get_metric("psnr").with_params(cap_db=31.0)])
     assert _graph_prefixes(plan) == {"result-write"}
     # without a stored MSE node, PSNR is computed from the frames
-    ResultStore().clear()
+    open_result_store().clear()
     plan = plan_batch(pairs, metrics=[get_metric("psnr").with_params(cap_db=31.0)])
     assert "pair-metrics" in _graph_prefixes(plan)
 
@@ -271,7 +271,7 @@ def test_per_frame_vectors_come_back_from_the_store(demo: Path) -> None:
 def test_corrupted_result_is_detected_and_recomputed(demo: Path) -> None:
     pairs = collect_pairs(demo)[:1]
     first = validate_batch(pairs, metrics="psnr")
-    store = ResultStore()
+    store = open_result_store()
     node = store.path_for(first.outcomes[0].metric_keys["psnr"])
     text = node.read_text().replace('"per_frame": [', '"per_frame": [1e9, ', 1)
     node.write_text(text)
@@ -288,13 +288,13 @@ def test_corrupted_result_is_detected_and_recomputed(demo: Path) -> None:
 def test_no_cache_and_refresh(demo: Path) -> None:
     pairs = collect_pairs(demo)[:2]
     uncached = validate_batch(pairs, metrics="psnr", use_cache=False)
-    assert ResultStore().entries() == []
+    assert open_result_store().entries() == []
     # Per-frame vectors still come back (from the run's own scratch store) ...
     result = uncached.outcomes[0].result
     vector = result.per_frame["psnr"]
     assert len(vector) == result.summaries["original_frames"] and np.isfinite(vector).all()
     scratch = uncached.plan.results.root
-    assert scratch.is_dir() and scratch != ResultStore().root
+    assert scratch.is_dir() and scratch != open_result_store().root
     # ... and the scratch store is gone once nothing refers to it.
     del uncached, result
     gc.collect()

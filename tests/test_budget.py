@@ -18,7 +18,7 @@ import pytest
 from giflab_dask import budget
 from giflab_dask.decode import iter_frames, scan_gif
 from giflab_dask.errors import ConfigError, GiflabError, GifLimitError, MemoryBudgetError
-from giflab_dask.framestore import FrameStore, read_frames
+from giflab_dask.framestore import open_frame_store, read_frames
 from giflab_dask.inputs import PairInput
 from giflab_dask.metrics import BoundMetric, measure_block, register_metric, resolve_metrics
 from giflab_dask.pipeline import validate_batch, validate_pair
@@ -448,7 +448,7 @@ def test_tasks_reserve_their_memory_and_wait_for_each_other() -> None:
 def test_grouped_measurement_equals_one_call(gif_pair) -> None:
     """The clock is read between groups of frames; values are those of one call."""
     original, _ = gif_pair
-    store = FrameStore()
+    store = open_frame_store()
     entry = store.ensure(original)
     frames = read_frames(str(entry.path), "frames", slice(0, entry.n_frames))
     other = frames[::-1].copy()
@@ -507,7 +507,7 @@ def test_tiny_frames_cost_the_pipeline_little_beyond_their_kernels(tmp_path: Pat
              for f in frames]  # fmt: skip
     o = write_gif(tmp_path / "o.gif", frames, 16, 16, global_palette=palette)
     c = write_gif(tmp_path / "c.gif", noisy, 16, 16, global_palette=palette)
-    store = FrameStore()
+    store = open_frame_store()
     o_rgb = read_frames(str(store.ensure(o).path), "frames", slice(None))
     c_rgb = read_frames(str(store.ensure(c).path), "frames", slice(None))
     names = "gmsd,chist,sharpness_similarity"

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from giflab_dask.cli import cli
-from giflab_dask.framestore import FrameStore
+from giflab_dask.framestore import open_frame_store
 
 
 def run(*args: str, input: str | None = None):
@@ -26,7 +26,7 @@ def test_help_lists_commands() -> None:
 def test_decode_prints_key_frames_size_and_chunking(anim_gif: Path) -> None:
     result = run("decode", str(anim_gif))
     assert result.exit_code == 0, result.output
-    stored = FrameStore().entries()[0]
+    stored = open_frame_store().entries()[0]
     assert stored.key in result.output
     assert "48x32" in result.output and "6 frames" in result.output
 
@@ -96,7 +96,7 @@ def test_demo_data_then_decode(tmp_path: Path) -> None:
     gifs = sorted((tmp_path / "demo").rglob("*.gif"))
     assert len(gifs) == 4
     assert run("decode", *map(str, gifs)).exit_code == 0
-    halved = FrameStore().ensure(tmp_path / "demo" / "variants" / "frames-50" / "demo-01.gif")
+    halved = open_frame_store().ensure(tmp_path / "demo" / "variants" / "frames-50" / "demo-01.gif")
     assert halved.n_frames == 3
 
 

@@ -21,16 +21,13 @@ from giflab_dask.framestore import (
     MANIFEST,
     FrameStore,
     StoredGif,
-    _hash_file,
     chunk_frames_for,
     decode_gif,
-    open_entry_array,
+    open_frame_store,
     open_frames,
     read_frames,
 )
-from giflab_dask.framestore import (
-    _chunk_files as _chunk_files_of,
-)
+from giflab_dask.framestore.local import _hash_file
 from giflab_dask.keys import gif_key
 
 from .conftest import write_pillow_gif
@@ -64,7 +61,7 @@ def test_chunking_targets_configured_mib() -> None:
 
 
 def test_decode_once_then_lookup(anim_gif: Path, tmp_path: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     first = store.ensure(anim_gif)
     copy = tmp_path / "copy.gif"
     copy.write_bytes(anim_gif.read_bytes())
@@ -119,7 +116,7 @@ def _chunk_files(stored_path: Path) -> list[Path]:
 
 
 def test_flipped_byte_is_detected_and_rebuilt(anim_gif: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(anim_gif)
     expected = stored.frames().compute()
     chunk = _chunk_files(stored.path)[0]
@@ -133,7 +130,7 @@ def test_flipped_byte_is_detected_and_rebuilt(anim_gif: Path) -> None:
 
 
 def test_flipped_byte_fails_the_read_when_not_verified_on_open(anim_gif: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(anim_gif)
     chunk = _chunk_files(stored.path)[0]
     data = bytearray(chunk.read_bytes())
@@ -146,55 +143,8 @@ def test_flipped_byte_fails_the_read_when_not_verified_on_open(anim_gif: Path) -
         reopened.frames().compute()
 
 
-@pytest.mark.parametrize(
-    "index",
-    [
-        slice(0, 11),
-        slice(3, 9),
-        slice(10, 11),
-        slice(5, 5),
-        np.array([0, 4, 8, 10]),  # one frame from each chunk
-        np.array([9, 2, 2, 7, 0, 10, 10]),  # unsorted, repeated
-        np.array([3, 4, 5, 6]),  # a run across a chunk boundary
-        np.array([0, 0, 2]),  # a repeat and a gap: as many frames as a run would have
-        np.array([0, 0, 1, 3]),  # the whole first chunk's length, not its frames
-        np.array([4, 4, 5, 7, 8, 8, 9, 10]),  # dropped and repeated frames (time alignment)
-        np.array([], dtype=np.int64),
-    ],
-)
-def test_direct_chunk_reads_equal_zarr_reads(index, tmp_path: Path) -> None:
-    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=11, size=(40, 30), noise=True)
-    with dask.config.set({"giflab.framestore.chunk-mib": 4 * 40 * 30 * 3 / 2**20}):
-        stored = decode_gif(gif)
-    array = open_entry_array(str(stored.path), "frames")
-    expected = array[index] if isinstance(index, slice) else array.get_orthogonal_selection(index)
-    got = read_frames(str(stored.path), "frames", index)
-    assert got.dtype == np.uint8 and got.shape == expected.shape
-    np.testing.assert_array_equal(got, expected)
-
-
-def test_frames_in_other_encodings_are_read_through_zarr(tmp_path: Path) -> None:
-    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=11, size=(40, 30), noise=True)
-    stored = decode_gif(gif)
-    expected = read_frames(str(stored.path), "frames", slice(0, 11))
-    assert _chunk_files_of(str(stored.path), "frames").direct
-    # the frames array rewritten by plain Zarr: its default codecs, "/" chunk keys, 4 frames
-    shutil.rmtree(stored.path / "frames")
-    group = zarr.open_group(str(stored.path), mode="a")
-    group.create_array("frames", data=expected, chunks=(4, 30, 40, 3))
-    assert (stored.path / "frames" / "c" / "2" / "0" / "0" / "0").is_file()
-    _chunk_files_of.cache_clear()
-    open_entry_array.cache_clear()
-    files = _chunk_files_of(str(stored.path), "frames")
-    assert not files.direct and files.chunk == 4
-    for index in (slice(0, 11), slice(3, 9), np.array([10, 0, 4, 4])):
-        np.testing.assert_array_equal(
-            read_frames(str(stored.path), "frames", index), expected[index]
-        )
-
-
 def test_direct_reads_name_a_corrupt_chunk(anim_gif: Path) -> None:
-    stored = FrameStore().ensure(anim_gif)
+    stored = open_frame_store().ensure(anim_gif)
     chunk = _chunk_files(stored.path)[0]
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x10
@@ -207,7 +157,7 @@ def test_direct_reads_name_a_corrupt_chunk(anim_gif: Path) -> None:
 
 
 def test_missing_chunk_is_detected(anim_gif: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(anim_gif)
     _chunk_files(stored.path)[0].unlink()
     reopened = store.open(stored.key, verify="none")
@@ -225,7 +175,7 @@ def test_open_reads_the_documents_it_wrote_without_zarr(tmp_path: Path) -> None:
     gif = write_pillow_gif(
         tmp_path / "a.gif", n_frames=7, size=(40, 30), durations=[70, 40, 70, 90, 70, 70, 120]
     )
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(gif)
     direct = StoredGif.from_documents(
         stored.key, stored.path, lambda r: (stored.path / r).read_bytes()
@@ -245,7 +195,7 @@ def test_open_falls_back_to_zarr_for_other_durations_codecs(tmp_path: Path) -> N
     gif = write_pillow_gif(
         tmp_path / "a.gif", n_frames=7, size=(40, 30), durations=[70, 40, 70, 90, 70, 70, 120]
     )
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(gif)
     # durations rewritten by plain Zarr with its default codecs and chunk keys; the manifest
     # is brought up to date, so the entry is intact, only not in this layout's own encoding
@@ -270,7 +220,7 @@ def test_corrupt_durations_chunk_is_rebuilt(tmp_path: Path) -> None:
     gif = write_pillow_gif(
         tmp_path / "a.gif", n_frames=7, size=(40, 30), durations=[70, 40, 70, 90, 70, 70, 120]
     )
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(gif)
     chunk = stored.path / "durations_ms" / "c.0"
     data = bytearray(chunk.read_bytes())
@@ -286,7 +236,7 @@ def test_corrupt_durations_chunk_is_rebuilt(tmp_path: Path) -> None:
 
 
 def test_layout_version_mismatch_is_rebuilt(anim_gif: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(anim_gif)
     manifest = json.loads((stored.path / MANIFEST).read_text())
     manifest["layout_version"] = -1
@@ -296,7 +246,7 @@ def test_layout_version_mismatch_is_rebuilt(anim_gif: Path) -> None:
 
 
 def test_entry_without_manifest_is_never_read(anim_gif: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(anim_gif)
     (stored.path / MANIFEST).unlink()
     assert store.open(stored.key) is None
@@ -304,7 +254,7 @@ def test_entry_without_manifest_is_never_read(anim_gif: Path) -> None:
 
 
 def test_lru_eviction_keeps_store_under_max_bytes(tmp_path: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     gifs = [
         write_pillow_gif(tmp_path / f"g{i}.gif", n_frames=4, size=(64, 48), seed=i, noise=True)
         for i in range(4)
@@ -339,13 +289,13 @@ def test_store_size_is_checked_once_per_slack_not_after_every_decode(
     """Each size check lists every entry: checking after each decode made N new GIFs cost
     O(N^2) manifest reads. A process checks on its first write, then once it has written
     max-bytes x PRUNE_SLACK since its last check."""
-    from giflab_dask import framestore
+    from giflab_dask.framestore import local as framestore
 
     gifs = [
         write_pillow_gif(tmp_path / f"g{i}.gif", n_frames=3, size=(40, 30), seed=i, noise=True)
         for i in range(10)
     ]
-    store = FrameStore()
+    store = open_frame_store()
     checks: list[int] = []
     real_prune = FrameStore.prune
 
@@ -398,7 +348,7 @@ def test_decode_killed_mid_write_leaves_no_entry(
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert temps, "the decode never started writing chunks"
-    store = FrameStore()
+    store = open_frame_store()
     key = gif_key(big_gif)
     assert store.open(key) is None
     assert store.entries() == []
@@ -411,7 +361,7 @@ def test_decode_killed_mid_write_leaves_no_entry(
 def test_prune_removes_leftovers_of_dead_writers(big_gif: Path, isolated_cache: Path) -> None:
     wreck = isolated_cache / "frames" / f".tmp-{gif_key(big_gif)}-dead"
     (wreck / "frames").mkdir(parents=True)
-    FrameStore().prune()
+    open_frame_store().prune()
     assert not wreck.exists()
 
 
@@ -431,7 +381,7 @@ def test_two_processes_decoding_the_same_gif(big_gif: Path, isolated_cache: Path
     expected = hashlib.sha256(reference_frames(big_gif)[0].tobytes()).hexdigest()
     assert outs[0][1] == outs[1][1] == expected
     assert outs[0][0] == outs[1][0]  # both read the one entry that was written
-    assert [e.key for e in FrameStore().entries()] == [gif_key(big_gif)]
+    assert [e.key for e in open_frame_store().entries()] == [gif_key(big_gif)]
     assert not list((isolated_cache / "frames").glob(".tmp-*"))
 
 
@@ -446,97 +396,3 @@ def test_cache_files_hold_no_pickles(anim_gif: Path) -> None:
         if file.is_file():
             head = file.read_bytes()[:2]
             assert head != b"\x80\x04" and head != b"\x80\x05", f"{file} looks like a pickle"
-
-
-def _gif_with_late_transparency(path: Path, n_frames: int = 11) -> Path:
-    """Opaque full frames; frame 7 is disposed to transparent, so alpha first shows at frame 8."""
-    from giflab_dask.testing import GifFrame, solid_palette, write_gif
-
-    rng = np.random.default_rng(3)
-    frames = []
-    for i in range(n_frames):
-        if i == 7:
-            frames.append(GifFrame(np.full((10, 12), 2, np.uint8), left=5, top=4, disposal=2))
-        elif i > 7:
-            frames.append(GifFrame(np.full((4, 4), i % 4, np.uint8), left=30, top=20))
-        else:
-            frames.append(GifFrame(rng.integers(0, 4, (30, 40), dtype=np.uint8)))
-    return write_gif(path, frames, 40, 30, global_palette=solid_palette(4))
-
-
-@pytest.mark.parametrize("case", ["partial-last-chunk", "alpha-from-chunk-2", "one-frame"])
-def test_directly_written_chunks_are_what_zarr_writes(case: str, tmp_path: Path) -> None:
-    """Chunks are encoded and written without Zarr's write path: Zarr must read them back
-    (partial last chunk, alpha arrays, one frame) and would have written the same bytes."""
-    import hashlib
-
-    import zarr
-    from zarr.codecs import Crc32cCodec, ZstdCodec
-    from zarr.storage import LocalStore
-
-    if case == "alpha-from-chunk-2":
-        gif = _gif_with_late_transparency(tmp_path / "t.gif")
-    else:
-        n = 1 if case == "one-frame" else 11
-        gif = write_pillow_gif(tmp_path / "a.gif", n_frames=n, size=(40, 30), noise=True)
-    rgb_ref, alpha_ref = reference_frames(gif)
-    with dask.config.set({"giflab.framestore.chunk-mib": 4 * 40 * 30 * 3 / 2**20}):
-        stored = FrameStore().ensure(gif)
-    assert stored.chunk_frames == min(4, len(rgb_ref))
-    assert stored.has_alpha == (case == "alpha-from-chunk-2")
-    if stored.has_alpha:
-        assert (alpha_ref[:8] == 255).all() and (alpha_ref[8:] == 0).any()
-
-    # Plain Zarr reads the entry back as decoded.
-    group = zarr.open_group(str(stored.path), mode="r")
-    np.testing.assert_array_equal(group["frames"][...], rgb_ref)
-    if stored.has_alpha:
-        np.testing.assert_array_equal(group["alpha"][...], alpha_ref)
-    else:
-        assert "alpha" not in group and (alpha_ref == 255).all()
-
-    # Zarr writing the same arrays with the same metadata gives the same bytes, file by file.
-    level = int(dask.config.get("giflab.framestore.compression-level"))
-    durations = np.asarray(group["durations_ms"][...])
-    np.testing.assert_array_equal(durations, scan_gif(gif).durations_ms)
-    arrays = (("frames", rgb_ref, 0), ("alpha", alpha_ref, 255), ("durations_ms", durations, 0))
-    for name, data, fill in arrays:
-        if name not in group:
-            continue
-        meta = group[name].metadata
-        ref = zarr.create_array(
-            store=LocalStore(tmp_path / "ref"), name=name, shape=data.shape,
-            chunks=meta.chunk_grid.chunk_shape, dtype=data.dtype, fill_value=fill,
-            compressors=(ZstdCodec(level=level, checksum=False), Crc32cCodec()),
-            dimension_names=meta.dimension_names, config={"write_empty_chunks": True},
-            chunk_key_encoding={"name": "default", "separator": "."},
-        )  # fmt: skip
-        ref[...] = data
-        ours = {p.relative_to(stored.path / name): p.read_bytes()
-                for p in (stored.path / name).rglob("*") if p.is_file()}  # fmt: skip
-        theirs = {p.relative_to(tmp_path / "ref" / name): p.read_bytes()
-                  for p in (tmp_path / "ref" / name).rglob("*") if p.is_file()}  # fmt: skip
-        assert ours.keys() == theirs.keys()
-        n_chunks = -(-len(data) // meta.chunk_grid.chunk_shape[0])
-        # every chunk file directly in the array's directory (no c/<t>/0/0 tree to create)
-        assert sorted(str(k) for k in ours if k.name != "zarr.json") == sorted(
-            ".".join(["c", str(t)] + ["0"] * (data.ndim - 1)) for t in range(n_chunks)
-        )
-        for rel in ours:
-            if rel.name == "zarr.json":
-                assert json.loads(ours[rel]) == json.loads(theirs[rel])
-            else:
-                assert ours[rel] == theirs[rel], f"{name}/{rel} differs from Zarr's bytes"
-
-    # The manifest lists every file of the entry with its size and checksum.
-    manifest = json.loads((stored.path / MANIFEST).read_text())
-    on_disk = {
-        p.relative_to(stored.path).as_posix(): p.read_bytes()
-        for p in stored.path.rglob("*")
-        if p.is_file() and p.name not in (MANIFEST, "giflab-access")
-    }
-    assert manifest["files"].keys() == on_disk.keys()
-    for rel, body in on_disk.items():
-        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
-        assert manifest["files"][rel] == [len(body), digest], rel
-    assert manifest["nbytes"] == sum(len(b) for b in on_disk.values())

@@ -274,10 +274,10 @@ def test_random_kills_lose_nothing(small_batch: Path, tmp_path: Path) -> None:
     ).stdout  # fmt: skip
     assert json.loads(final) == json.loads(reference)
     # leftovers of killed writers are gone after the rerun and a prune
-    from giflab_dask.framestore import FrameStore
+    from giflab_dask.framestore import open_frame_store
 
     with dask.config.set({"giflab.cache-dir": str(cache)}):
-        FrameStore().prune(None)
+        open_frame_store().prune(None)
     leftovers = [p for p in _stored_files(cache) if ".tmp-" in str(p) or ".trash-" in str(p)]
     assert [p for p in leftovers if "results" not in str(p)] == []
 

@@ -19,14 +19,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from giflab_dask import resultstore
 from giflab_dask.cli import cli
 from giflab_dask.demo import write_demo_data
 from giflab_dask.errors import CacheIntegrityWarning, FrameStoreCorruptError
-from giflab_dask.framestore import ACCESS, MANIFEST, FrameStore, read_frames
+from giflab_dask.framestore import ACCESS, MANIFEST, FrameStore, open_frame_store, read_frames
 from giflab_dask.inputs import collect_pairs
 from giflab_dask.pipeline import validate_batch
-from giflab_dask.resultstore import ResultStore, _checksum
+from giflab_dask.resultstore import ResultStore, open_result_store
+from giflab_dask.resultstore import local as resultstore_local
+from giflab_dask.resultstore.documents import checksum as _checksum
 
 from .conftest import write_pillow_gif
 
@@ -70,7 +71,7 @@ UNREADABLE = {
 
 @pytest.mark.parametrize("corruption", list(UNREADABLE))
 def test_unreadable_result_document_is_a_miss_warned_once(corruption: str) -> None:
-    store = ResultStore()
+    store = open_result_store()
     store.put(KEY, "metric", _metric_data())
     path = store.path_for(KEY)
     path.write_bytes(UNREADABLE[corruption](path.read_bytes()))
@@ -85,7 +86,7 @@ def test_unreadable_result_document_is_a_miss_warned_once(corruption: str) -> No
 def test_deeply_nested_result_in_a_batch_is_recomputed(demo: Path) -> None:
     pairs = collect_pairs(demo)[:1]
     first = validate_batch(pairs, metrics="psnr")
-    store = ResultStore()
+    store = open_result_store()
     node = store.path_for(first.outcomes[0].metric_keys["psnr"])
     node.write_bytes(b"[" * 100_000 + b"]" * 100_000)
     with pytest.warns(CacheIntegrityWarning, match="RecursionError"):
@@ -139,7 +140,7 @@ HOSTILE_DATA = {
 def test_result_documents_are_checked_for_shape(case: str) -> None:
     data, kind, reason = HOSTILE_DATA[case]
     expected = "alignment" if case.startswith("mapping") else "metric"
-    store = ResultStore()
+    store = open_result_store()
     store.put(KEY, "metric", _metric_data())
     store.path_for(KEY).write_bytes(_forge(data, kind))
     with pytest.warns(CacheIntegrityWarning, match=reason):
@@ -148,7 +149,7 @@ def test_result_documents_are_checked_for_shape(case: str) -> None:
 
 
 def test_result_document_linked_to_dev_zero_or_a_fifo_is_never_read(tmp_path: Path) -> None:
-    store = ResultStore()
+    store = open_result_store()
     store.put(KEY, "metric", _metric_data())
     path = store.path_for(KEY)
     path.unlink()
@@ -164,9 +165,9 @@ def test_result_document_linked_to_dev_zero_or_a_fifo_is_never_read(tmp_path: Pa
 
 
 def test_result_reads_are_size_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    store = ResultStore()
+    store = open_result_store()
     store.put(KEY, "metric", _metric_data(n=1000))
-    monkeypatch.setattr(resultstore, "max_document_bytes", lambda: 1000)
+    monkeypatch.setattr(resultstore_local, "max_document_bytes", lambda: 1000)
     with pytest.warns(CacheIntegrityWarning, match="more than the store writes"):
         assert store.get(KEY, "metric") is None
 
@@ -205,7 +206,7 @@ HOSTILE_MANIFESTS = {
 @pytest.mark.parametrize("verify", ["checksum", "size", "none"])
 @pytest.mark.parametrize("case", list(HOSTILE_MANIFESTS))
 def test_hostile_manifests_are_rebuilt_not_followed(anim_gif: Path, case: str, verify: str) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     key, path = _entry(store, anim_gif)
     expected = store.open(key).frames().compute()
     change, reason = HOSTILE_MANIFESTS[case]
@@ -217,7 +218,7 @@ def test_hostile_manifests_are_rebuilt_not_followed(anim_gif: Path, case: str, v
 
 
 def test_entry_documents_linked_outside_are_not_read(anim_gif: Path, tmp_path: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     key, path = _entry(store, anim_gif)
     (path / "zarr.json").unlink()
     (path / "zarr.json").symlink_to("/dev/zero")
@@ -237,14 +238,14 @@ def test_entry_documents_linked_outside_are_not_read(anim_gif: Path, tmp_path: P
 
 
 def test_attributes_that_would_break_readers_are_rejected(anim_gif: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     key, path = _entry(store, anim_gif)
     expected = store.open(key).frames().compute()
     group = json.loads((path / "zarr.json").read_text())
     group["attributes"]["giflab"]["chunk_frames"] = 0
     body = json.dumps(group).encode()
     (path / "zarr.json").write_bytes(body)
-    from giflab_dask.framestore import _digest
+    from giflab_dask.framestore.entry import file_digest as _digest
 
     _rewrite_manifest(
         path, lambda m: {**m, "files": {**m["files"], "zarr.json": [len(body), _digest(body)]}}
@@ -260,7 +261,7 @@ def test_attributes_that_would_break_readers_are_rejected(anim_gif: Path) -> Non
 def test_access_marker_replaced_by_a_link_is_not_appended_through(
     anim_gif: Path, tmp_path: Path
 ) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     key, path = _entry(store, anim_gif)
     victim = tmp_path / "victim.txt"
     victim.write_bytes(b"precious")
@@ -273,7 +274,7 @@ def test_access_marker_replaced_by_a_link_is_not_appended_through(
 
 
 def test_linked_result_shard_is_neither_read_nor_cleared(tmp_path: Path) -> None:
-    store = ResultStore()
+    store = open_result_store()
     store.put("cd" * 16, "metric", _metric_data())  # the root and another shard exist
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -293,7 +294,7 @@ def test_linked_result_shard_is_neither_read_nor_cleared(tmp_path: Path) -> None
 
 
 def test_clear_and_prune_delete_only_what_the_store_wrote(anim_gif: Path, tmp_path: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     key, _ = _entry(store, anim_gif)
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -305,7 +306,7 @@ def test_clear_and_prune_delete_only_what_the_store_wrote(anim_gif: Path, tmp_pa
     (root / ("ef" * 16)).symlink_to(outside, target_is_directory=True)  # named like an entry
     (root / f".tmp-{'12' * 16}-dead").symlink_to(outside, target_is_directory=True)
     (root / ".trash-x").symlink_to(outside, target_is_directory=True)
-    results = ResultStore()
+    results = open_result_store()
     results.put(KEY, "metric", _metric_data())
     (results.root / "mine").mkdir()
     (results.root / "mine" / "x.json").write_text("{}")
@@ -324,7 +325,7 @@ def test_clear_and_prune_delete_only_what_the_store_wrote(anim_gif: Path, tmp_pa
 
 
 def test_entry_folder_replaced_by_a_link_is_not_followed(anim_gif: Path, tmp_path: Path) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     key, path = _entry(store, anim_gif)
     elsewhere = tmp_path / "elsewhere"
     path.rename(elsewhere)
@@ -338,7 +339,7 @@ def test_entry_folder_replaced_by_a_link_is_not_followed(anim_gif: Path, tmp_pat
 def test_lock_folder_replaced_by_a_link_is_not_written_through(
     anim_gif: Path, tmp_path: Path
 ) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     store.root.mkdir(parents=True)
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -384,7 +385,7 @@ def test_full_result_store_is_one_line_and_the_table_is_written(
     out = tmp_path / "table.csv"
     result = _cli_batch(demo, out)
     assert "Traceback" not in result.output
-    root = str(ResultStore().root)
+    root = str(open_result_store().root)
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.output
     assert root in lines[0] and "No space left on device" in lines[0]
@@ -407,7 +408,7 @@ def test_unwritable_frame_store_names_the_root_and_the_cause(
     result = _cli_batch(demo, out)
     assert "Traceback" not in result.output and result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and str(FrameStore().root) in lines[0], result.output
+    assert len(lines) == 1 and str(open_frame_store().root) in lines[0], result.output
     assert "Permission denied" in lines[0]
     assert out.exists()
 
@@ -418,7 +419,7 @@ def test_unwritable_frame_store_names_the_root_and_the_cause(
 def test_crc_failure_on_read_removes_the_entry_and_it_is_decoded_again(tmp_path: Path) -> None:
     gif = write_pillow_gif(tmp_path / "a.gif", n_frames=8, size=(40, 30), noise=True)
     with dask.config.set({"giflab.framestore.verify": "size"}):
-        store = FrameStore()
+        store = open_frame_store()
         key, path = _entry(store, gif)
         expected = store.open(key).frames().compute()
         chunk = sorted((path / "frames").glob("c.*"))[0]
@@ -438,7 +439,7 @@ def test_crc_failure_in_a_batch_heals_on_the_next_run(demo: Path) -> None:
     pairs = collect_pairs(demo)[:1]
     with dask.config.set({"giflab.framestore.verify": "size"}):
         first = validate_batch(pairs, metrics="psnr", use_cache=False)
-        store = FrameStore()
+        store = open_frame_store()
         entry = Path(store.entry_path(first.outcomes[0].original_key))
         for chunk in (entry / "frames").glob("c.*"):
             data = bytearray(chunk.read_bytes())
@@ -467,7 +468,7 @@ def test_verify_none_from_the_environment(anim_gif: Path) -> None:
     )
     assert out.stdout.strip() == "none"
     with dask.config.set({"giflab.framestore.verify": None}):  # what the env var parses to
-        store = FrameStore()
+        store = open_frame_store()
         key, path = _entry(store, anim_gif)
         chunk = sorted((path / "frames").glob("c.*"))[0]
         data = bytearray(chunk.read_bytes())
@@ -484,7 +485,7 @@ def test_verify_none_from_the_environment(anim_gif: Path) -> None:
 
 
 def test_cache_info_says_young_temporaries_survive_prune() -> None:
-    results = ResultStore()
+    results = open_result_store()
     results.put(KEY, "metric", _metric_data())
     tmp = results.root / KEY[:2] / f".tmp-{KEY}-0123.json"
     tmp.write_text("{")
@@ -504,7 +505,7 @@ def test_cache_info_says_young_temporaries_survive_prune() -> None:
 def test_hostile_manifests_on_a_url_root(anim_gif: Path, case: str) -> None:
     import uuid
 
-    store = FrameStore(f"memory://giflab-test-{uuid.uuid4().hex[:12]}/frames")
+    store = open_frame_store(f"memory://giflab-test-{uuid.uuid4().hex[:12]}/frames")
     stored = store.ensure(anim_gif)
     expected = stored.frames().compute()
     path = store._p(stored.key, MANIFEST)

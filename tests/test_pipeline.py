@@ -319,16 +319,16 @@ def test_pair_metrics_tasks_equal_the_lazy_array_path(
 def test_alpha_is_read_only_when_the_decode_found_transparency(
     gifs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import giflab_dask.framestore as framestore
+    import giflab_dask.framestore.read as framestore
 
     opened: list[str] = []
-    real = framestore._chunk_files  # where every frame read looks its array up
+    real = framestore.chunk_files  # where every frame read looks its array up
 
     def spy(entry: str, name: str):  # type: ignore[no-untyped-def]
         opened.append(name)
         return real(entry, name)
 
-    monkeypatch.setattr(framestore, "_chunk_files", spy)
+    monkeypatch.setattr(framestore, "chunk_files", spy)
     original, compressed = gifs
     validate_pair(original, compressed, metrics="psnr", scheduler="sync")
     assert opened and "alpha" not in opened

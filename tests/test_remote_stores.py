@@ -23,23 +23,30 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from giflab_dask import framestore as framestore_module
 from giflab_dask.cli import cli
 from giflab_dask.decode import iter_frames
 from giflab_dask.demo import write_demo_data
-from giflab_dask.errors import CacheIntegrityWarning, ConfigError, FrameStoreCorruptError
+from giflab_dask.errors import (
+    CacheIntegrityWarning,
+    ConfigError,
+    FrameStoreCorruptError,
+    FrameStoreError,
+    GiflabError,
+)
 from giflab_dask.framestore import (
     ACCESS,
     MANIFEST,
     FrameStore,
     FsspecFrameStore,
-    _read_entry_chunk,
+    open_frame_store,
 )
+from giflab_dask.framestore import remote as framestore_remote
+from giflab_dask.framestore.read import read_entry_chunk
 from giflab_dask.inputs import collect_pairs
 from giflab_dask.keys import GifSource, gif_key
 from giflab_dask.pipeline import plan_batch, validate_batch
 from giflab_dask.results import batch_table
-from giflab_dask.resultstore import FsspecResultStore, ResultStore
+from giflab_dask.resultstore import FsspecResultStore, ResultStore, open_result_store
 
 from .conftest import REQUIRE_TOOLS, write_pillow_gif
 
@@ -93,7 +100,8 @@ def _assert_one_valid_entry_per_key(store: FsspecFrameStore, keys: set[str]) -> 
 
 
 def test_batch_on_memory_roots_equals_local_roots(demo: Path, local_table: pd.DataFrame) -> None:
-    frames, results = FrameStore(_memory_url("frames")), ResultStore(_memory_url("results"))
+    frames = open_frame_store(_memory_url("frames"))
+    results = open_result_store(_memory_url("results"))
     assert isinstance(frames, FsspecFrameStore) and isinstance(results, FsspecResultStore)
     pairs = collect_pairs(demo)
     batch = validate_batch(pairs, metrics=METRICS, store=frames, results=results)
@@ -111,7 +119,7 @@ def test_batch_on_memory_roots_equals_local_roots(demo: Path, local_table: pd.Da
 
 def test_url_entries_are_read_by_url_tasks(tmp_path: Path) -> None:
     gif = write_pillow_gif(tmp_path / "a.gif", n_frames=11, size=(40, 30))
-    store = FrameStore(_memory_url("frames"))
+    store = open_frame_store(_memory_url("frames"))
     with dask.config.set({"giflab.framestore.chunk-mib": 4 * 40 * 30 * 3 / 2**20}):
         stored = store.ensure(gif)
     assert isinstance(stored.path, str) and stored.path.startswith(store.entry_path(stored.key))
@@ -121,7 +129,7 @@ def test_url_entries_are_read_by_url_tasks(tmp_path: Path) -> None:
     graph = dict(frames.__dask_graph__())
     # every task names the entry by URL: no arrays, no filesystem objects in the graph
     assert sorted(graph.values(), key=lambda t: t[3]) == [
-        (_read_entry_chunk, stored.path, "frames", start, min(start + 4, 11)) for start in (0, 4, 8)
+        (read_entry_chunk, stored.path, "frames", start, min(start + 4, 11)) for start in (0, 4, 8)
     ]
     np.testing.assert_array_equal(frames.compute(), reference_frames(gif))
     assert stored.alpha() is None
@@ -131,7 +139,7 @@ def test_half_written_entry_is_never_read_and_is_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gif = write_pillow_gif(tmp_path / "a.gif", n_frames=9, size=(40, 30), noise=True)
-    store = FrameStore(_memory_url("frames"))
+    store = open_frame_store(_memory_url("frames"))
     with dask.config.set({"giflab.framestore.chunk-mib": 0.01}):
         first = store.ensure(gif)
     key = first.key
@@ -146,7 +154,7 @@ def test_half_written_entry_is_never_read_and_is_rebuilt(
     np.testing.assert_array_equal(rebuilt.frames().compute(), reference_frames(gif))
     store.prune()  # the wreck is young: it might be a live writer's, so it stays
     assert store.fs.exists(store._p(key, wreck))
-    monkeypatch.setattr(framestore_module, "_stale_after_s", lambda: -1.0)
+    monkeypatch.setattr(framestore_remote, "_stale_after_s", lambda: -1.0)
     store.prune()
     assert not store.fs.exists(store._p(key, wreck))
     _assert_one_valid_entry_per_key(store, {key})
@@ -154,7 +162,7 @@ def test_half_written_entry_is_never_read_and_is_rebuilt(
 
 def test_losing_writer_discards_its_copy(tmp_path: Path) -> None:
     gif = write_pillow_gif(tmp_path / "a.gif", n_frames=5)
-    store = FrameStore(_memory_url("frames"))
+    store = open_frame_store(_memory_url("frames"))
     first = store.ensure(gif)
     # A second writer that missed the first one's manifest (as a racing process would).
     second = store._write(GifSource.from_path(gif))
@@ -164,7 +172,7 @@ def test_losing_writer_discards_its_copy(tmp_path: Path) -> None:
 
 def test_broken_remote_entry_is_reported_and_rebuilt(tmp_path: Path) -> None:
     gif = write_pillow_gif(tmp_path / "a.gif", n_frames=5)
-    store = FrameStore(_memory_url("frames"))
+    store = open_frame_store(_memory_url("frames"))
     stored = store.ensure(gif)
     data = stored.path.rsplit("/", 1)[-1]
     chunk = store._p(stored.key, data, "frames/c.0.0.0.0")
@@ -190,7 +198,7 @@ def test_broken_remote_entry_is_reported_and_rebuilt(tmp_path: Path) -> None:
 
 
 def test_lru_prune_and_clear_on_a_url_root(tmp_path: Path) -> None:
-    store = FrameStore(_memory_url("frames"))
+    store = open_frame_store(_memory_url("frames"))
     gifs = [
         write_pillow_gif(tmp_path / f"g{i}.gif", n_frames=4, size=(64, 48), seed=i, noise=True)
         for i in range(3)
@@ -211,7 +219,7 @@ def test_lru_prune_and_clear_on_a_url_root(tmp_path: Path) -> None:
 
 
 def test_result_store_on_a_url_root() -> None:
-    results = ResultStore(_memory_url("results"))
+    results = open_result_store(_memory_url("results"))
     data = {"metric": "psnr", "outputs": {"psnr": {"per_frame": [1.0, float("inf")]}}}
     results.put("ab" * 16, "metric", data)
     assert results.get("ab" * 16) == data
@@ -232,9 +240,10 @@ def test_result_store_on_a_url_root() -> None:
 def test_roots_from_config_and_cli_accept_urls(tmp_path: Path) -> None:
     url = _memory_url("cache")
     with dask.config.set({"giflab.cache-dir": url}):
-        assert FrameStore().root == f"{url}/frames" and ResultStore().root == f"{url}/results"
+        assert open_frame_store().root == f"{url}/frames"
+        assert open_result_store().root == f"{url}/results"
     with dask.config.set({"giflab.framestore.root": f"file://{tmp_path}/f"}):
-        local = FrameStore()
+        local = open_frame_store()
         assert type(local) is FrameStore and local.root == tmp_path / "f"
     gif = write_pillow_gif(tmp_path / "a.gif", n_frames=3)
     runner = CliRunner()
@@ -249,14 +258,24 @@ def test_roots_from_config_and_cli_accept_urls(tmp_path: Path) -> None:
     assert cleared.exit_code == 0 and "removed 1 entries" in cleared.output
 
 
+def test_local_store_classes_refuse_urls_and_name_the_factory() -> None:
+    url = _memory_url("cache")
+    with pytest.raises(FrameStoreError, match=r"memory://.*open_frame_store"):
+        FrameStore(f"{url}/frames")
+    with pytest.raises(GiflabError, match=r"memory://.*open_result_store"):
+        ResultStore(f"{url}/results")
+    with dask.config.set({"giflab.cache-dir": url}), pytest.raises(FrameStoreError):
+        FrameStore()  # the configured root is a URL too
+
+
 def test_unknown_protocol_and_bad_options_are_clear_errors() -> None:
     with pytest.raises(ConfigError, match="nosuchfs://x"):
-        FrameStore("nosuchfs://x/frames").entries()
+        open_frame_store("nosuchfs://x/frames").entries()
     with (
         dask.config.set({"giflab.storage-options": "endpoint=1"}),
         pytest.raises(ConfigError, match="storage-options must be a mapping"),
     ):
-        ResultStore(_memory_url("r")).get("ab" * 16)
+        open_result_store(_memory_url("r")).get("ab" * 16)
 
 
 # -- s3:// on a local moto server -------------------------------------------------------------
@@ -308,7 +327,7 @@ def test_s3_batch_then_all_cache_hits(demo: Path, local_table: pd.DataFrame, s3_
     pairs = collect_pairs(demo)
     first = validate_batch(pairs, metrics=METRICS)
     pd.testing.assert_frame_equal(batch_table(first.outcomes), local_table)
-    frames = FrameStore()
+    frames = open_frame_store()
     assert isinstance(frames, FsspecFrameStore) and frames.root == f"{s3_cache}/frames"
     keys = {gif_key(p.original) for p in pairs} | {gif_key(p.compressed) for p in pairs}
     _assert_one_valid_entry_per_key(frames, keys)
@@ -363,11 +382,11 @@ def test_two_processes_write_the_same_entries_on_s3(
         assert proc.returncode == 0, err
     assert json.loads(outs[0][0]) == json.loads(outs[1][0])
     with dask.config.set({"giflab.storage-options": s3_server}):
-        frames = FrameStore(f"{url}/frames")
+        frames = open_frame_store(f"{url}/frames")
         pairs = collect_pairs(demo)[:1]
         keys = {gif_key(p.original) for p in pairs} | {gif_key(p.compressed) for p in pairs}
         _assert_one_valid_entry_per_key(frames, keys)
-        results = ResultStore(f"{url}/results")
+        results = open_result_store(f"{url}/results")
         assert len(results.entries()) == len(pairs) * 2  # alignment + psnr, once each
         with dask.config.set({"giflab.cache-dir": url}):
             again = plan_batch(pairs, metrics="psnr")
@@ -376,7 +395,7 @@ def test_two_processes_write_the_same_entries_on_s3(
 
 def test_s3_half_written_entry_and_access_marker(s3_cache: str, tmp_path: Path) -> None:
     gif = write_pillow_gif(tmp_path / "a.gif", n_frames=7, size=(40, 30), noise=True)
-    store = FrameStore()
+    store = open_frame_store()
     stored = store.ensure(gif)
     assert json.loads(store.fs.cat_file(store._p(stored.key, ACCESS)))["opens"] == 1
     store.fs.rm_file(store._p(stored.key, MANIFEST))  # chunks without a manifest

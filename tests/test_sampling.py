@@ -21,14 +21,14 @@ from giflab_dask.align import AlignmentError, align
 from giflab_dask.cli import cli
 from giflab_dask.decode import scan_gif
 from giflab_dask.demo import write_demo_data
-from giflab_dask.framestore import FrameStore
+from giflab_dask.framestore import open_frame_store
 from giflab_dask.inputs import PairInput, collect_pairs
 from giflab_dask.keys import gif_key
 from giflab_dask.metrics import register_metric
 from giflab_dask.pipeline import plan_batch, validate_batch, validate_pair
 from giflab_dask.reduce import STATS, summarize_sample, summarize_values
 from giflab_dask.results import batch_table, load_per_frame
-from giflab_dask.resultstore import ResultStore
+from giflab_dask.resultstore import open_result_store
 from giflab_dask.sampling import (
     MIN_SAMPLE,
     SampleDesign,
@@ -252,19 +252,19 @@ class _Tasks(Callback):
 def test_sampled_run_measures_only_sampled_frames_with_the_full_values(
     gifs: dict[str, Path], variant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from giflab_dask import framestore
+    from giflab_dask.framestore import read as framestore
 
     original, compressed = gifs["original"], gifs[variant]
     metrics = "abs_diff_spy,ssim,temporal_consistency"
     seen.clear()
     read: set[tuple[str, int]] = set()
-    reader = framestore._read_chunk_file
+    reader = framestore.read_chunk_file
 
     def spy(files, t, out=None):  # type: ignore[no-untyped-def]
         read.add((files.base, t))
         return reader(files, t, out)
 
-    monkeypatch.setattr(framestore, "_read_chunk_file", spy)
+    monkeypatch.setattr(framestore, "read_chunk_file", spy)
     with _Tasks() as tasks:  # a fresh cache: frames come from decode tasks in the graph
         sampled = validate_pair(original, compressed, metrics=metrics, sample=SampleSpec(10))
     assert sum(seen) == 10, "the metric saw the sampled frames only"
@@ -280,7 +280,7 @@ def test_sampled_run_measures_only_sampled_frames_with_the_full_values(
     for base, t in read:
         if base.endswith("/frames"):
             by_entry.setdefault(base, set()).add(t)
-    o_entry = FrameStore().entry_path(gif_key(original))
+    o_entry = open_frame_store().entry_path(gif_key(original))
     assert by_entry.pop(f"{o_entry}/frames") == o_chunks
     assert list(by_entry.values()) == [c_chunks]
     assert len(o_chunks) < math.ceil(T / CHUNK)
@@ -388,7 +388,7 @@ def test_adaptive_runs_a_uniform_pilot_then_the_rest(
         pilot_positions = pilot.outcomes[0].result.sample["positions"]["abs_diff_spy"]  # type: ignore[union-attr]
         assert set(pilot_positions) <= set(positions)
     else:
-        assert ResultStore().entries() == [], "no-cache stores nothing, pilot included"
+        assert open_result_store().entries() == [], "no-cache stores nothing, pilot included"
 
 
 def test_batch_rows_are_marked_and_verdicts_use_the_point_estimates(tmp_path: Path) -> None:
@@ -419,7 +419,7 @@ def test_batch_rows_are_marked_and_verdicts_use_the_point_estimates(tmp_path: Pa
 
 
 def test_restrict_is_lazy_and_checks_its_positions(gifs: dict[str, Path]) -> None:
-    store = FrameStore()
+    store = open_frame_store()
     pair = align(store.ensure(gifs["original"]), store.ensure(gifs["dropped"]))
     sub = pair.restrict([1, 5, 40])
     assert sub.n_frames == 3 and sub.positions.tolist() == [1, 5, 40]  # type: ignore[union-attr]

@@ -102,7 +102,7 @@ def cli(cache_dir: str | None) -> None:
 
 def _check_cache_dir(cache_dir: str) -> None:
     """A local cache root must be a folder we can create (URLs are checked on first use)."""
-    from giflab_dask.storage import as_root
+    from giflab_dask.roots import as_root
 
     root = as_root(cache_dir)
     if not isinstance(root, Path):

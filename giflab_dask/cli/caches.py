@@ -28,13 +28,14 @@ def cache_info(as_json: bool) -> None:
     """Entries, bytes and hits of the frame store and the result store."""
     import time
 
-    from giflab_dask.framestore import FrameStore, _configured_max_bytes
-    from giflab_dask.resultstore import PRUNE_TEMPORARIES_AFTER_S, ResultStore
+    from giflab_dask.framestore import open_frame_store
+    from giflab_dask.framestore.local import configured_max_bytes
+    from giflab_dask.resultstore import PRUNE_TEMPORARIES_AFTER_S, open_result_store
 
     with input_errors():
-        store = FrameStore()
+        store = open_frame_store()
         entries = store.entries()
-        results = ResultStore()
+        results = open_result_store()
         now = time.time()
         result_tmp = results.temporaries()
         info = {
@@ -42,7 +43,7 @@ def cache_info(as_json: bool) -> None:
             "entries": len(entries),
             "bytes": sum(e.nbytes for e in entries),
             "hits": sum(e.hits for e in entries),
-            "max_bytes": _configured_max_bytes(),
+            "max_bytes": configured_max_bytes(),
             "results": str(results.root),
             "result_nodes": len(results.entries()),
             "result_bytes": results.nbytes(),
@@ -92,14 +93,13 @@ def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str | None)
 )
 def cache_prune(max_bytes: int | None) -> None:
     """Evict least recently used entries and leftovers of interrupted writes."""
-    from giflab_dask.framestore import FrameStore
+    from giflab_dask.framestore import open_frame_store
+    from giflab_dask.resultstore import open_result_store
 
     with input_errors():
-        from giflab_dask.resultstore import ResultStore
-
-        store = FrameStore()
+        store = open_frame_store()
         evicted = store.prune(max_bytes)
-        results = ResultStore()
+        results = open_result_store()
         results.prune_temporaries()
         kept = len(results.temporaries()) + store.temporaries()
         click.echo(
@@ -112,10 +112,10 @@ def cache_prune(max_bytes: int | None) -> None:
 @click.confirmation_option(prompt="Remove every cached entry?")
 def cache_clear() -> None:
     """Remove every entry of the caches."""
-    from giflab_dask.framestore import FrameStore
-    from giflab_dask.resultstore import ResultStore
+    from giflab_dask.framestore import open_frame_store
+    from giflab_dask.resultstore import open_result_store
 
     with input_errors():
-        removed = FrameStore().clear()
-        nodes = ResultStore().clear()
+        removed = open_frame_store().clear()
+        nodes = open_result_store().clear()
     click.echo(f"removed {removed} entries and {nodes} stored results")

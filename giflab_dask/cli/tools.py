@@ -15,9 +15,9 @@ from giflab_dask.cli.common import format_table, input_errors
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 def decode(gifs: tuple[Path, ...], as_json: bool) -> None:
     """Decode GIFs into the frame store and show what was stored."""
-    from giflab_dask.framestore import FrameStore
+    from giflab_dask.framestore import open_frame_store
 
-    store = FrameStore()
+    store = open_frame_store()
     rows = []
     with input_errors():
         for gif in gifs:
@@ -79,9 +79,9 @@ def config_show() -> None:
     import dask.config
     import yaml
 
-    from giflab_dask import config
+    from giflab_dask import roots
 
     effective = dask.config.get("giflab")
     click.echo(yaml.safe_dump({"giflab": effective}, sort_keys=False).rstrip())
-    click.echo(f"# cache-dir resolves to {config.cache_dir()}")
-    click.echo(f"# frame store resolves to {config.framestore_root()}")
+    click.echo(f"# cache-dir resolves to {roots.cache_dir()}")
+    click.echo(f"# frame store resolves to {roots.framestore_root()}")

@@ -22,7 +22,7 @@ import numpy as np
 from giflab_dask.budget import PairClock, TaskLimits, measure_in_groups, reserve
 from giflab_dask.errors import GiflabError, MemoryBudgetError, PairTimeLimitError
 from giflab_dask.metrics import BoundMetric, MetricSpec
-from giflab_dask.resultstore import ResultStore
+from giflab_dask.resultstore import open_result_store
 from giflab_dask.sampling import SampleDesign
 
 __all__ = [
@@ -59,12 +59,12 @@ def decode_task(
 
     ``memory``: the decode's estimated bytes and the memory budget it is reserved from.
     """
-    from giflab_dask.framestore import FrameStore
+    from giflab_dask.framestore import open_frame_store
     from giflab_dask.keys import GifSource
 
     try:
         with reserve(*memory):
-            stored = FrameStore(root).ensure(GifSource(Path(path), key))
+            stored = open_frame_store(root).ensure(GifSource(Path(path), key))
     except GiflabError as exc:
         return {"ok": False, "error": str(exc)}
     except Exception as exc:
@@ -273,7 +273,7 @@ def persist_node(
         "pair_summary": extra,
         "compute_seconds": measured + time.perf_counter() - started,
     }
-    ResultStore(root).put(key, "metric", data)
+    open_result_store(root).put(key, "metric", data)
     return {"ok": True, "summary": node_summaries(data), "extra": extra}
 
 
@@ -309,7 +309,7 @@ def write_sampled_node(
     vectors = _sampled_vectors(spec, design, matrix, record)
     data, info = _sampled_document(spec, design, vectors, record)
     data["compute_seconds"] = measured + time.perf_counter() - started
-    ResultStore(root).put(key, "metric", data)
+    open_result_store(root).put(key, "metric", data)
     summary = node_summaries(data)
     return {"ok": True, "summary": summary, "extra": data["pair_summary"], "sample": info}
 

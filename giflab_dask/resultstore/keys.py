@@ -1,14 +1,14 @@
 """The keys of a pair's result nodes: what determines each node's value, tokenized.
 
 The planner looks nodes up and writes them under these keys, and :func:`load_per_frame` reads
-them back, so both compose them here and nowhere else.
+them back, so both compose them here (the store that holds the nodes) and nowhere else.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from giflab_dask.resultstore import node_key
+from giflab_dask.resultstore.documents import node_key
 
 if TYPE_CHECKING:
     from giflab_dask.align import AlignOptions

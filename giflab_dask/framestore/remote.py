@@ -1,0 +1,358 @@
+"""The frame store on an fsspec URL root (an object store): no rename, no file locks.
+
+Entries are immutable and content-keyed, so concurrent writers need no lock: each writes a
+data directory of its own (``<key>/w-<time_ns>-<uuid>/``) and commits it by writing the
+manifest, one object, last. The first manifest wins (a conditional put where the filesystem
+has one); a losing writer deletes its own directory. Directories no manifest names (writers
+that died, or lost without a conditional put) are deleted by ``prune``/``clear`` once older
+than the longest a decode may take.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+import uuid
+import warnings
+from typing import Any
+
+import zarr
+
+from giflab_dask import config, roots, storage
+from giflab_dask.decode import scan_gif
+from giflab_dask.errors import CacheFileError, CacheIntegrityWarning, FrameStoreError
+from giflab_dask.framestore.entry import (
+    EntryInfo,
+    StoredGif,
+    file_digest,
+    make_manifest,
+    manifest_problem,
+)
+from giflab_dask.framestore.layout import ACCESS, DATA, MANIFEST, MAX_MANIFEST_BYTES, VERIFY_MODES
+from giflab_dask.framestore.local import FrameStore
+from giflab_dask.framestore.read import zarr_store
+from giflab_dask.framestore.writer import FsspecWriter, write_entry
+from giflab_dask.keys import LAYOUT_VERSION, GifSource
+
+__all__ = ["FsspecFrameStore"]
+
+
+class FsspecFrameStore(storage.RemoteRoot, FrameStore):
+    """A frame store on an fsspec URL such as ``s3://bucket/frames``: the local store's
+    interface over an object store's protocol.
+
+    A reader sees an entry only through a manifest, which names a complete data directory.
+    Open one with :func:`open_frame_store`, which picks the store for a root.
+    """
+
+    root: str  # type: ignore[assignment]
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self._set_url_root(roots.framestore_root(root), FrameStoreError)
+
+    def _p(self, *parts: str) -> str:
+        """A path inside the filesystem (what fsspec calls take)."""
+        self.fs  # noqa: B018 - resolves self._base
+        return "/".join((self._base, *parts))
+
+    def entry_path(self, key: str) -> str:  # type: ignore[override]
+        return f"{self.root}/{key}"
+
+    def _lock(self, key: str, timeout: float | None = None) -> Any:
+        raise FrameStoreError(
+            f"frame store {self.root}: an object store has no file locks (writers of the same "
+            "entry do not need one there: the first manifest commits it)"
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+    def _read_manifest(self, key: str) -> dict[str, Any] | None:
+        try:
+            raw = self.fs.cat_file(self._p(key, MANIFEST), start=0, end=MAX_MANIFEST_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ValueError(f"the manifest is larger than {MAX_MANIFEST_BYTES} bytes")
+        manifest = json.loads(raw)
+        if not isinstance(manifest, dict):
+            raise ValueError("the manifest is not a JSON object")
+        return manifest
+
+    def open(self, key: str, *, verify: str | None = None) -> StoredGif | None:
+        """The stored entry for ``key`` if its manifest exists and verifies, else None.
+
+        Verification defaults to ``giflab.framestore.verify-remote`` (``size``: one listing;
+        ``checksum`` downloads and hashes every file). A failing entry is reported once and
+        removed. Network errors are raised, never taken for a broken entry.
+        """
+        mode = verify or config.choice("framestore.verify-remote", VERIFY_MODES)
+        data = None
+        try:
+            manifest = self._read_manifest(key)
+            if manifest is None:
+                return None
+            data = _data_name(manifest)
+            problem = manifest_problem(manifest, key) or self._check_remote(
+                key, data, manifest, mode
+            )
+            stored = None if problem else self._load_remote(key, data, manifest["files"])
+        except (
+            FileNotFoundError, ValueError, KeyError, TypeError, AttributeError, RecursionError
+        ) as exc:  # fmt: skip
+            problem = f"unreadable metadata ({type(exc).__name__}: {exc})"
+        if problem or stored is None:
+            warnings.warn(
+                CacheIntegrityWarning(
+                    f"frame store entry {self.entry_path(key)} failed verification ({problem}); "
+                    "rebuilding it"
+                ),
+                stacklevel=2,
+            )
+            self.remove(key, data=data)
+            return None
+        self._touch_remote(key)
+        return stored
+
+    def _check_remote(self, key: str, data: str, manifest: dict[str, Any], mode: str) -> str | None:
+        if manifest.get("layout_version") != LAYOUT_VERSION:
+            return f"layout version {manifest.get('layout_version')} != {LAYOUT_VERSION}"
+        if mode == "none":
+            return None
+        base = self._p(key, data)
+        self.fs.invalidate_cache(base)  # listings may be cached; other writers change them
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            found = {}
+        strip = self.fs._strip_protocol(base)
+        sizes = {name[len(strip) + 1 :]: info["size"] for name, info in found.items()}
+        for rel, (size, digest) in manifest["files"].items():
+            if rel not in sizes:
+                return f"{rel} is missing"
+            if sizes[rel] != size:
+                return f"{rel} has {sizes[rel]} bytes, expected {size}"
+            if mode == "checksum" and file_digest(self.fs.cat_file(f"{base}/{rel}")) != digest:
+                return f"{rel} does not match its checksum"
+        return None
+
+    def _load_remote(self, key: str, data: str, files: dict[str, Any]) -> StoredGif:
+        url = f"{self.entry_path(key)}/{data}"
+        base = self._p(key, data)
+
+        def read(rel: str) -> bytes:  # only files the manifest lists, at most their size
+            if rel not in files:
+                raise CacheFileError(f"{url}/{rel} is not listed in the entry's manifest")
+            return self.fs.cat_file(f"{base}/{rel}", start=0, end=int(files[rel][0]))
+
+        stored = StoredGif.from_documents(key, url, read)
+        if stored is not None:
+            return stored
+        # zarr_format=3: no probing for Zarr v2 files, each probe a request to the object store
+        group = zarr.open_group(store=zarr_store(url), mode="r", zarr_format=3)
+        return StoredGif.from_group(key, url, group)
+
+    def _touch_remote(self, key: str) -> None:
+        # No appends on an object store: the marker is rewritten (read-modify-write, so
+        # concurrent opens may count once; it only orders eviction).
+        path = self._p(key, ACCESS)
+        opens = 0
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            opens = int(json.loads(self.fs.cat_file(path, start=0, end=4096))["opens"])
+        body = json.dumps({"last_access": time.time(), "opens": opens + 1}).encode()
+        with contextlib.suppress(OSError):
+            self.fs.pipe_file(path, body)
+
+    # -- writing ---------------------------------------------------------------------------
+    def ensure(self, source: GifSource | str | os.PathLike[str]) -> StoredGif:
+        """The stored entry of a GIF, decoding it first if the store lacks it (or it is broken).
+
+        Without locks two processes may both decode a GIF; the first manifest wins and the
+        other writer's copy is discarded. Threads of one process decode it once. The size
+        bound is not applied here (it would list the whole store per decode): run
+        :meth:`prune` (``giflab-dask cache prune``) for URL roots.
+        """
+        if not isinstance(source, GifSource):
+            source = GifSource.from_path(source)
+        stored = self.open(source.key)
+        if stored is not None:
+            return stored
+        name = f"{self.root}/{source.key}"
+        lock = _PROCESS_LOCKS.setdefault(name, threading.Lock())
+        try:
+            with lock:
+                stored = self.open(source.key)
+                if stored is not None:
+                    return stored
+                return self._write(source)
+        finally:
+            _PROCESS_LOCKS.pop(name, None)  # later callers find the entry (or write again)
+
+    def _write(self, source: GifSource) -> StoredGif:
+        layout = scan_gif(source.path)
+        data = f"{DATA}{time.time_ns()}-{uuid.uuid4().hex}"
+        base = self._p(source.key, data)
+        out = FsspecWriter(self.fs, base)
+        try:
+            write_entry(out, source, layout)
+            manifest = make_manifest(source.key, out.files, data=data)
+            committed = self._commit(source.key, json.dumps(manifest).encode())
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.rm(base, recursive=True)
+            raise
+        if not committed:
+            # Another writer's manifest came first; its entry is as good as ours.
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(base, recursive=True)
+        stored = self.open(source.key, verify="size")
+        if stored is None:
+            raise FrameStoreError(
+                f"frame store entry for {source.path} vanished after writing "
+                f"({self.entry_path(source.key)})"
+            )
+        return stored
+
+    def _commit(self, key: str, manifest: bytes) -> bool:
+        """Write the manifest unless one exists; False when another writer's came first."""
+        path = self._p(key, MANIFEST)
+        try:
+            self.fs.pipe_file(path, manifest, mode="create")  # S3 If-None-Match, GCS, memory
+        except FileExistsError:
+            return False
+        except (NotImplementedError, TypeError):
+            # No conditional put here: a racing writer may replace our manifest with its own,
+            # which names its own complete directory; ours is then collected as unreferenced.
+            self.fs.invalidate_cache(self._p(key))
+            if self.fs.exists(path):
+                return False
+            self.fs.pipe_file(path, manifest)
+        return True
+
+    # -- housekeeping ----------------------------------------------------------------------
+    def remove(self, key: str, *, data: str | None = None) -> bool:
+        """Remove an entry: its manifest first (so no reader finds it), then its data.
+
+        With ``data``, only if the manifest still names that data directory (a reader that
+        found a broken entry must not remove the one a writer committed since).
+        """
+        try:
+            manifest = self._read_manifest(key)
+        except ValueError:
+            manifest = {}
+        if manifest is None:
+            return False
+        try:
+            current: str | None = _data_name(manifest)
+        except ValueError:
+            current = None
+        if data is not None and current is not None and current != data:
+            return False
+        try:
+            self.fs.rm_file(self._p(key, MANIFEST))
+        except FileNotFoundError:
+            return False
+        for name in (current, ACCESS):
+            if name is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(self._p(key, name), recursive=True)
+        return True
+
+    def _keys(self) -> list[str]:
+        self.fs.invalidate_cache(self._base)
+        try:
+            listing = self.fs.ls(self._base, detail=False)
+        except FileNotFoundError:
+            return []
+        names = (str(p).rstrip("/").rsplit("/", 1)[-1] for p in listing)
+        return sorted(n for n in names if n and not n.startswith("."))
+
+    def entries(self) -> list[EntryInfo]:
+        """Complete entries (those with a manifest), least recently used first."""
+        keys = self._keys()
+        wanted = [self._p(k, name) for k in keys for name in (MANIFEST, ACCESS)]
+        # one round of concurrent GETs on async filesystems such as s3fs
+        cap = MAX_MANIFEST_BYTES + 1
+        blobs = self.fs.cat(wanted, on_error="omit", start=0, end=cap) if wanted else {}
+        blobs = {self.fs._strip_protocol(k): v for k, v in blobs.items()}
+        found = []
+        for key in keys:
+            raw = blobs.get(self.fs._strip_protocol(self._p(key, MANIFEST)))
+            if raw is None:
+                continue
+            try:
+                manifest = json.loads(raw)
+                if len(raw) == cap or manifest_problem(manifest, key):
+                    continue  # broken: open() deals with it
+                nbytes = int(manifest["nbytes"])
+                created = _data_time(_data_name(manifest))
+            except (ValueError, KeyError, TypeError, RecursionError):
+                continue  # broken: open() deals with it
+            last, hits = created, 0
+            access = blobs.get(self.fs._strip_protocol(self._p(key, ACCESS)))
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                marker = json.loads(access) if access is not None else None
+                if marker is not None:
+                    last = float(marker["last_access"])
+                    hits = max(0, int(marker["opens"]) - 1)  # the writer's own open
+            found.append(EntryInfo(key, self.entry_path(key), nbytes, last, hits))
+        found.sort(key=lambda e: e.last_access)
+        return found
+
+    def _remove_leftovers(self) -> None:
+        """Delete data directories no manifest names, once older than any live write."""
+        stale_before = time.time() - _stale_after_s()
+        for key in self._keys():
+            try:
+                children = self.fs.ls(self._p(key), detail=False)
+            except FileNotFoundError:
+                continue
+            try:
+                manifest = self._read_manifest(key)
+                current = _data_name(manifest) if manifest is not None else None
+            except ValueError:
+                current = None
+            for child in children:
+                name = str(child).rstrip("/").rsplit("/", 1)[-1]
+                if not name.startswith(DATA) or name == current:
+                    continue
+                with contextlib.suppress(ValueError):
+                    if _data_time(name) >= stale_before:
+                        continue  # may be a live writer's
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(self._p(key, name), recursive=True)
+
+    def _remove_stale_temps(self, key: str) -> None:
+        return None  # no temporaries: unreferenced data directories go in _remove_leftovers
+
+    def temporaries(self) -> int:
+        return 0  # unreferenced data directories, collected by prune once stale, are not listed
+
+    def clear(self) -> int:
+        """Remove every entry; returns how many complete entries were removed."""
+        removed = sum(self.remove(key) for key in self._keys())
+        self._remove_leftovers()
+        return removed
+
+
+_PROCESS_LOCKS: dict[str, Any] = {}
+
+
+def _data_name(manifest: dict[str, Any]) -> str:
+    """The data directory a remote manifest names (a plain ``w-...`` name, nothing else)."""
+    data = manifest.get("data")
+    if not isinstance(data, str) or not data.startswith(DATA) or "/" in data or ".." in data:
+        raise ValueError(f"the manifest names no valid data directory ({data!r})")
+    return data
+
+
+def _data_time(name: str) -> float:
+    """When the data directory ``w-<time_ns>-<uuid>`` was started (seconds since the epoch)."""
+    return int(name[len(DATA) :].split("-", 1)[0]) / 1e9
+
+
+def _stale_after_s() -> float:
+    """How old an unreferenced data directory must be before it is surely no live write."""
+    limits = [config.get("framestore.lock-timeout"), config.get("limits.max-decode-seconds")]
+    return max(float(v) for v in limits if v is not None) + 60.0
