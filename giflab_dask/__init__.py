@@ -45,7 +45,7 @@ _EXPORTS = {
     "load_per_frame": "giflab_dask.results",
     "load_results": "giflab_dask.results",
     "ResultStore": "giflab_dask.resultstore",
-    "RunReport": "giflab_dask.cluster",
+    "RunReport": "giflab_dask.diagnostics",
     "SchedulerSession": "giflab_dask.cluster",
     "scheduler_context": "giflab_dask.cluster",
     "AlignmentError": "giflab_dask.errors",
@@ -129,8 +129,9 @@ __all__ = [
 
 if TYPE_CHECKING:
     from giflab_dask.align import AlignOptions
-    from giflab_dask.cluster import RunReport, SchedulerSession, scheduler_context
+    from giflab_dask.cluster import SchedulerSession, scheduler_context
     from giflab_dask.decode import FrameRecord, GifLayout, Limits, scan_gif
+    from giflab_dask.diagnostics import RunReport
     from giflab_dask.errors import (
         AlignmentError,
         BatchInputError,
