@@ -13,7 +13,7 @@ import yaml
 from dask.utils import parse_bytes as _parse_bytes
 
 from giflab_dask.errors import ConfigError
-from giflab_dask.storage import as_root, child
+from giflab_dask.location import as_root, child
 
 _DEFAULTS_FILE = Path(__file__).with_name("giflab.yaml")
 

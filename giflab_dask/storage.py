@@ -2,11 +2,13 @@
 
 A local root (a plain path, or a ``file://`` URL) keeps the stores' POSIX code path: rename
 commits, ``filelock`` locking, fsync. Any other URL is opened with fsspec and the stores use
-their object-store protocol instead (DESIGN decision 30). Options for the filesystem (endpoint,
-credentials, ...) come from ``giflab.storage-options`` (a mapping handed to
-``fsspec.url_to_fs``), which travels to workers with the rest of the ``giflab`` configuration;
-fsspec's own configuration (``FSSPEC_S3_ENDPOINT_URL``, ``~/.config/fsspec/``) and the
-backend's (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ``~/.aws/``) apply as well.
+their object-store protocol instead (docs/design.md, decision 30). The root values themselves
+(:data:`Root`, :func:`as_root`, :func:`child`, :func:`is_url`) are :mod:`giflab_dask.location`'s,
+re-exported here. Options for the filesystem (endpoint, credentials, ...) come from
+``giflab.storage-options`` (a mapping handed to ``fsspec.url_to_fs``), which travels to workers
+with the rest of the ``giflab`` configuration; fsspec's own configuration
+(``FSSPEC_S3_ENDPOINT_URL``, ``~/.config/fsspec/``) and the backend's (``AWS_ACCESS_KEY_ID``,
+``AWS_ENDPOINT_URL``, ``~/.aws/``) apply as well.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from giflab_dask import config
 from giflab_dask.errors import CacheFileError, ConfigError
+from giflab_dask.location import Root, as_root, child, is_url
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -36,43 +40,9 @@ __all__ = [
     "storage_options",
 ]
 
-#: A cache root: a local directory, or an fsspec URL without a trailing slash.
-Root = Path | str
-
-_LOCAL_PROTOCOLS = ("file", "local")
-
-
-def is_url(root: object) -> bool:
-    """Whether ``root`` names a non-local fsspec location (``s3://...``, ``memory://...``)."""
-    return isinstance(root, str) and "://" in root
-
-
-def as_root(value: str | os.PathLike[str]) -> Root:
-    """A cache root from a setting or an argument.
-
-    Plain paths and ``file://`` URLs become an expanded :class:`~pathlib.Path`; other URLs
-    stay strings (chained URLs such as ``simplecache::s3://...`` included).
-    """
-    if isinstance(value, Path):
-        return value.expanduser()
-    text = os.fspath(value)
-    protocol, sep, rest = text.partition("://")
-    if not sep:
-        return Path(text).expanduser()
-    if protocol in _LOCAL_PROTOCOLS:
-        return Path(rest).expanduser()
-    return text.rstrip("/")
-
-
-def child(root: Root, name: str) -> Root:
-    """``root / name`` for either kind of root."""
-    return root / name if isinstance(root, Path) else f"{root}/{name}"
-
 
 def storage_options() -> dict[str, Any]:
     """``giflab.storage-options``: keyword arguments for the fsspec filesystem of URL roots."""
-    from giflab_dask import config
-
     options = config.get("storage-options")
     if options is None:
         return {}
