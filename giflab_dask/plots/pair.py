@@ -287,7 +287,11 @@ def plot_worst_frames(
     o_gif, o_rgb, o_alpha = _read_frames(store, data.original_key, index, "original")
     c_gif, c_rgb, c_alpha = _read_frames(store, data.compressed_key, mapped, "compressed")
     size = (min(o_gif.height, c_gif.height), min(o_gif.width, c_gif.width))
-    prep = {"background": options.background, "size": size, "method": options.resize}
+    prep: dict[str, Any] = {
+        "background": options.background,
+        "size": size,
+        "method": options.resize,
+    }
     o_img = _prepare_block(o_rgb, o_alpha, **prep)
     c_img = _prepare_block(c_rgb, c_alpha, **prep)
     diff = np.abs(o_img.astype(np.int16) - c_img.astype(np.int16)).mean(axis=-1)
