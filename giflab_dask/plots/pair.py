@@ -249,6 +249,27 @@ def _read_frames(
     return stored, rgb, None if alpha is None else alpha[index].compute()
 
 
+def _aligned_frames(
+    store: FrameStore,
+    keys: tuple[str, str],
+    frames: tuple[np.ndarray, np.ndarray],
+    options: AlignOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Original and compressed frames (by index) composited and resized as the metrics saw
+    them: ``(n, h, w, 3)`` uint8 each, on the smaller of the two screens."""
+    from giflab_dask.align import _prepare_block
+
+    o_gif, o_rgb, o_alpha = _read_frames(store, keys[0], frames[0], "original")
+    c_gif, c_rgb, c_alpha = _read_frames(store, keys[1], frames[1], "compressed")
+    size = (min(o_gif.height, c_gif.height), min(o_gif.width, c_gif.width))
+    prep: dict[str, Any] = {
+        "background": options.background,
+        "size": size,
+        "method": options.resize,
+    }
+    return _prepare_block(o_rgb, o_alpha, **prep), _prepare_block(c_rgb, c_alpha, **prep)
+
+
 def plot_worst_frames(
     pair: Any,
     k: int = 3,
@@ -267,7 +288,7 @@ def plot_worst_frames(
     Frames come from the frame store (``store``, default: the configured one), composited and
     resized as the metrics saw them (``align_options``: those of the run).
     """
-    from giflab_dask.align import AlignOptions, _prepare_block
+    from giflab_dask.align import AlignOptions
     from giflab_dask.framestore import FrameStore
 
     options = align_options or AlignOptions.from_config()
@@ -282,18 +303,11 @@ def plot_worst_frames(
     index = worst_frames(values, k, higher_is_better=_higher_is_better(column))
     if index.size == 0:
         raise GiflabError(f"no frame of {data.label} has a measured {column}")
-    store = store or FrameStore()
     mapped = data.mapping[index]
-    o_gif, o_rgb, o_alpha = _read_frames(store, data.original_key, index, "original")
-    c_gif, c_rgb, c_alpha = _read_frames(store, data.compressed_key, mapped, "compressed")
-    size = (min(o_gif.height, c_gif.height), min(o_gif.width, c_gif.width))
-    prep: dict[str, Any] = {
-        "background": options.background,
-        "size": size,
-        "method": options.resize,
-    }
-    o_img = _prepare_block(o_rgb, o_alpha, **prep)
-    c_img = _prepare_block(c_rgb, c_alpha, **prep)
+    o_img, c_img = _aligned_frames(
+        store or FrameStore(), (data.original_key, data.compressed_key), (index, mapped), options
+    )
+    size = o_img.shape[1:3]
     diff = np.abs(o_img.astype(np.int16) - c_img.astype(np.int16)).mean(axis=-1)
     vmax = max(1.0, float(diff.max()))
 
