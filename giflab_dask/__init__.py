@@ -48,7 +48,7 @@ _EXPORTS = {
     "load_results": "giflab_dask.results",
     "ResultStore": "giflab_dask.resultstore.local",
     "open_result_store": "giflab_dask.resultstore",
-    "RunReport": "giflab_dask.cluster",
+    "RunReport": "giflab_dask.diagnostics",
     "SchedulerSession": "giflab_dask.cluster",
     "scheduler_context": "giflab_dask.cluster",
     "AlignmentError": "giflab_dask.errors",
@@ -135,8 +135,9 @@ __all__ = [
 
 if TYPE_CHECKING:
     from giflab_dask.align import AlignOptions
-    from giflab_dask.cluster import RunReport, SchedulerSession, scheduler_context
+    from giflab_dask.cluster import SchedulerSession, scheduler_context
     from giflab_dask.decode import FrameRecord, GifLayout, Limits, scan_gif
+    from giflab_dask.diagnostics import RunReport
     from giflab_dask.errors import (
         AlignmentError,
         BatchInputError,

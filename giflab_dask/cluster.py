@@ -1,6 +1,6 @@
-"""Where a batch runs: the scheduler choice, config that reaches workers, progress, run summary.
+"""Where a batch runs: the scheduler choice, the config that reaches workers, running the graph.
 
-Schedulers (DESIGN decision 9), resolved in this order:
+Schedulers, resolved in this order (docs/design.md, "Where a batch runs"):
 
 1. an explicit ``address`` (``--address``): connect a ``distributed.Client`` to that scheduler;
 2. an explicit ``scheduler``: ``threads``, ``processes``, ``sync``, ``local-cluster`` (a new
@@ -24,13 +24,11 @@ to the ``processes`` pool as its initializer, and to a cluster as a worker plugi
 Two clients with different ``giflab.framestore`` tunables on one cluster: the last one to
 start a batch wins (cache roots are unaffected).
 
-Monitoring. Tasks carry the stage names of DESIGN decision 17 as key prefixes (``gif-decode``,
-``gif-frames``, ``align-frames-*``, ``<metric>-frame``, ``<metric>-summary``, ``result-write``)
-and, on a cluster, every task is in a ``distributed.span`` ``("giflab-batch", <stage>)``.
-:func:`execute` shows progress on stderr (:mod:`giflab_dask.progress`: redrawn on a terminal,
-a line every few seconds in a log; ``distributed``'s bar on a cluster's terminal), and returns
-a :class:`RunReport` with the task time per stage, which :func:`run_summary` and
-:func:`format_summary` combine with the batch statistics.
+Running. :func:`execute` computes the writes, shows progress on stderr
+(:mod:`giflab_dask.progress`) and returns a :class:`~giflab_dask.diagnostics.RunReport`; on a
+cluster every task is in a ``distributed.span`` ``("giflab-batch", <stage>)``. What a run
+measures about itself (stage names, activities, the run summary) is
+:mod:`giflab_dask.diagnostics`.
 """
 
 from __future__ import annotations
@@ -38,13 +36,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import math
 import re
 import sys
-import threading
 import time
-import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,24 +46,29 @@ from typing import TYPE_CHECKING, Any
 import dask
 
 from giflab_dask import config
+from giflab_dask.diagnostics import (
+    RunReport,
+    StageSpans,
+    TaskTimer,
+    activity_totals,
+    flush_worker_metrics,
+    span_times,
+)
 from giflab_dask.errors import ConfigError
+from giflab_dask.progress import BatchProgress, distributed_progress
 
 if TYPE_CHECKING:
     from dask.delayed import Delayed
 
-    from giflab_dask.pipeline import BatchResult
-
 __all__ = [
     "INSTALL_HINT",
     "SCHEDULERS",
-    "RunReport",
     "SchedulerSession",
-    "activity",
+    "apply_config",
+    "config_snapshot",
     "execute",
-    "format_summary",
-    "run_summary",
     "scheduler_context",
-    "stage_of",
+    "send_config",
 ]
 
 #: Scheduler names ``giflab.scheduler`` and ``--scheduler`` take (besides an address).
@@ -89,85 +88,6 @@ _LOCAL = {
     "single-threaded": "sync",
 }
 _ADDRESS = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$|^[\w.-]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$")
-
-#: Pipeline stages by task-key prefix (see :func:`stage_of`), in data-flow order.
-STAGES = ("decode", "read", "align", "metric", "summary", "write", "other")
-
-
-def stage_of(prefix: str) -> str:
-    """The pipeline stage of a task-key prefix (``dask.utils.key_split`` of its key)."""
-    if prefix == "gif-decode":
-        return "decode"
-    if prefix in ("gif-frames", "gif-alpha"):
-        return "read"
-    if prefix.startswith("align-"):
-        return "align"
-    if prefix.endswith("-frame") or prefix == "pair-metrics":
-        return "metric"
-    if prefix.endswith("-summary"):
-        return "summary"
-    if prefix == "result-write":
-        return "write"
-    return "other"  # array plumbing between stages: getitem, take, rechunk, block ids
-
-
-# -- activities: the stages inside a task ----------------------------------------------------
-
-#: Activities that tasks time (:func:`activity`), by the stage they belong to, and the stage
-#: of the task that runs them: a ``pair-metrics`` task reads, aligns and measures, a
-#: ``result-write`` task summarizes and writes. Kernels are timed as ``<metric>-frame``.
-ACTIVITY_STAGES = {"read": ("read", "metric"), "align": ("align", "metric"),
-                   "summary": ("summary", "write")}  # fmt: skip
-_activity_lock = threading.Lock()
-_activity_seconds: defaultdict[str, float] = defaultdict(float)
-
-
-@contextlib.contextmanager
-def activity(label: str) -> Iterator[None]:
-    """Time part of a task as ``label`` (``read``, ``align``, ``<metric>-frame``, ...).
-
-    On a ``distributed`` worker the time goes to ``context_meter``, so the dashboard's Fine
-    Performance Metrics show it as an activity of the task's prefix (and the run report splits
-    the task's stage by it); in this process it also adds to a per-process total that the local
-    schedulers' run report reads (:func:`activity_totals`).
-    """
-    started = time.perf_counter()
-    metrics = sys.modules.get("distributed.metrics")  # imported on every worker, never here
-    meter = metrics.context_meter.meter(label) if metrics is not None else contextlib.nullcontext()
-    try:
-        with meter:
-            yield
-    finally:
-        elapsed = time.perf_counter() - started
-        with _activity_lock:
-            _activity_seconds[label] += elapsed
-
-
-def activity_totals() -> dict[str, float]:
-    """Seconds per activity label timed in this process so far."""
-    with _activity_lock:
-        return dict(_activity_seconds)
-
-
-_frames_measured = [0]
-
-
-def count_frames(n: int) -> None:
-    """Record ``n`` frame measurements (frames x metrics) finished by a ``pair-metrics`` task,
-    so progress can be shown in frames within long tasks' pairs: in this process
-    (:func:`frames_measured`) and, on a ``distributed`` worker, as the task's ``frames``
-    metric (Fine Performance Metrics on the dashboard)."""
-    metrics = sys.modules.get("distributed.metrics")
-    if metrics is not None:
-        metrics.context_meter.digest_metric("frames-measured", n, "frames")
-    with _activity_lock:
-        _frames_measured[0] += n
-
-
-def frames_measured() -> int:
-    """Frame measurements recorded in this process so far (:func:`count_frames`)."""
-    with _activity_lock:
-        return _frames_measured[0]
 
 
 # -- distributed, optional ------------------------------------------------------------------
@@ -366,9 +286,8 @@ def _describe_target(kind: str, target: Any) -> str:
 #: dask settings for starting worker processes (see :func:`_local_cluster`; docs/clusters.md
 #: shows the same for ``dask worker``): distributed's nannies start workers with
 #: ``MALLOC_TRIM_THRESHOLD_=65536``, which turns off glibc's adaptive mmap threshold, so every
-#: MiB-sized frame buffer is a fresh mmap and page faults; measured here, reading frame chunks
-#: took 2.5-3x and decoding 1.3x the CPU time. Memory per task is bounded by the chunk size,
-#: so there is little for the trim to return anyway.
+#: MiB-sized frame buffer is a fresh mmap and page faults (docs/clusters.md has the cost).
+#: Memory per task is bounded by the chunk size, so there is little for the trim to return.
 WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
@@ -457,40 +376,6 @@ def send_config(client: Any, settings: Mapping[str, Any] | None = None) -> None:
 # -- running the graph ----------------------------------------------------------------------
 
 
-@dataclass
-class RunReport:
-    """How one compute went: where it ran, how long, and the task time of every stage."""
-
-    scheduler: str
-    dashboard_link: str | None
-    seconds: float
-    #: prefix -> (tasks, task-seconds): time spent running tasks of that key prefix, summed
-    #: over workers (on a cluster from the scheduler's task groups; under threads and sync
-    #: from the time each task was in flight; not measured under processes)
-    prefixes: dict[str, tuple[int, float]] = field(default_factory=dict)
-    failed: int = 0
-    #: activity -> seconds timed inside tasks (:func:`activity`: ``read``, ``align``,
-    #: ``<metric>-frame``, ``summary``), summed over workers; empty under processes
-    activities: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def stages(self) -> dict[str, tuple[int, float]]:
-        """stage -> (tasks, task-seconds). Stages run inside another stage's tasks (reading
-        and aligning in ``pair-metrics``, summaries in ``result-write``) get their measured
-        activity time, taken from that stage, and no tasks of their own."""
-        out: dict[str, list[float]] = {}
-        for prefix, (n, seconds) in self.prefixes.items():
-            entry = out.setdefault(stage_of(prefix), [0, 0.0])
-            entry[0] += n
-            entry[1] += seconds
-        for label, (stage, within) in ACTIVITY_STAGES.items():
-            seconds = min(self.activities.get(label, 0.0), out.get(within, [0, 0.0])[1])
-            if seconds > 0:
-                out[within][1] -= seconds
-                out.setdefault(stage, [0, 0.0])[1] += seconds
-        return {s: (int(out[s][0]), out[s][1]) for s in STAGES if s in out}
-
-
 def execute(
     writes: Sequence[Delayed],
     *,
@@ -532,29 +417,6 @@ def execute(
     return values, report
 
 
-class _TaskTimer:
-    """Task-seconds per key prefix under dask's local schedulers (a dask Callback)."""
-
-    def __init__(self) -> None:
-        from dask.callbacks import Callback
-
-        self._started: dict[Any, float] = {}
-        self.prefixes: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
-        self.callback = Callback(pretask=self._pretask, posttask=self._posttask)
-
-    def _pretask(self, key: Any, dsk: Any, state: Any) -> None:
-        self._started[key] = time.perf_counter()
-
-    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        from dask.utils import key_split
-
-        started = self._started.pop(key, None)
-        if started is not None:
-            entry = self.prefixes[key_split(key)]
-            entry[0] += 1
-            entry[1] += time.perf_counter() - started
-
-
 def _execute_local(
     writes: Sequence[Delayed], progress: bool, kwargs: dict[str, Any], frames_total: int = 0
 ) -> tuple[list[Any], dict[str, tuple[int, float]], dict[str, float]]:
@@ -562,7 +424,7 @@ def _execute_local(
     from dask.multiprocessing import get as processes_get
 
     # dask's scheduler function, not its name: resolving a name imports distributed to look
-    # for a Client (0.5 s of every run; scheduler_context has already looked for one).
+    # for a Client, which scheduler_context has already done.
     name = kwargs.get("scheduler")
     if isinstance(name, str) and name in named_schedulers:
         kwargs["scheduler"] = named_schedulers[name]
@@ -570,14 +432,12 @@ def _execute_local(
     if processes and "initializer" not in kwargs and "pool" not in kwargs:
         # The pool's processes start fresh: hand them this process's giflab configuration.
         kwargs["initializer"] = functools.partial(apply_config, config_snapshot())
-    timer = _TaskTimer()
+    timer = TaskTimer()
     before = activity_totals()
     with contextlib.ExitStack() as stack:
         if not processes:  # there tasks travel in batches: in-flight time is not task time
             stack.enter_context(timer.callback)
         if progress:
-            from giflab_dask.progress import BatchProgress
-
             # under processes the frame counter grows in the pool's processes: count tasks
             stack.enter_context(BatchProgress(0 if processes else frames_total))
         values: list[Any]
@@ -585,7 +445,7 @@ def _execute_local(
             values = list(dask.compute(*writes, **kwargs)) if writes else []
         except Exception:
             # Finished nodes are already stored; rebuild the rest write by write, so a failure
-            # is pinned on its own pair and metric (DESIGN decision 19).
+            # is pinned on its own pair and metric rather than failing the batch.
             values = []
             for write in writes:
                 try:
@@ -601,54 +461,6 @@ def _execute_local(
     return values, prefixes, activities
 
 
-class _StageSpans:
-    """A ``span`` annotation per task: ``(*outer, "giflab-batch", <stage>)``.
-
-    dask evaluates a callable annotation on the scheduler for every task of the graph, so each
-    task lands in the span of its stage without touching the graph (``distributed.span`` is the
-    same annotation with a fixed value).
-    """
-
-    def __init__(self, names: tuple[str, ...], ids: tuple[str, ...]) -> None:
-        self.names = names
-        self.ids = ids
-        self.stage_ids = {stage: str(uuid.uuid4()) for stage in STAGES}
-
-    def __call__(self, key: Any) -> dict[str, tuple[str, ...]]:
-        from dask.utils import key_split
-
-        stage = stage_of(key_split(key))
-        return {"name": (*self.names, stage), "ids": (*self.ids, self.stage_ids[stage])}
-
-
-def _span_prefixes(dask_scheduler: Any, span_id: str) -> dict[str, Any]:
-    """Run on the scheduler: tasks and compute seconds per prefix within one span tree, and
-    the seconds of each of our activities (:func:`activity`) that workers reported."""
-    spans = dask_scheduler.extensions["spans"].spans
-    span = spans.get(span_id)
-    out: dict[str, list[float]] = {}
-    if span is None:
-        return {"prefixes": {}, "activities": {}}
-    for group in span.traverse_groups():
-        entry = out.setdefault(group.prefix.name, [0, 0.0])
-        entry[0] += len(group)
-        entry[1] += group.all_durations.get("compute", 0.0)
-    activities: dict[str, float] = defaultdict(float)
-    for key, value in span.cumulative_worker_metrics.items():
-        # ("execute", <prefix>, <activity>, <unit>): ours are the stages and <metric>-frame
-        if len(key) == 4 and key[0] == "execute" and key[3] == "seconds":
-            label = key[2]
-            if isinstance(label, str) and (label in ACTIVITY_STAGES or label.endswith("-frame")):
-                activities[label] += value
-    return {"prefixes": {p: (int(n), s) for p, (n, s) in out.items()},
-            "activities": dict(activities)}  # fmt: skip
-
-
-async def _send_worker_metrics(dask_worker: Any) -> None:
-    """Run on each worker: report its metrics now rather than at the next heartbeat."""
-    await dask_worker.heartbeat()
-
-
 def _execute_distributed(
     client: Any, writes: Sequence[Delayed], progress: bool, kwargs: dict[str, Any]
 ) -> tuple[list[Any], dict[str, tuple[int, float]], dict[str, float]]:
@@ -658,7 +470,7 @@ def _execute_distributed(
     send_config(client)
     with distributed.span("giflab-batch") as batch_id:
         outer = dask.get_annotations()["span"]
-        with dask.annotate(span=_StageSpans(tuple(outer["name"]), tuple(outer["ids"]))):
+        with dask.annotate(span=StageSpans(tuple(outer["name"]), tuple(outer["ids"]))):
             try:
                 futures = client.compute(list(writes), **kwargs) if writes else []
             except Exception:
@@ -674,7 +486,7 @@ def _execute_distributed(
                         futures.append(exc)
     pending = [f for f in futures if not isinstance(f, BaseException)]
     if progress and pending:
-        _distributed_progress(client, pending)
+        distributed_progress(client, pending)
     # Waits for every write; the ones that failed are skipped here and asked for below.
     gathered = iter(client.gather(pending, errors="skip"))
     values: list[Any] = []
@@ -691,89 +503,9 @@ def _execute_distributed(
     # Activity times reach the scheduler with heartbeats: send them now (if that fails, the
     # last heartbeat's worth is missing from the report).
     with contextlib.suppress(Exception):
-        client.run(_send_worker_metrics)
+        client.run(flush_worker_metrics)
     try:
-        times = client.run_on_scheduler(_span_prefixes, span_id=batch_id)
+        times = client.run_on_scheduler(span_times, span_id=batch_id)
     except Exception:  # stage times are a nicety; never fail a finished batch over them
         times = {"prefixes": {}, "activities": {}}
     return values, times["prefixes"], times["activities"]
-
-
-def _distributed_progress(client: Any, futures: list[Any]) -> None:
-    from distributed.diagnostics.progressbar import TextProgressBar
-
-    if not sys.stderr.isatty():  # a log: a line every few seconds, not a redraw per update
-        from giflab_dask.progress import log_futures
-
-        log_futures(futures)
-        return
-    # distributed draws its console bar on stdout; stdout is for results, so it goes to stderr.
-    with contextlib.redirect_stdout(sys.stderr):
-        TextProgressBar(futures, scheduler=client.scheduler.address, complete=True)
-        sys.stderr.write("\n")
-
-
-# -- the run summary ------------------------------------------------------------------------
-
-
-def run_summary(result: BatchResult) -> dict[str, Any]:
-    """Pairs/s, frames/s, cache hits and task time per stage of a finished batch."""
-    stats = dict(result.stats)
-    report = result.report
-    keys = {k for o in result.outcomes for k in (o.original_key, o.compressed_key) if k}
-    decoded = int(stats.get("decode_tasks", 0))
-    summary: dict[str, Any] = {
-        "pairs": stats["pairs"],
-        "errors": stats["errors"],
-        "seconds": stats["seconds"],
-        "pairs_per_s": stats["pairs_per_s"],
-        "frames_per_s": stats["frames_per_s"],
-        "result_hits": stats["node_hits"],
-        "result_misses": stats["node_misses"],
-        "gifs": len(keys),
-        "frame_store_hits": max(0, len(keys) - decoded),
-        "decoded": decoded,
-        "saved_seconds": stats.get("saved_seconds", 0.0),
-    }
-    if report is not None:
-        summary["scheduler"] = report.scheduler
-        summary["dashboard"] = report.dashboard_link
-        summary["compute_seconds"] = report.seconds
-        summary["failed_tasks"] = report.failed
-        summary["stage_seconds"] = {s: t for s, (_, t) in report.stages.items()}
-        summary["stage_tasks"] = {s: n for s, (n, _) in report.stages.items()}
-    return summary
-
-
-def format_summary(summary: Mapping[str, Any]) -> str:
-    """The run summary as a few lines for people."""
-
-    def rate(x: float) -> str:
-        return "-" if x is None or not math.isfinite(x) else f"{x:.1f}"
-
-    where = summary.get("scheduler")
-    where = f" on {where}" if where and summary.get("result_misses") else ""
-    computing = summary.get("compute_seconds")
-    if where and computing:
-        where = f" ({computing:.1f} s computing){where}"
-    lines = [
-        f"run: {summary['pairs']} pairs in {summary['seconds']:.1f} s{where}: "
-        f"{rate(summary['pairs_per_s'])} pairs/s, {rate(summary['frames_per_s'])} frames/s",
-        f"cache: {summary['result_hits']} stored results reused, "
-        f"{summary['result_misses']} computed; {summary['frame_store_hits']} of "
-        f"{summary['gifs']} GIFs already in the frame store, {summary['decoded']} decoded; "
-        f"time saved {summary.get('saved_seconds', 0.0):.1f} s of task time",
-    ]
-    stages = summary.get("stage_seconds") or {}
-    if stages:
-        total = sum(stages.values()) or 1.0
-        tasks = summary.get("stage_tasks", {})
-        parts = [
-            f"{stage} {seconds:.2f} s ({seconds / total:.0%}"
-            + (f", {tasks[stage]} tasks)" if tasks.get(stage) else ", in other tasks)")
-            for stage, seconds in stages.items()
-        ]
-        lines.append("task time by stage: " + "; ".join(parts))
-    elif summary.get("scheduler", "").startswith("processes"):
-        lines.append("task time by stage: not measured under the processes scheduler")
-    return "\n".join(lines)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from dask.delayed import Delayed
 
     from giflab_dask.align import AlignOptions
-    from giflab_dask.cluster import RunReport
+    from giflab_dask.diagnostics import RunReport
     from giflab_dask.metrics import MetricSpec
     from giflab_dask.options import ValidateOptions
     from giflab_dask.sampling import SampleSpec
@@ -336,7 +336,7 @@ class BatchPlan:
 
     @property
     def frame_measurements(self) -> int:
-        """Frames x metrics the graph measures: the total of ``cluster.frames_measured``'s
+        """Frames x metrics the graph measures: the total of ``diagnostics.frames_measured``'s
         count when it has run (progress within long pairs)."""
         return sum(o.frame_measurements for o in self.outcomes)
 
@@ -347,7 +347,7 @@ class BatchPlan:
         ``address`` and ``num_workers`` choose where it runs (:mod:`giflab_dask.cluster`;
         default: an active Client, else ``giflab.scheduler``); ``progress`` shows a progress
         bar on stderr; other keyword arguments go to ``dask.compute``. The run's
-        :class:`~giflab_dask.cluster.RunReport` (stage times) is ``result.report``.
+        :class:`~giflab_dask.diagnostics.RunReport` (stage times) is ``result.report``.
         """
         from giflab_dask.cluster import execute
 

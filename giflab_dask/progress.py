@@ -2,8 +2,8 @@
 
 On a terminal one line is redrawn in place (``\\r``); anywhere else (a log file, a pipe, CI) a
 plain line is written every ``giflab.progress-interval`` seconds (10), so a long run leaves a
-readable log of a few lines instead of thousands of redraws (DESIGN decision 53). Frames are
-counted as frame measurements (frames x metrics): :func:`giflab_dask.cluster.count_frames`
+readable log of a few lines instead of thousands of redraws. Frames are
+counted as frame measurements (frames x metrics): :func:`giflab_dask.diagnostics.count_frames`
 counts them as ``pair-metrics`` tasks finish, against the plan's total
 (``BatchPlan.frame_measurements``). Under the ``processes`` scheduler tasks count in other
 processes, so the rate is of tasks there.
@@ -11,6 +11,7 @@ processes, so the rate is of tasks there.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import threading
@@ -20,8 +21,10 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from dask.callbacks import Callback
+from dask.utils import key_split
 
 from giflab_dask import config
+from giflab_dask.diagnostics import frames_measured, stage_of
 
 #: Seconds between redraws on a terminal.
 TTY_INTERVAL = 0.5
@@ -124,8 +127,6 @@ class BatchProgress(Callback):
         self._frames_before = 0
 
     def __enter__(self) -> BatchProgress:
-        from giflab_dask.cluster import frames_measured
-
         self._started = time.perf_counter()
         self._frames_before = frames_measured()
         super().__enter__()
@@ -147,18 +148,12 @@ class BatchProgress(Callback):
             self.display.show(self.line())
 
     def line(self) -> str:
-        from giflab_dask.cluster import frames_measured
-
         with self._lock:
             stages = {s: (self._done[s], self._totals[s]) for s in SHOWN_STAGES}
         frames = (frames_measured() - self._frames_before, self.frames_total)
         return progress_line(stages, frames, time.perf_counter() - self._started)
 
     def _start_state(self, dsk: Any, state: Any) -> None:
-        from dask.utils import key_split
-
-        from giflab_dask.cluster import stage_of
-
         pending = [*state["ready"], *state["waiting"]]
         with self._lock:
             if not self._totals:
@@ -167,10 +162,6 @@ class BatchProgress(Callback):
                 self._done.update(stage_of(key_split(k)) for k in state["cache"])
 
     def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        from dask.utils import key_split
-
-        from giflab_dask.cluster import stage_of
-
         with self._lock:
             stage = stage_of(key_split(key))
             if self._done[stage] < self._totals[stage]:
@@ -197,3 +188,17 @@ def log_futures(
             done = len(futures) - len(remaining)
             display.show(progress_line({"write": (done, len(futures))}, (0, 0), now - started))
             shown = now
+
+
+def distributed_progress(client: Any, futures: list[Any]) -> None:
+    """Wait for ``futures`` on ``client``'s cluster with progress on stderr: distributed's bar
+    on a terminal, :func:`log_futures` lines anywhere else."""
+    from distributed.diagnostics.progressbar import TextProgressBar
+
+    if not sys.stderr.isatty():  # a log: a line every few seconds, not a redraw per update
+        log_futures(futures)
+        return
+    # distributed draws its console bar on stdout; stdout is for results, so it goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        TextProgressBar(futures, scheduler=client.scheduler.address, complete=True)
+        sys.stderr.write("\n")

@@ -24,9 +24,10 @@ from click.testing import CliRunner
 from dask.utils import key_split
 
 from giflab_dask.cli import cli
-from giflab_dask.cluster import INSTALL_HINT, SCHEDULERS, format_summary, run_summary
+from giflab_dask.cluster import INSTALL_HINT, SCHEDULERS
 from giflab_dask.cluster import scheduler_context as scheduler_ctx
 from giflab_dask.demo import write_demo_data
+from giflab_dask.diagnostics import format_summary, run_summary
 from giflab_dask.errors import ConfigError
 from giflab_dask.framestore import FrameStore
 from giflab_dask.inputs import collect_pairs

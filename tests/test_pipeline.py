@@ -88,7 +88,7 @@ def test_metric_groups_fill_the_workers_without_rereading_more_than_needed() -> 
 
 
 def test_frame_measurements_are_counted_for_progress(gifs: tuple[Path, Path]) -> None:
-    from giflab_dask.cluster import frames_measured
+    from giflab_dask.diagnostics import frames_measured
 
     original, compressed = gifs
     lazy = validate_pair_lazy(original, compressed, metrics="ssim,psnr,temporal_consistency")

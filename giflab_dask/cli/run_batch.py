@@ -76,7 +76,8 @@ def batch(
     Exit code 0 when every pair passes (or warns), 1 when any fails or errors, 2 on bad usage.
     """
     from giflab_dask.align import AlignOptions
-    from giflab_dask.cluster import format_summary, run_summary, scheduler_context
+    from giflab_dask.cluster import scheduler_context
+    from giflab_dask.diagnostics import format_summary, run_summary
     from giflab_dask.inputs import collect_pairs, unmatched_originals
     from giflab_dask.pipeline import plan_batch
     from giflab_dask.results import batch_table, check_output_path, write_table

@@ -157,7 +157,7 @@ def measure_chunk(
 ) -> dict[str, np.ndarray | str]:
     """:func:`pair_chunk` once both GIFs are stored and the task's memory is reserved."""
     from giflab_dask.align import prepare_block
-    from giflab_dask.cluster import activity, count_frames
+    from giflab_dask.diagnostics import activity, count_frames
 
     lo = job.start - 1 if job.previous else job.start
     index = job.frames if job.frames is not None else slice(lo, job.stop)
@@ -254,7 +254,7 @@ def persist_node(
     root: str, key: str, spec: MetricSpec, matrix: np.ndarray, measured: float, started: float
 ) -> dict[str, Any]:
     """Summarise a metric's ``(T, k)`` per-frame matrix and store the node."""
-    from giflab_dask.cluster import activity
+    from giflab_dask.diagnostics import activity
     from giflab_dask.reduce import summarize_values
 
     with activity("summary"):

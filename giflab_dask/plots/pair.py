@@ -1,26 +1,13 @@
-"""Pictures of validation results: per-frame curves, batch distributions, size vs quality, and
-the worst frames of a pair side by side.
+"""Pictures of one pair: per-frame curves with dropped frames marked, and the worst frames side
+by side with their difference.
 
-Everything here reads what a run stored: per-frame vectors and the frame mapping from a
-:class:`~giflab_dask.results.PairResult` or from the result store (for a row of a batch table),
-summaries from the batch table, and frames from the frame store. Plotting computes no metric.
-
-Every function returns a :class:`matplotlib.figure.Figure` built without ``pyplot`` (no global
-figure state, safe in threads and in long report runs); in Jupyter a returned figure displays
-itself. matplotlib is an optional dependency (``pip install 'giflab-dask[plots]'``) imported
-on first use.
-
-Artists carry ids (``Artist.get_gid()``) so tests and callers can find them:
-``metric:<column>`` for per-frame curves, ``dropped-frames`` for the dropped-frame marks,
-``group:<name>`` for the histograms and scatter points of a group, ``pareto`` for the Pareto
-front, ``threshold:<rule>`` for verdict thresholds, and ``original`` / ``compressed`` /
-``difference`` for the images of the worst-frames view.
+Per-frame vectors and the frame mapping come from a :class:`~giflab_dask.results.PairResult`
+or, for a row of a batch table, from the result store; frames from the frame store.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from giflab_dask.errors import GiflabError
+from giflab_dask.plots.figure import VERDICT_COLOURS, new_figure, set_margins
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,88 +26,10 @@ if TYPE_CHECKING:
     from giflab_dask.framestore import FrameStore
     from giflab_dask.resultstore import ResultStore
 
-__all__ = [
-    "dropped_frames",
-    "pareto_front",
-    "plot_distributions",
-    "plot_per_frame",
-    "plot_size_quality",
-    "plot_worst_frames",
-    "worst_frames",
-]
+__all__ = ["dropped_frames", "plot_per_frame", "plot_worst_frames", "worst_frames"]
 
 #: Per-frame columns plotted when none are named (those present, in this order).
 DEFAULT_CURVES = ("ssim", "psnr", "deltae_mean")
-
-_VERDICT_COLOURS = {"pass": "#2e7d32", "warn": "#ef6c00", "fail": "#c62828", "error": "#555555"}
-
-
-# -- figures ----------------------------------------------------------------------------------
-
-
-def _figure(**kwargs: Any) -> Figure:
-    """A pyplot-free Figure that Jupyter knows how to display.
-
-    Margins are set in inches with :func:`_margins` rather than by a layout engine: constrained
-    layout measures every text artist and draws twice, which doubles the time of a report.
-    """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "giflab_dask.plots needs matplotlib: pip install 'giflab-dask[plots]'"
-        ) from exc
-    _enable_ipython_display()
-    return Figure(**kwargs)
-
-
-def _margins(
-    fig: Figure,
-    *,
-    left: float = 0.8,
-    right: float = 0.2,
-    top: float = 0.45,
-    bottom: float = 0.5,
-    hspace: float = 0.0,
-    wspace: float = 0.0,
-) -> None:
-    """Subplot margins in inches (``hspace``/``wspace`` as fractions of the axes size)."""
-    width, height = fig.get_size_inches()
-    fig.subplots_adjust(
-        left=left / width,
-        right=1 - right / width,
-        top=1 - top / height,
-        bottom=bottom / height,
-        hspace=hspace,
-        wspace=wspace,
-    )
-
-
-def _enable_ipython_display() -> None:
-    """Register a PNG formatter for Figures in a running IPython kernel if none is registered.
-
-    Figures made without pyplot are otherwise shown as ``<Figure size ...>`` text until the
-    user imports pyplot or runs ``%matplotlib inline``; a formatter the user chose is kept.
-    """
-    if "IPython" not in sys.modules:
-        return
-    try:
-        from IPython import get_ipython
-        from IPython.core.pylabtools import select_figure_formats
-        from matplotlib.figure import Figure
-    except ImportError:  # pragma: no cover - depends on the environment
-        return
-    shell = get_ipython()
-    if shell is None:
-        return
-    formatters = shell.display_formatter.formatters
-    for mime in ("image/png", "image/svg+xml", "image/jpeg", "application/pdf"):
-        try:
-            formatters[mime].lookup_by_type(Figure)
-            return
-        except (KeyError, TypeError):
-            continue
-    select_figure_formats(shell, {"png"})
 
 
 # -- where the data comes from ----------------------------------------------------------------
@@ -271,12 +181,12 @@ def plot_per_frame(
         )
     dropped = dropped_frames(data.mapping) if data.mapping is not None else np.zeros(0, int)
 
-    fig = _figure(figsize=(width, 0.6 + row_height * len(columns)))
+    fig = new_figure(figsize=(width, 0.6 + row_height * len(columns)))
     axes = fig.subplots(len(columns), 1, sharex=True, squeeze=False)[:, 0]
     heading = title if title is not None else data.label
     if data.status:
         heading = f"{heading}  [{data.status}]" if heading else f"[{data.status}]"
-    _margins(fig, left=0.85, top=0.4 if heading else 0.15, hspace=0.12)
+    set_margins(fig, left=0.85, top=0.4 if heading else 0.15, hspace=0.12)
     x = frame.index.to_numpy()
     for ax, column in zip(axes, columns, strict=True):
         y = frame[column].to_numpy(dtype=np.float64)
@@ -307,197 +217,7 @@ def plot_per_frame(
         for handle in legend.legend_handles:
             handle.set_alpha(0.8)
     if heading:
-        fig.suptitle(heading, fontsize=10, color=_VERDICT_COLOURS.get(data.status or "", "black"))
-    return fig
-
-
-# -- batch distributions ----------------------------------------------------------------------
-
-
-def _groups(table: pd.DataFrame, by: str | None) -> list[tuple[str, pd.DataFrame]]:
-    if by is None or by not in table.columns:
-        return [("all pairs", table)]
-    return [(str(name), part) for name, part in table.groupby(by, sort=True, dropna=False)]
-
-
-def _need_columns(table: pd.DataFrame, *columns: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        summary = [c for c in table.columns if c.endswith("_mean")]
-        raise GiflabError(
-            f"the batch table has no column(s) {missing}; summaries present: "
-            f"{', '.join(summary) or 'none'}"
-        )
-
-
-def _as_table(table: Any) -> pd.DataFrame:
-    import pandas as pd
-
-    if isinstance(table, pd.DataFrame):
-        return table
-    if isinstance(table, str | Path):
-        from giflab_dask.results import load_results
-
-        return load_results(table)
-    if isinstance(table, list):  # PairOutcomes of a batch
-        from giflab_dask.results import batch_table
-
-        return batch_table(table)
-    if hasattr(table, "outcomes"):  # a BatchResult
-        from giflab_dask.results import batch_table
-
-        return batch_table(table.outcomes)
-    raise GiflabError(
-        f"cannot read a batch table from a {type(table).__name__}: give a DataFrame, a results "
-        "file, or a BatchResult"
-    )
-
-
-def _thresholds(column: str, profile: Any) -> dict[str, float]:
-    from giflab_dask.verdicts import load_profile
-
-    try:
-        _, rules = load_profile(profile)
-    except GiflabError:
-        return {}
-    return {k: float(v) for k, v in dict(rules.get(column, {})).items()}
-
-
-def plot_distributions(
-    table: Any,
-    columns: str | Sequence[str] = ("ssim_mean",),
-    *,
-    by: str | None = "variant",
-    bins: int = 20,
-    profile: Any = None,
-    width: float = 9.0,
-    row_height: float = 2.6,
-) -> Figure:
-    """Histograms of summary columns of a batch, one filled outline per group of ``by``.
-
-    ``table`` is a batch table (DataFrame, results file or BatchResult). Groups are the values
-    of ``by`` (the ``variant`` column of a directory batch; one group when it is absent).
-    The verdict profile's thresholds for the column are drawn as dashed lines.
-    """
-    frame = _as_table(table)
-    columns = [columns] if isinstance(columns, str) else list(columns)
-    _need_columns(frame, *columns)
-    groups = _groups(frame, by)
-    fig = _figure(figsize=(width, 0.6 + row_height * len(columns)))
-    axes = fig.subplots(len(columns), 1, squeeze=False)[:, 0]
-    _margins(fig, left=0.75, top=0.4, bottom=0.55, hspace=0.45)
-    for ax, column in zip(axes, columns, strict=True):
-        values = frame[column].to_numpy(dtype=np.float64)
-        finite = values[np.isfinite(values)]
-        if finite.size == 0:
-            ax.text(0.5, 0.5, f"no {column} values", transform=ax.transAxes, ha="center")
-            continue
-        lo, hi = float(finite.min()), float(finite.max())
-        if hi <= lo:
-            lo, hi = lo - 0.5, hi + 0.5
-        edges = np.linspace(lo, hi, bins + 1)
-        for i, (name, part) in enumerate(groups):
-            v = part[column].to_numpy(dtype=np.float64)
-            v = v[np.isfinite(v)]
-            if v.size == 0:
-                continue
-            _, _, patches = ax.hist(
-                v,
-                bins=edges,
-                histtype="stepfilled",
-                alpha=0.45,
-                color=f"C{i % 10}",
-                edgecolor=f"C{i % 10}",
-                label=f"{name} ({v.size})",
-            )
-            for patch in patches:
-                patch.set_gid(f"group:{name}")
-        for rule, limit in _thresholds(column, profile).items():
-            line = ax.axvline(
-                limit,
-                color=_VERDICT_COLOURS["fail" if rule.startswith("fail") else "warn"],
-                linestyle="--",
-                linewidth=1,
-                label=f"{rule} {limit:g}",
-            )
-            line.set_gid(f"threshold:{rule}")
-        ax.set_xlabel(column)
-        ax.set_ylabel("pairs")
-        ax.legend(fontsize=8, frameon=False)
-    by_text = f" by {by}" if by is not None and by in frame.columns else ""
-    fig.suptitle(f"{', '.join(columns)}{by_text}  ({len(frame)} pairs)", fontsize=10)
-    return fig
-
-
-# -- size vs quality --------------------------------------------------------------------------
-
-
-def pareto_front(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Indices of the points no other point beats on both ``x`` and ``y`` (higher is better),
-    ordered by increasing ``x``. Points with a NaN coordinate are never on the front."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
-    # Highest x first (ties: highest y first); keep each point that beats every y seen so far.
-    order = ok[np.lexsort((-y[ok], -x[ok]))]
-    front: list[int] = []
-    best = -np.inf
-    for i in order:
-        if y[i] > best:
-            front.append(int(i))
-            best = y[i]
-    return np.asarray(front[::-1], dtype=np.int64)
-
-
-def plot_size_quality(
-    table: Any,
-    quality: str | Sequence[str] = ("ssim_mean", "composite_quality"),
-    *,
-    size: str = "compression_ratio",
-    by: str | None = "variant",
-    width: float = 9.0,
-    height: float = 3.6,
-) -> Figure:
-    """Size against quality: one panel per quality column, one colour per group of ``by``,
-    and the Pareto front (the best quality reachable at each compression ratio) drawn."""
-    frame = _as_table(table)
-    quality = [quality] if isinstance(quality, str) else list(quality)
-    quality = [q for q in quality if q in frame.columns] or quality
-    _need_columns(frame, size, *quality)
-    groups = _groups(frame, by)
-    fig = _figure(figsize=(width, height))
-    axes = fig.subplots(1, len(quality), squeeze=False)[0]
-    _margins(fig, left=0.75, top=0.4, bottom=0.6, wspace=0.3)
-    x_all = frame[size].to_numpy(dtype=np.float64)
-    for ax, column in zip(axes, quality, strict=True):
-        for i, (name, part) in enumerate(groups):
-            points = ax.scatter(
-                part[size].to_numpy(dtype=np.float64),
-                part[column].to_numpy(dtype=np.float64),
-                s=28,
-                color=f"C{i % 10}",
-                alpha=0.8,
-                label=name,
-                edgecolors="none",
-            )
-            points.set_gid(f"group:{name}")
-        y_all = frame[column].to_numpy(dtype=np.float64)
-        front = pareto_front(x_all, y_all)
-        if front.size:
-            (line,) = ax.plot(
-                x_all[front],
-                y_all[front],
-                color="black",
-                linewidth=1,
-                drawstyle="steps-pre",
-                label=f"Pareto front ({front.size})",
-            )
-            line.set_gid("pareto")
-        ax.set_xlabel(f"{size} (higher: smaller file)")
-        ax.set_ylabel(column)
-        ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8, frameon=False)
-    fig.suptitle(f"size vs quality ({len(frame)} pairs)", fontsize=10)
+        fig.suptitle(heading, fontsize=10, color=VERDICT_COLOURS.get(data.status or "", "black"))
     return fig
 
 
@@ -529,6 +249,27 @@ def _read_frames(
     return stored, rgb, None if alpha is None else alpha[index].compute()
 
 
+def _aligned_frames(
+    store: FrameStore,
+    keys: tuple[str, str],
+    frames: tuple[np.ndarray, np.ndarray],
+    options: AlignOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Original and compressed frames (by index) composited and resized as the metrics saw
+    them: ``(n, h, w, 3)`` uint8 each, on the smaller of the two screens."""
+    from giflab_dask.align import prepare_block
+
+    o_gif, o_rgb, o_alpha = _read_frames(store, keys[0], frames[0], "original")
+    c_gif, c_rgb, c_alpha = _read_frames(store, keys[1], frames[1], "compressed")
+    size = (min(o_gif.height, c_gif.height), min(o_gif.width, c_gif.width))
+    prep: dict[str, Any] = {
+        "background": options.background,
+        "size": size,
+        "method": options.resize,
+    }
+    return prepare_block(o_rgb, o_alpha, **prep), prepare_block(c_rgb, c_alpha, **prep)
+
+
 def plot_worst_frames(
     pair: Any,
     k: int = 3,
@@ -547,7 +288,7 @@ def plot_worst_frames(
     Frames come from the frame store (``store``, default: the configured one), composited and
     resized as the metrics saw them (``align_options``: those of the run).
     """
-    from giflab_dask.align import AlignOptions, prepare_block
+    from giflab_dask.align import AlignOptions
     from giflab_dask.framestore import open_frame_store
 
     options = align_options or AlignOptions.from_config()
@@ -562,22 +303,24 @@ def plot_worst_frames(
     index = worst_frames(values, k, higher_is_better=_higher_is_better(column))
     if index.size == 0:
         raise GiflabError(f"no frame of {data.label} has a measured {column}")
-    store = store or open_frame_store()
     mapped = data.mapping[index]
-    o_gif, o_rgb, o_alpha = _read_frames(store, data.original_key, index, "original")
-    c_gif, c_rgb, c_alpha = _read_frames(store, data.compressed_key, mapped, "compressed")
-    size = (min(o_gif.height, c_gif.height), min(o_gif.width, c_gif.width))
-    prep = {"background": options.background, "size": size, "method": options.resize}
-    o_img = prepare_block(o_rgb, o_alpha, **prep)
-    c_img = prepare_block(c_rgb, c_alpha, **prep)
+    o_img, c_img = _aligned_frames(
+        store or open_frame_store(),
+        (data.original_key, data.compressed_key),
+        (index, mapped),
+        options,
+    )
+    size = o_img.shape[1:3]
     diff = np.abs(o_img.astype(np.int16) - c_img.astype(np.int16)).mean(axis=-1)
     vmax = max(1.0, float(diff.max()))
 
     rows = index.size
     panel_height = panel_width * size[0] / size[1]
-    fig = _figure(figsize=(3 * panel_width + 1.5, rows * (panel_height + 0.3) + 0.45))
+    fig = new_figure(figsize=(3 * panel_width + 1.5, rows * (panel_height + 0.3) + 0.45))
     axes = fig.subplots(rows, 3, squeeze=False)
-    _margins(fig, left=0.3, right=1.2, top=0.55, bottom=0.1, hspace=0.3 / panel_height, wspace=0.04)
+    set_margins(
+        fig, left=0.3, right=1.2, top=0.55, bottom=0.1, hspace=0.3 / panel_height, wspace=0.04
+    )
     heat = None
     for r in range(rows):
         i, j = int(index[r]), int(mapped[r])
