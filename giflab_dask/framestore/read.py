@@ -28,6 +28,7 @@ from giflab_dask import roots, storage
 from giflab_dask.errors import CacheFileError, FrameStoreCorruptError, FrameStoreError
 from giflab_dask.framestore.codec import decode_chunk_bytes, layout_document
 from giflab_dask.framestore.layout import MANIFEST, MAX_METADATA_BYTES
+from giflab_dask.framestore.objects import remove_entry
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -232,10 +233,9 @@ def uncommit(entry: str) -> None:
     wrong frames."""
     with contextlib.suppress(OSError, FrameStoreError, ValueError):
         if roots.is_url(entry):
-            from giflab_dask.framestore.remote import FsspecFrameStore
-
-            root, key, data = entry.rsplit("/", 2)
-            FsspecFrameStore(root).remove(key, data=data)
+            fs, path = storage.filesystem(entry)
+            path, data = path.rsplit("/", 1)
+            remove_entry(fs, path, data=data)
             return
         fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | storage._NOFOLLOW)
         try:

@@ -33,6 +33,7 @@ from giflab_dask.framestore.entry import (
 )
 from giflab_dask.framestore.layout import ACCESS, DATA, MANIFEST, MAX_MANIFEST_BYTES, VERIFY_MODES
 from giflab_dask.framestore.local import FrameStore
+from giflab_dask.framestore.objects import data_name, read_manifest, remove_entry
 from giflab_dask.framestore.read import zarr_store
 from giflab_dask.framestore.writer import FsspecWriter, write_entry
 from giflab_dask.keys import LAYOUT_VERSION, GifSource
@@ -69,16 +70,7 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
 
     # -- reading ---------------------------------------------------------------------------
     def _read_manifest(self, key: str) -> dict[str, Any] | None:
-        try:
-            raw = self.fs.cat_file(self._p(key, MANIFEST), start=0, end=MAX_MANIFEST_BYTES + 1)
-        except FileNotFoundError:
-            return None
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise ValueError(f"the manifest is larger than {MAX_MANIFEST_BYTES} bytes")
-        manifest = json.loads(raw)
-        if not isinstance(manifest, dict):
-            raise ValueError("the manifest is not a JSON object")
-        return manifest
+        return read_manifest(self.fs, self._p(key))
 
     def open(self, key: str, *, verify: str | None = None) -> StoredGif | None:
         """The stored entry for ``key`` if its manifest exists and verifies, else None.
@@ -93,7 +85,7 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
             manifest = self._read_manifest(key)
             if manifest is None:
                 return None
-            data = _data_name(manifest)
+            data = data_name(manifest)
             problem = manifest_problem(manifest, key) or self._check_remote(
                 key, data, manifest, mode
             )
@@ -232,32 +224,9 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
 
     # -- housekeeping ----------------------------------------------------------------------
     def remove(self, key: str, *, data: str | None = None) -> bool:
-        """Remove an entry: its manifest first (so no reader finds it), then its data.
-
-        With ``data``, only if the manifest still names that data directory (a reader that
-        found a broken entry must not remove the one a writer committed since).
-        """
-        try:
-            manifest = self._read_manifest(key)
-        except ValueError:
-            manifest = {}
-        if manifest is None:
-            return False
-        try:
-            current: str | None = _data_name(manifest)
-        except ValueError:
-            current = None
-        if data is not None and current is not None and current != data:
-            return False
-        try:
-            self.fs.rm_file(self._p(key, MANIFEST))
-        except FileNotFoundError:
-            return False
-        for name in (current, ACCESS):
-            if name is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    self.fs.rm(self._p(key, name), recursive=True)
-        return True
+        """Remove an entry, manifest first; with ``data``, only if the manifest still names that
+        data directory (:func:`~giflab_dask.framestore.objects.remove_entry`)."""
+        return remove_entry(self.fs, self._p(key), data=data)
 
     def _keys(self) -> list[str]:
         self.fs.invalidate_cache(self._base)
@@ -286,7 +255,7 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
                 if len(raw) == cap or manifest_problem(manifest, key):
                     continue  # broken: open() deals with it
                 nbytes = int(manifest["nbytes"])
-                created = _data_time(_data_name(manifest))
+                created = _data_time(data_name(manifest))
             except (ValueError, KeyError, TypeError, RecursionError):
                 continue  # broken: open() deals with it
             last, hits = created, 0
@@ -310,7 +279,7 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
                 continue
             try:
                 manifest = self._read_manifest(key)
-                current = _data_name(manifest) if manifest is not None else None
+                current = data_name(manifest) if manifest is not None else None
             except ValueError:
                 current = None
             for child in children:
@@ -337,14 +306,6 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
 
 
 _PROCESS_LOCKS: dict[str, Any] = {}
-
-
-def _data_name(manifest: dict[str, Any]) -> str:
-    """The data directory a remote manifest names (a plain ``w-...`` name, nothing else)."""
-    data = manifest.get("data")
-    if not isinstance(data, str) or not data.startswith(DATA) or "/" in data or ".." in data:
-        raise ValueError(f"the manifest names no valid data directory ({data!r})")
-    return data
 
 
 def _data_time(name: str) -> float:
