@@ -8,7 +8,8 @@ pair whose largest task cannot fit in ``giflab.limits.memory-budget`` becomes an
 tasks of one process reserve their estimate from that budget (:func:`reserve`), so concurrent
 tasks wait instead of summing past it. A pair's ``pair-metrics`` tasks share a clock
 (:class:`PairClock`): past ``giflab.limits.max-pair-seconds`` of task time the pair is an
-error row (:class:`~giflab_dask.errors.PairTimeLimitError`). DESIGN decision 50.
+error row (:class:`~giflab_dask.errors.PairTimeLimitError`), so one pathological pair cannot
+stall a batch.
 """
 
 from __future__ import annotations

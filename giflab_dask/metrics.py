@@ -6,7 +6,8 @@ previous frame (temporal overlap), which direction is better, and a code version
 kernels with ``map_blocks`` (pair kernels) or ``overlap`` + ``map_blocks`` (temporal kernels),
 always with ``dtype=`` and ``meta=``, in layers named ``<metric>-frame-<token>``
 (:func:`per_frame`). The batch graph runs the same per-block wrappers for all its metrics at
-once on one aligned block, inside one task (:func:`measure_block`, DESIGN decision 32).
+once on one aligned block, inside one task (:func:`measure_block`), so a frame block is
+read and aligned once for all of them.
 
 Users register their own metric with :func:`register_metric` (any function following the kernel
 contract) and pick metrics by name.

@@ -40,7 +40,7 @@ class PairResult:
     ``mapping[i]`` is the compressed frame shown with original frame ``i``; ``missing`` names
     each metric that could not be computed and why.
 
-    ``sample`` is None for a full-frame result. For a sampled one (DESIGN decision 31) it holds
+    ``sample`` is None for a full-frame result. For a sampled one (docs/design.md, 31) it holds
     the strategy, the requested size ``n``, ``frames`` measured, the ``population`` of aligned
     frames, the ``confidence`` of the intervals and each metric's measured ``positions``;
     ``summaries`` then hold ``<output>_mean_ci_low/_high`` and ``sampled_frames``, and the
@@ -258,7 +258,7 @@ def batch_rows(outcomes: list[Any]) -> list[dict[str, Any]]:
                     "missing_metrics": json.dumps(result.missing) if result.missing else "",
                 }
             )
-            if result.sample is not None:  # a sampled row says so (decision 31)
+            if result.sample is not None:  # an estimate must never pass for a full-frame value
                 row["sample_strategy"] = result.sample["strategy"]
                 row["sample_n"] = result.sample["n"]
             row.update({k: v for k, v in s.items() if k not in row})
