@@ -503,7 +503,8 @@ def per_frame(spec: MetricSpec, pair: AlignedPair) -> dict[str, da.Array]:
         # Each task needs its block's position (first block: no previous frame).
         positions = da.from_array(np.arange(len(time_chunks)), chunks=1, name=f"block-ids-{token}")
         inputs = [positions, "t"]
-        func, extra = _temporal_block, {"n_blocks": len(time_chunks)}
+        func: Callable[..., np.ndarray] = _temporal_block
+        extra: dict[str, Any] = {"n_blocks": len(time_chunks)}
     else:
         func, extra = _pair_block, {}
     # blockwise with the frame axes contracted and concatenate=False: each task gets its one

@@ -270,19 +270,18 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
     return _kernel
 
 
-def njit_kernel(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
+def njit_kernel(signature: Any, function: Callable[..., Any]) -> Callable[..., Any]:
     """``function`` compiled by numba for ``signature``, releasing the GIL, with IEEE division
     (``error_model="numpy"``), cached on disk when a cache location is writable."""
     import numba
 
-    options = {"nogil": True, "error_model": "numpy"}
     try:
-        return numba.njit(signature, cache=True, **options)(function)
+        return numba.njit(signature, cache=True, nogil=True, error_model="numpy")(function)
     except Exception:  # no writable cache location: compile for this process only
-        return numba.njit(signature, cache=False, **options)(function)
+        return numba.njit(signature, cache=False, nogil=True, error_model="numpy")(function)
 
 
-def compile_kernel(signature: Any, function: Callable[..., None]) -> Callable[..., None] | None:
+def compile_kernel(signature: Any, function: Callable[..., Any]) -> Callable[..., Any] | None:
     """A kernel of another module compiled like this module's (see :func:`njit_kernel`); ``None``
     when numba cannot be imported or the kernel does not compile (a ``RuntimeWarning`` says
     why). Each such module compiles its kernels on its own first use, so a process pays only

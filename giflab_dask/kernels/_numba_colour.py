@@ -519,7 +519,7 @@ class ColourPairs:
         sorted distinct 24-bit colours of each frame, and per distinct pair (sorted by
         original colour, then compressed colour) its positions in those and its pixel count
         (what ``np.unique`` of a per-pixel pair key gives, found without sorting pixels)."""
-        assert self.distinct is not None and self.grid is not None
+        assert self.distinct is not None and self.grid is not None and self.cells is not None
         o = np.ascontiguousarray(original).reshape(-1, 3)
         c = np.ascontiguousarray(compressed).reshape(-1, 3)
         self.distinct(o, c, self.index_o, self.index_c, self.colours_o, self.colours_c, self.sizes)

@@ -286,7 +286,9 @@ def load() -> Callable[..., None] | None:
     return _kernel
 
 
-def gaussian_terms(a: np.ndarray, b: np.ndarray, shapes: list[tuple[int, int]], g: np.ndarray):
+def gaussian_terms(
+    a: np.ndarray, b: np.ndarray, shapes: list[tuple[int, int]], g: np.ndarray
+) -> np.ndarray | None:
     """Raw Gaussian SSIM terms ``(t, len(shapes))`` of two validated uint8 blocks (see the module
     docstring), or ``None`` when numba is unusable (the caller uses the numpy kernel)."""
     kernel = load()

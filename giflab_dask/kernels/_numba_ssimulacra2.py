@@ -349,7 +349,7 @@ def load() -> Kernels | None:
             global _as_int32, _as_float32
             compile_ = _numba.njit_kernel
 
-            functions = {
+            functions: dict[str, Callable[..., None]] = {
                 "xyb": _xyb, "scale_norms": _scale_norms, "linear": _linear,
                 "downsample": _downsample,
             }  # fmt: skip

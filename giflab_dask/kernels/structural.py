@@ -15,6 +15,7 @@ the published one; its values differ from GifLab's ``ms_ssim``.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from scipy.ndimage import correlate1d
 
 from . import _numba, _numba_ms_ssim
@@ -224,7 +225,13 @@ def _downsample2(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto") -> np.ndarray:
+def ssim(
+    original: npt.ArrayLike,
+    compressed: npt.ArrayLike,
+    *,
+    gaussian: bool = False,
+    backend: str = "auto",
+) -> np.ndarray:
     """Structural similarity per frame, on OpenCV luma (GifLab's ``ssim``).
 
     Definition (GifLab: ``skimage.metrics.structural_similarity(luma_a, luma_b,
@@ -304,13 +311,13 @@ def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto")
                 return values
             if backend == "numba":
                 raise _numba.numba_missing("ssim")
-        kernel = _UniformSSIM(h, w)
+        uniform = _UniformSSIM(h, w)
         for i in range(t):
-            out[i] = kernel(a[i], b[i])
+            out[i] = uniform(a[i], b[i])
     return out
 
 
-def _check_weights(weights) -> np.ndarray:
+def _check_weights(weights: npt.ArrayLike) -> np.ndarray:
     try:
         wts = np.asarray(weights, dtype=np.float64)
     except (TypeError, ValueError):
@@ -338,7 +345,13 @@ def _scale_shapes(h: int, w: int, scales: int) -> list[tuple[int, int]]:
     return shapes
 
 
-def ms_ssim(original, compressed, *, weights=MS_SSIM_WEIGHTS, backend: str = "auto") -> np.ndarray:
+def ms_ssim(
+    original: npt.ArrayLike,
+    compressed: npt.ArrayLike,
+    *,
+    weights: npt.ArrayLike = MS_SSIM_WEIGHTS,
+    backend: str = "auto",
+) -> np.ndarray:
     """Multi-scale structural similarity per frame, on OpenCV luma (the published MS-SSIM).
 
     Definition (Wang, Simoncelli & Bovik 2003): with M = ``len(weights)`` scales (5 by
