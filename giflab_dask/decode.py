@@ -546,7 +546,7 @@ def iter_frames(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(rgb (H,W,3) uint8, alpha (H,W) uint8)`` per frame, composited as viewers show it.
 
-    The canvas starts transparent (Chromium ignores the background colour: design decision 46);
+    The canvas starts transparent (Chromium, the decode oracle, ignores the background colour);
     each frame draws its non-transparent pixels (clipped to the logical screen); after display,
     disposal 2 clears the frame's rectangle to transparent, 3 (and 4, as Chromium reads it)
     restores what was there before the frame, 0/1 and the undefined 5-7 leave it. Transparent

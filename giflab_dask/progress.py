@@ -2,7 +2,7 @@
 
 On a terminal one line is redrawn in place (``\\r``); anywhere else (a log file, a pipe, CI) a
 plain line is written every ``giflab.progress-interval`` seconds (10), so a long run leaves a
-readable log of a few lines instead of thousands of redraws (DESIGN decision 53). Frames are
+readable log of a few lines instead of thousands of redraws. Frames are
 counted as frame measurements (frames x metrics): :func:`giflab_dask.cluster.count_frames`
 counts them as ``pair-metrics`` tasks finish, against the plan's total
 (``BatchPlan.frame_measurements``). Under the ``processes`` scheduler tasks count in other

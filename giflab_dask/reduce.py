@@ -87,7 +87,7 @@ def summary_array(values: da.Array, name: str) -> da.Array:
     )
 
 
-# -- sampled summaries (DESIGN decision 31; the design and estimators are in sampling.py) ------
+# -- sampled summaries (the design and estimators are in sampling.py) -------------------------
 
 
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:

@@ -23,9 +23,7 @@ pass per frame with buffers allocated once per block:
   rows and finally over the columns (two loops, so each vectorises at its own width; the numpy
   kernel sums pairwise, so frame means agree to float64 rounding, ~1e-16).
 
-Measured on the development machine (AVX2, 480x270): int32 luma planes beat uint8 ones (no
-widening in the sliding loop), and splitting the horizontal sums into separate loops, or
-packing x and y sums into one int32, was slower.
+The luma planes are int32, not uint8: the sliding loop then needs no widening.
 
 The compiled function releases the GIL (``nogil=True``): dask's threaded scheduler runs blocks
 on all cores. It loops over the frames of a block in compiled code (no per-frame Python).
@@ -182,7 +180,7 @@ def _sse_block(a, b, out):  # pragma: no cover - compiled by numba, run as machi
 
     Differences are int32 and squares summed in int64, exact (at most 65025 per value) as in
     ``fidelity._sse``; stored as float64, exact below 2**53. One pass over the bytes instead of
-    numpy's three (subtract, multiply, reduce through int16/int32 temporaries): ~5x faster.
+    numpy's three (subtract, multiply, reduce through int16/int32 temporaries).
     """
     t, n = a.shape
     for i in range(t):
@@ -198,7 +196,7 @@ def _draw_block(indices, table, transparency, rgb, alpha):  # pragma: no cover -
     (h, w, 3) and ``alpha`` (h, w), skipping the ``transparency`` index (-1: none).
 
     What ``decode.iter_frames`` does with a gather of 3-byte pixels and a masked copy, in one
-    pass (~4x faster on a 640x360 frame).
+    pass.
     """
     h, w = indices.shape
     for y in range(h):
@@ -219,7 +217,7 @@ def available() -> bool:
 def loaded() -> bool:
     """Whether the kernel is already compiled in this process (using it costs nothing more).
 
-    Importing numba and loading the kernel costs about a second per process (more for the
+    Importing numba and loading the kernel take a noticeable time per process (more for the
     first compile on a machine); a caller that knows how much work is coming can use this to
     decide whether the numba kernel pays off.
     """
@@ -305,8 +303,8 @@ def compile_helper(function: Callable[..., Any], inline: bool = False) -> Callab
     with them); ``None`` when numba cannot be imported.
 
     Inner loops live in such helpers rather than in the kernel's body: LLVM vectorises a small
-    function's loop where the same loop inlined into a large kernel stays scalar (measured 10x
-    on ``_numba_ms_ssim``'s window terms). ``inline``: numba inlines the helper into its caller
+    function's loop where the same loop inlined into a large kernel stays scalar (as in
+    ``_numba_ms_ssim``'s window terms). ``inline``: numba inlines the helper into its caller
     instead (a step of a kernel written as its own function, at the speed of the kernel's body).
     """
     if not _importable():

@@ -157,50 +157,26 @@ def _pool(src, h, w, dst, h2, w2):  # pragma: no cover - numba
             dst[o + ww] = src[r0 + w - 1]
 
 
-def _luma_planes(fa, fb, x, y):  # pragma: no cover - compiled by numba
-    """The luma planes ``x``, ``y`` (n,) of two flat (3 n,) uint8 frames, as float64 (one loop
-    over both: two loops were slower)."""
-    kr, kg, kb, kh = np.int32(_LUMA_R), np.int32(_LUMA_G), np.int32(_LUMA_B), np.int32(_LUMA_HALF)
-    shift = np.int32(15)
-    for q in range(x.size):
-        j = 3 * q
-        x[q] = np.float64(
-            (kr * np.int32(fa[j]) + kg * np.int32(fa[j + 1]) + kb * np.int32(fa[j + 2]) + kh)
-            >> shift
-        )
-        y[q] = np.float64(
-            (kr * np.int32(fb[j]) + kg * np.int32(fb[j + 1]) + kb * np.int32(fb[j + 2]) + kh)
-            >> shift
-        )
-
-
-def _filter_row(x, y, row, w, wv, g, sq, xy, hx, hy, hs, hp, slot):  # pragma: no cover - numba
-    """The row starting at ``row`` of the planes x, y, x^2 + y^2 and x*y filtered along the row
-    into ring slot ``slot`` of ``hx``, ``hy``, ``hs``, ``hp``; ``g`` the taps from the centre
-    out."""
-    g0, g1, g2, g3, g4, g5 = g
-    for c in range(w):
-        xv, yv = x[row + c], y[row + c]
-        sq[c] = xv * xv + yv * yv
-        xy[c] = xv * yv
-    _taps(x, row + _R, 1, wv, g0, g1, g2, g3, g4, g5, hx, slot)
-    _taps(y, row + _R, 1, wv, g0, g1, g2, g3, g4, g5, hy, slot)
-    _taps(sq, _R, 1, wv, g0, g1, g2, g3, g4, g5, hs, slot)
-    _taps(xy, _R, 1, wv, g0, g1, g2, g3, g4, g5, hp, slot)
-
-
-def _scale_map(x, y, h, w, last, g, rows, ring, means, terms_map):  # pragma: no cover - numba
+def _scale_map(  # pragma: no cover - numba
+    x, y, h, w, last, g0, g1, g2, g3, g4, g5, sq, xy, hx, hy, hs, hp, ux, uy, uss, uxy, terms_map
+):
     """The window terms of one scale of the planes ``x``, ``y`` (h, w) into ``terms_map``:
-    contrast-structure, or SSIM when ``last``. ``rows`` = (sq, xy) row scratch, ``ring`` =
-    (hx, hy, hs, hp) ring buffers, ``means`` = (ux, uy, uss, uxy) window means."""
-    g0, g1, g2, g3, g4, g5 = g
-    sq, xy = rows
-    hx, hy, hs, hp = ring
-    ux, uy, uss, uxy = means
+    contrast-structure, or SSIM when ``last``. ``sq``, ``xy`` are row scratch, ``hx`` ... ``hp``
+    the ring buffers, ``ux`` ... ``uxy`` the window means; ``g0`` ... ``g5`` the taps from the
+    centre out."""
     wv = w - 2 * _R
     for r in range(h):
         # Row r of the four planes filtered along the row into ring slot r % 11 ...
-        _filter_row(x, y, r * w, w, wv, g, sq, xy, hx, hy, hs, hp, (r % _WIN) * wv)
+        row = r * w
+        for c in range(w):
+            xv, yv = x[row + c], y[row + c]
+            sq[c] = xv * xv + yv * yv
+            xy[c] = xv * yv
+        slot = (r % _WIN) * wv
+        _taps(x, row + _R, 1, wv, g0, g1, g2, g3, g4, g5, hx, slot)
+        _taps(y, row + _R, 1, wv, g0, g1, g2, g3, g4, g5, hy, slot)
+        _taps(sq, _R, 1, wv, g0, g1, g2, g3, g4, g5, hs, slot)
+        _taps(xy, _R, 1, wv, g0, g1, g2, g3, g4, g5, hp, slot)
         if r < _WIN - 1:
             continue
         # ... then, once 11 rows are in, along the column centred on row r - 5.
@@ -231,29 +207,42 @@ def _terms_block(a, b, g, shapes, terms):  # pragma: no cover - compiled by numb
     ny = np.empty(n0, np.float64)
     wv0 = w0 - 2 * _R
     # Ring buffers: the last 11 rows filtered along the row, per plane.
-    ring = (
-        np.empty(_WIN * wv0, np.float64),
-        np.empty(_WIN * wv0, np.float64),
-        np.empty(_WIN * wv0, np.float64),
-        np.empty(_WIN * wv0, np.float64),
-    )
+    hx = np.empty(_WIN * wv0, np.float64)
+    hy = np.empty(_WIN * wv0, np.float64)
+    hs = np.empty(_WIN * wv0, np.float64)
+    hp = np.empty(_WIN * wv0, np.float64)
     # The map of the scale's window terms, averaged as numpy averages it (pairwise sum).
     terms_map = np.empty((h0 - 2 * _R) * wv0, np.float64)
     partial = np.empty(64, np.float64)
-    rows = (np.empty(w0, np.float64), np.empty(w0, np.float64))
-    means = (
-        np.empty(wv0, np.float64),
-        np.empty(wv0, np.float64),
-        np.empty(wv0, np.float64),
-        np.empty(wv0, np.float64),
-    )
-    taps = (g[5], g[4], g[3], g[2], g[1], g[0])
+    sq = np.empty(w0, np.float64)
+    xy = np.empty(w0, np.float64)
+    ux = np.empty(wv0, np.float64)
+    uy = np.empty(wv0, np.float64)
+    uss = np.empty(wv0, np.float64)
+    uxy = np.empty(wv0, np.float64)
+    g0, g1, g2, g3, g4, g5 = g[5], g[4], g[3], g[2], g[1], g[0]
+    kr, kg, kb, kh = np.int32(_LUMA_R), np.int32(_LUMA_G), np.int32(_LUMA_B), np.int32(_LUMA_HALF)
+    shift = np.int32(15)
     for i in range(t):
-        _luma_planes(a[i].reshape(n0 * 3), b[i].reshape(n0 * 3), x, y)
+        fa = a[i].reshape(n0 * 3)
+        fb = b[i].reshape(n0 * 3)
+        for q in range(n0):
+            j = 3 * q
+            x[q] = np.float64(
+                (kr * np.int32(fa[j]) + kg * np.int32(fa[j + 1]) + kb * np.int32(fa[j + 2]) + kh)
+                >> shift
+            )
+            y[q] = np.float64(
+                (kr * np.int32(fb[j]) + kg * np.int32(fb[j + 1]) + kb * np.int32(fb[j + 2]) + kh)
+                >> shift
+            )
         for s in range(m):
             h, w = shapes[s, 0], shapes[s, 1]
             last = s == m - 1
-            _scale_map(x, y, h, w, last, taps, rows, ring, means, terms_map)
+            _scale_map(
+                x, y, h, w, last, g0, g1, g2, g3, g4, g5, sq, xy, hx, hy, hs, hp, ux, uy, uss, uxy,
+                terms_map,
+            )  # fmt: skip
             n = (h - 2 * _R) * (w - 2 * _R)
             ops = _numba_sum.sum_plan(n)
             terms[i, s] = _numba_sum.run_plan(terms_map[:n], ops, 0.0, False, partial) / n
@@ -275,7 +264,7 @@ def load() -> Callable[..., None] | None:
             if _kernel is None and not _failed:
                 # _terms_block calls the helpers; its steps are inlined into it
                 helpers = ("_taps", "_sym", "_vtaps", "_cs_row", "_ssim_row", "_pool")
-                steps = ("_luma_planes", "_filter_row", "_scale_map")
+                steps = ("_scale_map",)
                 if (
                     _numba_sum.load()
                     and _numba.compile_helpers(globals(), helpers)

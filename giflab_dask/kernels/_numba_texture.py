@@ -18,10 +18,11 @@ from :func:`giflab_dask.kernels._frames.luma`, shared by the kernels of a block)
 * :func:`channel_histograms`, :func:`laplacian_sums`, :func:`abs_diff_sums` -- exact integer
   counts and sums.
 
-This module imports without numba (a dependency since design decision 51): numba is imported
-on the first call, which compiles (or loads from numba's on-disk cache) only the kernels that
-are used. A function returns ``None`` when numba is unusable (the caller then runs the numpy
-path); :func:`import_error` says why. Compiled functions release the GIL.
+This module imports without numba (a process that runs none of its kernels should not pay for
+importing numba): numba is imported on the first call, which compiles (or loads from numba's
+on-disk cache) only the kernels that are used. A function returns ``None`` when numba is
+unusable (the caller then runs the numpy path); :func:`import_error` says why. Compiled
+functions release the GIL.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _lbp_block(  # pragma: no cover - compiled by numba
                 changes[x] = 0
             for i in range(p):
                 # Row views at the sample's offsets: indexed by the loop variable alone, the
-                # loops have no negative-index checks and vectorise (2x faster).
+                # loops have no negative-index checks and vectorise.
                 lo_l = img[y + pad + r_lo[i], pad + c_lo[i] :]
                 lo_h = img[y + pad + r_lo[i], pad + c_hi[i] :]
                 hi_l = img[y + pad + r_hi[i], pad + c_lo[i] :]

@@ -80,7 +80,7 @@ def _check_cap(cap_db: object, name: str = "cap_db") -> float | None:
 def _sse(a: np.ndarray, b: np.ndarray, *, backend: str = "auto") -> np.ndarray:
     """Exact per-frame sum of squared differences, as float64 ``(t,)``.
 
-    ``backend="auto"`` uses the numba kernel when numba is usable (one pass, ~5x faster),
+    ``backend="auto"`` uses the numba kernel when numba is usable (one pass over the bytes),
     else numpy; both sum the same integers exactly, so the values are identical.
     """
     if _numba.check_backend(backend, "mse") != "numpy":

@@ -69,8 +69,8 @@ class _UniformSSIM:
     run over the 6 columns per row that straddle two image rows; those values are finite
     (sums of in-range pixels) and dropped by the final sum, which reads only the valid
     columns. Buffers are allocated once per frame shape and reused for every frame. (Planes
-    are processed one at a time: stacking the four into one array per call was measured 2x
-    slower, its working set no longer fitting the per-core cache.)
+    are processed one at a time, so the working set fits the per-core cache: stacking the four
+    into one array per call was slower.)
     """
 
     def __init__(self, height: int, width: int) -> None:
