@@ -1,4 +1,5 @@
-"""Alignment: two lazy frame arrays -> one aligned pair with shared chunks.
+"""Alignment: two lazy frame arrays -> one aligned pair with shared chunks, so each metric
+compares what a viewer sees at the same moment, block by block.
 
 * ``time`` maps each original frame to the compressed frame on screen at the middle of the
   original frame's display interval (cumulative durations), so dropped or merged frames are
@@ -146,7 +147,7 @@ class AlignedPair(FrameAlignment):
     def restrict(self, positions: np.ndarray | list[int]) -> AlignedPair:
         """The pair at a subset of its aligned positions (sorted, unique, relative to this
         pair), still lazy: computing it reads and aligns only the chunks holding those frames
-        (the other chunks' tasks are culled). Used by frame sampling."""
+        (the other chunks' tasks are culled). Used by frame sampling (``sampling.py``)."""
         from dataclasses import replace
 
         index = np.asarray(positions, dtype=np.int64)

@@ -8,8 +8,8 @@ pair whose largest task cannot fit in ``giflab.limits.memory-budget`` becomes an
 tasks of one process reserve their estimate from that budget (:func:`reserve`), so concurrent
 tasks wait instead of summing past it. A pair's ``pair-metrics`` tasks share a clock
 (:class:`PairClock`): past ``giflab.limits.max-pair-seconds`` of task time the pair is an
-error row (:class:`~giflab_dask.errors.PairTimeLimitError`), so one pathological pair cannot
-stall a batch.
+error row (:class:`~giflab_dask.errors.PairTimeLimitError`). One huge or hostile pair thus
+fails alone instead of taking a worker (and the batch) down with it.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ BYTES_PER_PIXEL: dict[str, float] = {
     "temporal_consistency": 18.0,
     "deltae": 106.0,
     "banding": 11.0,
-    "ssimulacra2": 65.0,  # numba backend; the numpy one needs ~390 (SSIM's ~84), like all here
+    "ssimulacra2": 65.0,  # numba backend, as every figure here (numpy's needs several times more)
 }
 #: A metric not in the table (a user's own) is assumed to need as much as the hungriest one.
 UNKNOWN_BYTES_PER_PIXEL = max(BYTES_PER_PIXEL.values())

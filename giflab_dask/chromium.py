@@ -190,6 +190,7 @@ class ChromiumGifDecoder:
         self._browser = self._playwright.chromium.launch(executable_path=self.executable)
         self._page = self._browser.new_page()
         host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         self._page.goto(f"http://{host}:{port}/")
 
     def __exit__(
@@ -232,14 +233,16 @@ class ChromiumGifDecoder:
                 raw = self._server.results.pop(ident, b"")
             shape = (len(info["durations"]), info["height"], info["width"], 4)
             rgba = np.frombuffer(raw, dtype=np.uint8)
-            if rgba.size != int(np.prod(shape)):
+            if rgba.size == int(np.prod(shape)):
+                rgba = rgba.reshape(shape)
+            else:
                 message = info["error"] or f"got {rgba.size} bytes for frames of shape {shape}"
-                rgba, shape = np.zeros((0, 0, 0, 4), np.uint8), None
+                rgba = np.zeros((0, 0, 0, 4), np.uint8)
                 info["durations"], info["error"] = [], message
             frames.append(
                 ChromiumFrames(
                     path=path,
-                    rgba=rgba.reshape(shape) if shape else rgba,
+                    rgba=rgba,
                     durations_us=np.asarray(info["durations"], dtype=np.int64),
                     error=info["error"],
                 )

@@ -20,14 +20,13 @@ indices (its GIF decoder, driven as ``ImageFile.load`` drives it). Compositing i
 from __future__ import annotations
 
 import contextlib
-import io
 import mmap
 import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -166,7 +165,7 @@ class _Reader:
         raise self.truncated(what)
 
     def sub_blocks(self, what: str) -> list[bytes]:
-        blocks = []
+        blocks: list[bytes] = []
         while True:
             size = self.byte(what)
             if size == 0:
@@ -197,7 +196,7 @@ def _colour_table(reader: _Reader, packed: int, what: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8).reshape(n, 3)
 
 
-def _open(path: Path) -> io.BufferedReader:
+def _open(path: Path) -> BinaryIO:
     try:
         return path.open("rb", buffering=1 << 16)
     except IsADirectoryError:
@@ -221,142 +220,183 @@ def scan_gif(path: str | os.PathLike[str], limits: Limits | None = None) -> GifL
     """
     path = Path(path)
     limits = limits if limits is not None else Limits.from_config()
-    max_pixels, max_frames = limits.max_frame_pixels, limits.max_frames
     with _mapped(path) as buf:
         reader = _Reader(path, buf)
-        head = buf[:6]
-        reader.pos = len(head)
-        if not head:
-            raise GifDecodeError(path, "file is empty")
-        if head[:3] != b"GIF":
-            raise GifDecodeError(path, f"not a GIF file (starts with {_describe_magic(head)})")
-        if head[3:6] not in (b"87a", b"89a"):
-            raise GifDecodeError(path, f"unsupported GIF version {head[3:6]!r}")
-        width, height, packed, background, _aspect = struct.unpack(
-            "<HHBBB", reader.read(7, "logical screen descriptor")
-        )
-        if max_pixels is not None and width * height > max_pixels:
-            raise _limit_error(
-                path, f"logical screen {width}x{height} pixels", width * height,
-                "max-frame-pixels", max_pixels,
-            )  # fmt: skip
+        width, height, packed, background = _read_screen(reader, limits)
         global_palette = (
             _colour_table(reader, packed, "global colour table") if packed & 0x80 else None
         )
-        frames: list[FrameRecord] = []
-        loop: int | None = None
-        pending_gce: tuple[int, int, int | None] | None = None
-        has_trailer = False
-        while True:
-            if reader.pos >= reader.end:
-                break  # a missing trailer is common and harmless
-            kind = buf[reader.pos]
-            reader.pos += 1
-            if kind == _TRAILER:
-                has_trailer = True
-                break
-            if kind == _EXTENSION:
-                label = reader.byte("extension label")
-                if label == _GCE:
-                    blocks = reader.sub_blocks("graphic control extension")
-                    if blocks and len(blocks[0]) >= 4:
-                        gce = blocks[0]
-                        flags = gce[0]
-                        pending_gce = (
-                            (flags >> 2) & 0x07,
-                            gce[1] | (gce[2] << 8),
-                            gce[3] if flags & 0x01 else None,
-                        )
-                elif label == _APPLICATION:
-                    blocks = reader.sub_blocks("application extension")
-                    if (
-                        len(blocks) >= 2
-                        and blocks[0][:11] in (b"NETSCAPE2.0", b"ANIMEXTS1.0")
-                        and len(blocks[1]) >= 3
-                        and blocks[1][0] == 1
-                    ):
-                        loop = blocks[1][1] | (blocks[1][2] << 8)
-                else:
-                    if label == _PLAIN_TEXT:
-                        pending_gce = None  # a plain-text block consumes the GCE; viewers skip it
-                    reader.skip_sub_blocks("extension")
-                continue
-            if kind == _IMAGE:
-                left, top, w, h, ipacked = struct.unpack(
-                    "<HHHHB", reader.read(9, f"image descriptor of frame {len(frames)}")
-                )
-                if max_pixels is not None and w * h > max_pixels:
-                    raise _limit_error(
-                        path, f"frame {len(frames)} of {w}x{h} pixels", w * h,
-                        "max-frame-pixels", max_pixels,
-                    )  # fmt: skip
-                if max_frames is not None and len(frames) >= max_frames:
-                    raise _limit_error(
-                        path, "number of frames", len(frames) + 1, "max-frames", max_frames
-                    )
-                local = (
-                    _colour_table(reader, ipacked, f"local colour table of frame {len(frames)}")
-                    if ipacked & 0x80
-                    else None
-                )
-                lzw_offset = reader.pos
-                reader.byte(f"image data of frame {len(frames)}")
-                reader.skip_sub_blocks(f"image data of frame {len(frames)}")
-                disposal, delay, transparency = pending_gce or (0, 0, None)
-                frames.append(
-                    FrameRecord(
-                        left=left,
-                        top=top,
-                        width=w,
-                        height=h,
-                        interlace=bool(ipacked & 0x40),
-                        disposal=disposal,
-                        delay_cs=delay,
-                        transparency=transparency,
-                        palette=local,
-                        lzw_offset=lzw_offset,
-                        lzw_end=reader.pos,
-                    )
-                )
-                pending_gce = None
-                continue
-            if frames:
-                # Bytes that are no block after complete frames: viewers stop here; so do we.
-                break
-            raise GifDecodeError(
-                path, f"corrupt GIF: unexpected byte 0x{kind:02x} at offset {reader.pos - 1}"
-            )
-    if not frames:
+        blocks = _read_blocks(reader, limits)
+    if not blocks.frames:
         raise GifDecodeError(path, "GIF holds no image (zero frames)")
-    if width == 0 or height == 0:
-        # Some encoders write a 0x0 logical screen; viewers then size it from the first frame.
-        first = frames[0]
-        width, height = max(width, first.left + first.width), max(height, first.top + first.height)
-        if max_pixels is not None and width * height > max_pixels:
-            raise _limit_error(
-                path, f"canvas {width}x{height} pixels", width * height,
-                "max-frame-pixels", max_pixels,
-            )  # fmt: skip
-    if width == 0 or height == 0:
-        raise GifDecodeError(path, f"canvas of {width}x{height} pixels: no pixel to compare")
-    # What decoding produces: the frames on the screen, and each frame's palette indices as far
-    # as they are decoded (off-screen rows are not: see _rows_to_decode).
-    indices = sum(f.width * _stream_rows(f, _rows_to_decode(f, width, height)) for f in frames)
-    decoded = len(frames) * width * height * 3 + indices
-    if limits.max_decoded_bytes is not None and decoded > limits.max_decoded_bytes:
-        raise _limit_error(
-            path, "decoded size in bytes", decoded, "max-decoded-bytes", limits.max_decoded_bytes
-        )
+    width, height = _canvas_size(path, width, height, blocks.frames[0], limits)
+    _check_decoded_size(path, blocks.frames, width, height, limits)
     return GifLayout(
         path=path,
         width=width,
         height=height,
         global_palette=global_palette,
         background_index=background,
-        loop=loop,
-        frames=tuple(frames),
-        has_trailer=has_trailer,
+        loop=blocks.loop,
+        frames=tuple(blocks.frames),
+        has_trailer=blocks.has_trailer,
     )
+
+
+def _check_pixels(path: Path, what: str, width: int, height: int, limits: Limits) -> None:
+    """Raise :class:`GifLimitError` when ``width * height`` passes ``limits.max_frame_pixels``."""
+    max_pixels = limits.max_frame_pixels
+    if max_pixels is not None and width * height > max_pixels:
+        raise _limit_error(
+            path, f"{what} {width}x{height} pixels", width * height, "max-frame-pixels", max_pixels
+        )
+
+
+def _read_screen(reader: _Reader, limits: Limits) -> tuple[int, int, int, int]:
+    """The header's checks and the logical screen descriptor: ``(width, height, packed fields,
+    background index)``."""
+    path, head = reader.path, reader.buf[:6]
+    reader.pos = len(head)
+    if not head:
+        raise GifDecodeError(path, "file is empty")
+    if head[:3] != b"GIF":
+        raise GifDecodeError(path, f"not a GIF file (starts with {_describe_magic(head)})")
+    if head[3:6] not in (b"87a", b"89a"):
+        raise GifDecodeError(path, f"unsupported GIF version {head[3:6]!r}")
+    width, height, packed, background, _aspect = struct.unpack(
+        "<HHBBB", reader.read(7, "logical screen descriptor")
+    )
+    _check_pixels(path, "logical screen", width, height, limits)
+    return width, height, packed, background
+
+
+_Control = tuple[int, int, int | None]  # a Graphic Control Extension: disposal, delay, transparency
+
+
+@dataclass
+class _Blocks:
+    """What the blocks after the logical screen declare."""
+
+    frames: list[FrameRecord] = field(default_factory=list)
+    loop: int | None = None
+    has_trailer: bool = False
+
+
+def _read_blocks(reader: _Reader, limits: Limits) -> _Blocks:
+    """Every extension and image block up to the trailer (or the end of the file)."""
+    found = _Blocks()
+    control: _Control | None = None  # the GCE that applies to the next image
+    while reader.pos < reader.end:  # a missing trailer is common and harmless
+        kind = reader.buf[reader.pos]
+        reader.pos += 1
+        if kind == _TRAILER:
+            found.has_trailer = True
+            break
+        if kind == _EXTENSION:
+            control = _read_extension(reader, found, control)
+        elif kind == _IMAGE:
+            found.frames.append(_read_image(reader, len(found.frames), control, limits))
+            control = None
+        elif found.frames:
+            # Bytes that are no block after complete frames: viewers stop here; so do we.
+            break
+        else:
+            raise GifDecodeError(
+                reader.path,
+                f"corrupt GIF: unexpected byte 0x{kind:02x} at offset {reader.pos - 1}",
+            )
+    return found
+
+
+def _read_extension(reader: _Reader, found: _Blocks, control: _Control | None) -> _Control | None:
+    """One extension block: a GCE gives the next image's control, the NETSCAPE2.0 (or
+    ANIMEXTS1.0) application block the loop count (into ``found``). Returns the control
+    that now applies to the next image."""
+    label = reader.byte("extension label")
+    if label == _GCE:
+        blocks = reader.sub_blocks("graphic control extension")
+        if blocks and len(blocks[0]) >= 4:
+            gce = blocks[0]
+            flags = gce[0]
+            return ((flags >> 2) & 0x07, gce[1] | (gce[2] << 8), gce[3] if flags & 0x01 else None)
+        return control
+    if label == _APPLICATION:
+        blocks = reader.sub_blocks("application extension")
+        if (
+            len(blocks) >= 2
+            and blocks[0][:11] in (b"NETSCAPE2.0", b"ANIMEXTS1.0")
+            and len(blocks[1]) >= 3
+            and blocks[1][0] == 1
+        ):
+            found.loop = blocks[1][1] | (blocks[1][2] << 8)
+        return control
+    reader.skip_sub_blocks("extension")
+    # a plain-text block consumes the GCE; viewers skip it
+    return None if label == _PLAIN_TEXT else control
+
+
+def _read_image(
+    reader: _Reader, frame_no: int, control: _Control | None, limits: Limits
+) -> FrameRecord:
+    """One image block: its descriptor, local colour table and where its LZW data lies (the
+    data itself is skipped)."""
+    left, top, w, h, ipacked = struct.unpack(
+        "<HHHHB", reader.read(9, f"image descriptor of frame {frame_no}")
+    )
+    _check_pixels(reader.path, f"frame {frame_no} of", w, h, limits)
+    if limits.max_frames is not None and frame_no >= limits.max_frames:
+        raise _limit_error(
+            reader.path, "number of frames", frame_no + 1, "max-frames", limits.max_frames
+        )
+    local = (
+        _colour_table(reader, ipacked, f"local colour table of frame {frame_no}")
+        if ipacked & 0x80
+        else None
+    )
+    lzw_offset = reader.pos
+    reader.byte(f"image data of frame {frame_no}")
+    reader.skip_sub_blocks(f"image data of frame {frame_no}")
+    disposal, delay, transparency = control or (0, 0, None)
+    return FrameRecord(
+        left=left,
+        top=top,
+        width=w,
+        height=h,
+        interlace=bool(ipacked & 0x40),
+        disposal=disposal,
+        delay_cs=delay,
+        transparency=transparency,
+        palette=local,
+        lzw_offset=lzw_offset,
+        lzw_end=reader.pos,
+    )
+
+
+def _canvas_size(
+    path: Path, width: int, height: int, first: FrameRecord, limits: Limits
+) -> tuple[int, int]:
+    """The canvas: the logical screen, or, for a 0x0 one, the first frame's extent."""
+    if width == 0 or height == 0:
+        # Some encoders write a 0x0 logical screen; viewers then size it from the first frame.
+        width, height = max(width, first.left + first.width), max(height, first.top + first.height)
+        _check_pixels(path, "canvas", width, height, limits)
+    if width == 0 or height == 0:
+        raise GifDecodeError(path, f"canvas of {width}x{height} pixels: no pixel to compare")
+    return width, height
+
+
+def _check_decoded_size(
+    path: Path, frames: list[FrameRecord], width: int, height: int, limits: Limits
+) -> None:
+    """Raise :class:`GifLimitError` when decoding would pass ``limits.max_decoded_bytes``: the
+    frames on the screen, and each frame's palette indices as far as they are decoded
+    (off-screen rows are not: see _rows_to_decode)."""
+    indices = sum(f.width * _stream_rows(f, _rows_to_decode(f, width, height)) for f in frames)
+    decoded = len(frames) * width * height * 3 + indices
+    if limits.max_decoded_bytes is not None and decoded > limits.max_decoded_bytes:
+        raise _limit_error(
+            path, "decoded size in bytes", decoded, "max-decoded-bytes", limits.max_decoded_bytes
+        )
 
 
 def _describe_magic(head: bytes) -> str:
@@ -506,7 +546,7 @@ def iter_frames(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(rgb (H,W,3) uint8, alpha (H,W) uint8)`` per frame, composited as viewers show it.
 
-    The canvas starts transparent (Chromium ignores the background colour: design decision 46);
+    The canvas starts transparent (Chromium, the decode oracle, ignores the background colour);
     each frame draws its non-transparent pixels (clipped to the logical screen); after display,
     disposal 2 clears the frame's rectangle to transparent, 3 (and 4, as Chromium reads it)
     restores what was there before the frame, 0/1 and the undefined 5-7 leave it. Transparent

@@ -276,9 +276,9 @@ def _variant_dirs(
     source: Path, variants: Iterable[str | os.PathLike[str]]
 ) -> tuple[Path, list[Path]] | None:
     """(originals folder, compressed folders) of a directory source, or None (a manifest)."""
-    variants = [Path(v) for v in variants]
-    if variants and source.is_dir():
-        return source, variants
+    folders = [Path(v) for v in variants]
+    if folders and source.is_dir():
+        return source, folders
     if (source / "originals").is_dir() and (source / "variants").is_dir():
         return source / "originals", sorted(
             p for p in (source / "variants").iterdir() if p.is_dir()

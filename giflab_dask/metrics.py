@@ -6,8 +6,8 @@ previous frame (temporal overlap), which direction is better, and a code version
 kernels with ``map_blocks`` (pair kernels) or ``overlap`` + ``map_blocks`` (temporal kernels),
 always with ``dtype=`` and ``meta=``, in layers named ``<metric>-frame-<token>``
 (:func:`per_frame`). The batch graph runs the same per-block wrappers for all its metrics at
-once on one aligned block, inside one task (:func:`measure_block`), so a frame block is
-read and aligned once for all of them.
+once on one aligned block, inside one task (:func:`measure_block`), so a block is read and
+aligned once for all of them.
 
 Users register their own metric with :func:`register_metric` (any function following the kernel
 contract) and pick metrics by name.
@@ -206,14 +206,14 @@ _EXTRA = [
                description="GifLab's normalised PSNR, dB/50 clamped to [0, 1] (GifLab's 'psnr')",
                derive_from="mse", derive=f"{_K}.fidelity:psnr_normalized_of_mse",
                cost=0.25),
-    # Opt-in: its cost per frame is over the default set's budget (benchmarks/README.md);
-    # left out of the default set until that is decided.
+    # Opt-in: its cost is past the limit set for the default set (benchmarks/README.md); left
+    # out of it until decided.
     MetricSpec("ssimulacra2", f"{_K}.ssimulacra2:ssimulacra2",
                description="SSIMULACRA 2.1 (libjxl tools/ssimulacra2.cc), 100 for identical "
                            "frames, lower is worse",
                needs="frames of at least 8x8 pixels (libjxl's smallest scale)",
                cost=12),
-    # Opt-in and external: Debian's tool, one process per frame (~250x SSIM's time).
+    # Opt-in and external: Debian's tool, one process per frame.
     MetricSpec("butteraugli", f"{_K}.butteraugli:butteraugli", higher_is_better=False,
                description="Butteraugli distance from Debian's butteraugli tool (on PATH), "
                            "0 for identical frames",
@@ -504,7 +504,8 @@ def per_frame(spec: MetricSpec, pair: AlignedPair) -> dict[str, da.Array]:
         # Each task needs its block's position (first block: no previous frame).
         positions = da.from_array(np.arange(len(time_chunks)), chunks=1, name=f"block-ids-{token}")
         inputs = [positions, "t"]
-        func, extra = _temporal_block, {"n_blocks": len(time_chunks)}
+        func: Callable[..., np.ndarray] = _temporal_block
+        extra: dict[str, Any] = {"n_blocks": len(time_chunks)}
     else:
         func, extra = _pair_block, {}
     # blockwise with the frame axes contracted and concatenate=False: each task gets its one

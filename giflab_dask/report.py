@@ -375,7 +375,6 @@ def write_report(
     """
     import matplotlib
 
-    from giflab_dask import plots
     from giflab_dask.align import AlignOptions
     from giflab_dask.framestore import open_frame_store
     from giflab_dask.metrics import resolve_metrics
@@ -392,14 +391,39 @@ def write_report(
     store = store or open_frame_store()
     title = title or f"giflab-dask report: {source}"
 
+    picked, n_failed = _pick_pairs(table, max_pairs)
+    body = _heading(table, title, run_metrics, align_options, set(picked))
+    body += _distributions(table, profile, dpi)
+    if picked:
+        body += _pair_sections(
+            table,
+            picked,
+            n_failed,
+            metrics=run_metrics,
+            align_options=align_options,
+            results=results,
+            store=store,
+            k_frames=k_frames,
+            dpi=dpi,
+        )
+    return _write_document(Path(out_html), title, body)
+
+
+def _heading(
+    table: pd.DataFrame,
+    title: str,
+    run_metrics: list[str],
+    align_options: AlignOptions,
+    linked: set[int],
+) -> list[str]:
+    """The title, what the run was, its verdict counts and the table of every pair."""
     counts = table["verdict"].astype(str).value_counts()
     badges = " ".join(
         f'<span class="badge {v}">{int(counts.get(v, 0))} {v}</span>'
         for v in ("pass", "warn", "fail", "error")
     )
-    picked, n_failed = _pick_pairs(table, max_pairs)
     when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    body = [
+    return [
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="muted">{len(table)} pairs · generated {html.escape(when)} · metrics: '
         f"{html.escape(', '.join(run_metrics) or 'none found')} · alignment "
@@ -407,8 +431,13 @@ def write_report(
         f'<p class="counts">{badges}</p>',
         "<h2>Pairs</h2>",
         '<p class="muted">Click a column to sort. Rows with a link are shown in detail below.</p>',
-        _summary_table(table, set(picked)),
+        _summary_table(table, linked),
     ]
+
+
+def _distributions(table: pd.DataFrame, profile: Any, dpi: int) -> list[str]:
+    """The quality histograms and the size-quality plot of the valid pairs (none without)."""
+    from giflab_dask import plots
 
     valid = table[table["verdict"].astype(str) != "error"]
     figures: list[str] = []
@@ -419,32 +448,28 @@ def write_report(
     if len(valid) and "compression_ratio" in valid.columns and hist_columns:
         fig = plots.plot_size_quality(valid, hist_columns)
         figures.append(_img(fig, "size vs quality with the Pareto front", dpi))
-    if figures:
-        body += ["<h2>Distributions</h2>", *figures]
+    return ["<h2>Distributions</h2>", *figures] if figures else []
 
-    if picked:
-        shown = f"{min(n_failed, len(picked))} of {n_failed} failed pair(s)" + (
-            f", then {len(picked) - n_failed} worst other pair(s)" if len(picked) > n_failed else ""
-        )
-        body += [
-            "<h2>Failed and worst pairs</h2>",
-            f'<p class="muted">{html.escape(shown)}, by '
-            f"{'composite quality' if 'composite_quality' in table else 'SSIM mean'}.</p>",
-        ]
-        for pos in picked:
-            body.append(
-                _pair_section(
-                    pos,
-                    table.iloc[pos],
-                    metrics=run_metrics,
-                    align_options=align_options,
-                    results=results,
-                    store=store,
-                    k_frames=k_frames,
-                    dpi=dpi,
-                )
-            )
 
+def _pair_sections(
+    table: pd.DataFrame, picked: list[int], n_failed: int, **section: Any
+) -> list[str]:
+    """The detailed sections of the ``picked`` pairs, failed ones first (``section``: the
+    keywords of :func:`_pair_section`)."""
+    shown = f"{min(n_failed, len(picked))} of {n_failed} failed pair(s)" + (
+        f", then {len(picked) - n_failed} worst other pair(s)" if len(picked) > n_failed else ""
+    )
+    return [
+        "<h2>Failed and worst pairs</h2>",
+        f'<p class="muted">{html.escape(shown)}, by '
+        f"{'composite quality' if 'composite_quality' in table else 'SSIM mean'}.</p>",
+        *(_pair_section(pos, table.iloc[pos], **section) for pos in picked),
+    ]
+
+
+def _write_document(out: Path, title: str, body: list[str]) -> Path:
+    """Write the page atomically (a temporary file renamed into place): a reader never sees
+    half a report."""
     document = "\n".join(
         [
             "<!DOCTYPE html>",
@@ -457,7 +482,6 @@ def write_report(
             "</body></html>",
         ]
     )
-    out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
     try:

@@ -1,9 +1,9 @@
 """Opt-in frame sampling: which aligned positions to measure, and what a sample says.
 
-Full-frame analysis is the default (a sampled mean is an estimate, and a verdict should not
-rest on one unasked); a sample is asked for explicitly
-(``--sample N --strategy ...``, :class:`SampleSpec`) and every summary it produces says so.
-Pure numpy (and scipy's t quantile); no dask here. The design (docs/design.md, 31):
+Full-frame analysis is the default (accuracy is not traded for speed unasked); a sample is
+asked for explicitly (``--sample N --strategy ...``, :class:`SampleSpec`) and every summary
+it produces says so.
+Pure numpy (and scipy's t quantile); no dask here. The design:
 
 * Every design is **stratified** over the aligned positions ``0..T-1`` (the original's frames).
   A *take-all* set is always measured (weight 1): the first, middle and last frame (so those

@@ -16,7 +16,7 @@ skipped unless the metric was computed. ``default`` has no SSIMULACRA2 check.
 
 A check whose value was not computed is listed as skipped; a value that is NaN makes the check
 "unknown", which warns: a verdict never passes on a number nobody measured, unless the pair is
-identical on screen (every frame equal, same timeline; docs/design.md, 47), when nothing is left to
+identical on screen (every frame equal, same timeline), when nothing is left to
 measure and the check passes, still naming the value as missing.
 """
 

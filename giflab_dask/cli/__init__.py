@@ -12,7 +12,7 @@ decode, demo-data and config show), and ``common`` and ``options`` hold what the
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +62,18 @@ def _one_line(exc: click.ClickException) -> str:
 class _Cli(click.Group):
     """click's group with every error as one line on stderr (exit 2) and Ctrl-C as exit 130."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **kwargs: Any,
+    ) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, False, **kwargs)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(args, prog_name, complete_var, False, **kwargs)
         except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help
             click.echo(exc.ctx.get_help())
             sys.exit(EXIT_INPUT_ERROR)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -38,7 +39,7 @@ def cache_info(as_json: bool) -> None:
         results = open_result_store()
         now = time.time()
         result_tmp = results.temporaries()
-        info = {
+        info: dict[str, Any] = {
             "framestore": str(store.root),
             "entries": len(entries),
             "bytes": sum(e.nbytes for e in entries),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +62,7 @@ def interruptible(plan: BatchPlan) -> Iterator[None]:
 
 
 def format_table(
-    rows: list[dict[str, Any]], columns: list[str], right: set[str] = frozenset()
+    rows: list[dict[str, Any]], columns: list[str], right: Collection[str] = frozenset()
 ) -> str:
     """Rows as aligned columns (``right``: right-aligned, for numbers)."""
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}

@@ -77,7 +77,7 @@ def scheduler_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def sample_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--sample N and --strategy (opt-in frame sampling)."""
+    """--sample N and --strategy (opt-in frame sampling, see ``giflab_dask.sampling``)."""
     command = click.option(
         "--strategy",
         type=click.Choice(["uniform", "keyframes", "adaptive"]),

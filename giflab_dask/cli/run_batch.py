@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,6 +27,9 @@ from giflab_dask.cli.options import (
     sample_spec,
     scheduler_options,
 )
+
+if TYPE_CHECKING:
+    from giflab_dask.inputs import PairInput
 
 
 @click.command()
@@ -76,9 +80,6 @@ def batch(
     Exit code 0 when every pair passes (or warns), 1 when any fails or errors, 2 on bad usage.
     """
     from giflab_dask.align import AlignOptions
-    from giflab_dask.cluster import scheduler_context
-    from giflab_dask.diagnostics import format_summary, run_summary
-    from giflab_dask.inputs import collect_pairs, unmatched_originals
     from giflab_dask.pipeline import plan_batch
     from giflab_dask.results import batch_table, check_output_path, write_table
 
@@ -86,18 +87,7 @@ def batch(
     with input_errors():
         if out is not None:
             check_output_path(out)
-        pairs = collect_pairs(source, variants)
-        if not pairs:
-            raise click.ClickException(
-                f"{source}: the manifest has no rows (add one original,compressed row per pair)"
-                if source.is_file()
-                else f"{source}: no GIF pairs found (put .gif files in the folders)"
-            )
-        for folder, missing in unmatched_originals(source, variants).items():
-            shown = ", ".join(missing[:5]) + (
-                f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-            )
-            echo(f"note: {folder}: no compressed GIF for {len(missing)} original(s): {shown}")
+        pairs = _collect(source, variants, echo)
         plan = plan_batch(
             pairs,
             metrics=metrics,
@@ -107,15 +97,7 @@ def batch(
             refresh=refresh,
             sample=sample_spec(sample_n, strategy),
         )
-        if plan.writes:
-            with (
-                scheduler_context(scheduler, workers, address, echo=echo) as session,
-                interruptible(plan),
-            ):
-                progress = not (no_progress or quiet)
-                result = plan.compute(progress=progress, **session.compute_kwargs)
-        else:  # every result is stored: no scheduler (and no cluster) is needed
-            result = plan.compute()
+        result = _compute(plan, scheduler, workers, address, echo, not (no_progress or quiet))
         table = batch_table(result.outcomes)
         table_error = None
         if out is not None:
@@ -123,6 +105,64 @@ def batch(
                 write_table(table, out)
             except OSError as exc:  # a full or read-only disk: the summary still prints
                 table_error = f"error: the table could not be written to {out} ({exc.strerror})"
+    counts = result.counts()
+    _print_summary(result, echo)
+    _print_worst(table)
+    _print_errors(table)
+    if table_error is not None:
+        echo_err(table_error)
+    elif out is not None:
+        click.echo(f"\ntable: {out}")
+    failed = counts["fail"] + counts["error"] + (table_error is not None)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _collect(
+    source: Path, variants: tuple[Path, ...], echo: Callable[[str], None]
+) -> list[PairInput]:
+    """The pairs of SOURCE (see :func:`batch`), noting originals without a compressed GIF."""
+    from giflab_dask.inputs import collect_pairs, unmatched_originals
+
+    pairs = collect_pairs(source, variants)
+    if not pairs:
+        raise click.ClickException(
+            f"{source}: the manifest has no rows (add one original,compressed row per pair)"
+            if source.is_file()
+            else f"{source}: no GIF pairs found (put .gif files in the folders)"
+        )
+    for folder, missing in unmatched_originals(source, variants).items():
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        echo(f"note: {folder}: no compressed GIF for {len(missing)} original(s): {shown}")
+    return pairs
+
+
+def _compute(
+    plan: Any,
+    scheduler: str | None,
+    workers: int | None,
+    address: str | None,
+    echo: Callable[[str], None],
+    progress: bool,
+) -> Any:
+    """Run the planned batch; on the chosen scheduler only when something is to compute."""
+    from giflab_dask.cluster import scheduler_context
+
+    if not plan.writes:  # every result is stored: no scheduler (and no cluster) is needed
+        return plan.compute()
+    with (
+        scheduler_context(scheduler, workers, address, echo=echo) as session,
+        interruptible(plan),
+    ):
+        return plan.compute(progress=progress, **session.compute_kwargs)
+
+
+def _print_summary(result: Any, echo: Callable[[str], None]) -> None:
+    """The pair counts and cache use (stdout), the run summary (``echo``), and what sampling
+    measured (stdout)."""
+    from giflab_dask.diagnostics import format_summary, run_summary
+
     counts = result.counts()
     stats = result.stats
     click.echo(
@@ -144,6 +184,10 @@ def batch(
                 "verdicts use the point estimates"
             )
         )
+
+
+def _print_worst(table: Any) -> None:
+    """The five valid pairs of lowest composite quality."""
     valid = table[table["verdict"] != "error"]
     if len(valid) and "composite_quality" in valid:
         worst = valid.sort_values("composite_quality").head(5)
@@ -153,6 +197,10 @@ def batch(
                 f"  {format_value(row['composite_quality'])}  "
                 f"{row['verdict']:<5} {row['compressed']}"
             )
+
+
+def _print_errors(table: Any) -> None:
+    """The error rows (stdout), then one line per cache root that could not be written."""
     errors = table[table["verdict"] == "error"]
     if len(errors):
         click.echo("\nerrors:")
@@ -160,12 +208,6 @@ def batch(
             click.echo(f"  row {row['row']}: {row['error']}")  # one line each: grep-able
     for line in _cache_write_errors(table):
         echo_err(line)
-    if table_error is not None:
-        echo_err(table_error)
-    elif out is not None:
-        click.echo(f"\ntable: {out}")
-    failed = counts["fail"] + counts["error"] + (table_error is not None)
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 def _cache_write_errors(table: Any) -> list[str]:

@@ -18,6 +18,7 @@ No OpenCV import here: kernels stay numpy/scipy only.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "LUMA_WEIGHTS_F32",
@@ -93,7 +94,9 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return y.astype(np.uint8)
 
 
-def check_pair(original, compressed, kernel: str) -> tuple[np.ndarray, np.ndarray]:
+def check_pair(
+    original: npt.ArrayLike, compressed: npt.ArrayLike, kernel: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate an aligned pair of frame blocks for a pair kernel and return them as arrays.
 
     Both must be uint8 ``(t, H, W, 3)`` RGB blocks of the same shape (anything

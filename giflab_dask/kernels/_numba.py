@@ -23,9 +23,7 @@ pass per frame with buffers allocated once per block:
   rows and finally over the columns (two loops, so each vectorises at its own width; the numpy
   kernel sums pairwise, so frame means agree to float64 rounding, ~1e-16).
 
-Measured on the development machine (AVX2, 480x270): int32 luma planes beat uint8 ones (no
-widening in the sliding loop), and splitting the horizontal sums into separate loops, or
-packing x and y sums into one int32, was slower.
+The luma planes are int32, not uint8: the sliding loop then needs no widening.
 
 The compiled function releases the GIL (``nogil=True``): dask's threaded scheduler runs blocks
 on all cores. It loops over the frames of a block in compiled code (no per-frame Python).
@@ -36,7 +34,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -45,6 +43,7 @@ __all__ = [
     "available",
     "check_backend",
     "compile_helper",
+    "compile_helpers",
     "compile_kernel",
     "draw_frame",
     "import_error",
@@ -74,6 +73,41 @@ _draw_kernel: Callable[..., None] | None = None
 _import_error: str | None = None
 
 
+def _luma_planes(fa, fb, lx, ly):  # pragma: no cover - compiled by numba
+    """The int32 luma planes ``lx``, ``ly`` (n,) of two flat (3 n,) uint8 frames (one loop
+    over both: two loops were slower)."""
+    kr, kg, kb, kh = np.int32(_LUMA_R), np.int32(_LUMA_G), np.int32(_LUMA_B), np.int32(_LUMA_HALF)
+    shift = np.int32(15)
+    for q in range(lx.size):
+        j = 3 * q
+        lx[q] = np.int32(
+            (kr * np.int32(fa[j]) + kg * np.int32(fa[j + 1]) + kb * np.int32(fa[j + 2]) + kh)
+            >> shift
+        )
+        ly[q] = np.int32(
+            (kr * np.int32(fb[j]) + kg * np.int32(fb[j + 1]) + kb * np.int32(fb[j + 2]) + kh)
+            >> shift
+        )
+
+
+def _first_column_sums(lx, ly, w, cx, cy, cs, cp):  # pragma: no cover - compiled by numba
+    """The column sums of x, y, x^2 + y^2 and x*y over rows 0..6 of the (h w,) luma planes."""
+    for c in range(w):
+        cx[c] = 0
+        cy[c] = 0
+        cs[c] = 0
+        cp[c] = 0
+    for k in range(_WIN):
+        row = k * w
+        for c in range(w):
+            x = lx[row + c]
+            y = ly[row + c]
+            cx[c] += x
+            cy[c] += y
+            cs[c] += np.int32(x * x + y * y)
+            cp[c] += np.int32(x * y)
+
+
 def _ssim_block(a, b, out):  # pragma: no cover - compiled by numba, run as machine code
     """Mean 7x7 uniform SSIM of each frame pair of two C-contiguous (t, H, W, 3) uint8 blocks.
 
@@ -95,37 +129,10 @@ def _ssim_block(a, b, out):  # pragma: no cover - compiled by numba, run as mach
     cp = np.empty(w, np.int32)
     acc = np.empty(wv, np.float64)
     buf = np.empty(wv, np.float32)
-    kr, kg, kb, kh = np.int32(_LUMA_R), np.int32(_LUMA_G), np.int32(_LUMA_B), np.int32(_LUMA_HALF)
-    shift = np.int32(15)
     n49 = np.int32(_NP)
     for i in range(t):
-        fa = a[i].reshape(n * 3)
-        fb = b[i].reshape(n * 3)
-        for q in range(n):
-            j = 3 * q
-            lx[q] = np.int32(
-                (kr * np.int32(fa[j]) + kg * np.int32(fa[j + 1]) + kb * np.int32(fa[j + 2]) + kh)
-                >> shift
-            )
-            ly[q] = np.int32(
-                (kr * np.int32(fb[j]) + kg * np.int32(fb[j + 1]) + kb * np.int32(fb[j + 2]) + kh)
-                >> shift
-            )
-        # Column sums over rows 0..6.
-        for c in range(w):
-            cx[c] = 0
-            cy[c] = 0
-            cs[c] = 0
-            cp[c] = 0
-        for k in range(_WIN):
-            row = k * w
-            for c in range(w):
-                x = lx[row + c]
-                y = ly[row + c]
-                cx[c] += x
-                cy[c] += y
-                cs[c] += np.int32(x * x + y * y)
-                cp[c] += np.int32(x * y)
+        _luma_planes(a[i].reshape(n * 3), b[i].reshape(n * 3), lx, ly)
+        _first_column_sums(lx, ly, w, cx, cy, cs, cp)
         for c in range(wv):
             acc[c] = 0.0
         for r in range(hv):
@@ -173,7 +180,7 @@ def _sse_block(a, b, out):  # pragma: no cover - compiled by numba, run as machi
 
     Differences are int32 and squares summed in int64, exact (at most 65025 per value) as in
     ``fidelity._sse``; stored as float64, exact below 2**53. One pass over the bytes instead of
-    numpy's three (subtract, multiply, reduce through int16/int32 temporaries): ~5x faster.
+    numpy's three (subtract, multiply, reduce through int16/int32 temporaries).
     """
     t, n = a.shape
     for i in range(t):
@@ -189,7 +196,7 @@ def _draw_block(indices, table, transparency, rgb, alpha):  # pragma: no cover -
     (h, w, 3) and ``alpha`` (h, w), skipping the ``transparency`` index (-1: none).
 
     What ``decode.iter_frames`` does with a gather of 3-byte pixels and a masked copy, in one
-    pass (~4x faster on a 640x360 frame).
+    pass.
     """
     h, w = indices.shape
     for y in range(h):
@@ -210,7 +217,7 @@ def available() -> bool:
 def loaded() -> bool:
     """Whether the kernel is already compiled in this process (using it costs nothing more).
 
-    Importing numba and loading the kernel costs about a second per process (more for the
+    Importing numba and loading the kernel take a noticeable time per process (more for the
     first compile on a machine); a caller that knows how much work is coming can use this to
     decide whether the numba kernel pays off.
     """
@@ -247,6 +254,8 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
                 draw = numba.void(indices, u8[:, ::1], numba.types.int64, u8[:, :, :], u8[:, :])
                 _draw_kernel = njit_kernel(draw, _draw_block)
                 blocks = numba.types.Array(u8, 4, "C", readonly=True)
+                helpers = ("_luma_planes", "_first_column_sums")
+                compile_helpers(globals(), helpers)
                 _kernel = njit_kernel(numba.void(blocks, blocks, f8[::1]), _ssim_block)
             except Exception as exc:
                 _sse_kernel = _draw_kernel = None
@@ -259,19 +268,18 @@ def load() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None:
     return _kernel
 
 
-def njit_kernel(signature: Any, function: Callable[..., None]) -> Callable[..., None]:
+def njit_kernel(signature: Any, function: Callable[..., Any]) -> Callable[..., Any]:
     """``function`` compiled by numba for ``signature``, releasing the GIL, with IEEE division
     (``error_model="numpy"``), cached on disk when a cache location is writable."""
     import numba
 
-    options = {"nogil": True, "error_model": "numpy"}
     try:
-        return numba.njit(signature, cache=True, **options)(function)
+        return numba.njit(signature, cache=True, nogil=True, error_model="numpy")(function)
     except Exception:  # no writable cache location: compile for this process only
-        return numba.njit(signature, cache=False, **options)(function)
+        return numba.njit(signature, cache=False, nogil=True, error_model="numpy")(function)
 
 
-def compile_kernel(signature: str, function: Callable[..., None]) -> Callable[..., None] | None:
+def compile_kernel(signature: Any, function: Callable[..., Any]) -> Callable[..., Any] | None:
     """A kernel of another module compiled like this module's (see :func:`njit_kernel`); ``None``
     when numba cannot be imported or the kernel does not compile (a ``RuntimeWarning`` says
     why). Each such module compiles its kernels on its own first use, so a process pays only
@@ -290,18 +298,33 @@ def compile_kernel(signature: str, function: Callable[..., None]) -> Callable[..
         return None
 
 
-def compile_helper(function: Callable[..., Any]) -> Callable[..., Any] | None:
+def compile_helper(function: Callable[..., Any], inline: bool = False) -> Callable[..., Any] | None:
     """``function`` as a numba function that compiled kernels call (typed by their use, cached
     with them); ``None`` when numba cannot be imported.
 
     Inner loops live in such helpers rather than in the kernel's body: LLVM vectorises a small
-    function's loop where the same loop inlined into a large kernel stays scalar (measured 10x
-    on ``_numba_ms_ssim``'s window terms)."""
+    function's loop where the same loop inlined into a large kernel stays scalar (as in
+    ``_numba_ms_ssim``'s window terms). ``inline``: numba inlines the helper into its caller
+    instead (a step of a kernel written as its own function, at the speed of the kernel's body).
+    """
     if not _importable():
         return None
     import numba
 
-    return numba.njit(nogil=True, error_model="numpy", cache=True)(function)
+    options: dict[str, Any] = {"inline": "always"} if inline else {}
+    return numba.njit(nogil=True, error_model="numpy", cache=True, **options)(function)
+
+
+def compile_helpers(namespace: dict[str, Any], names: Iterable[str], inline: bool = False) -> bool:
+    """Replace the plain functions ``names`` of a module's ``namespace`` (its ``globals()``) by
+    their numba functions (see :func:`compile_helper`): a kernel looks its helpers up there
+    when it compiles. False when numba cannot be imported (nothing is replaced)."""
+    if not _importable():
+        return False
+    for name in names:
+        if not hasattr(namespace[name], "py_func"):  # not compiled yet
+            namespace[name] = compile_helper(namespace[name], inline)
+    return True
 
 
 def _importable() -> bool:

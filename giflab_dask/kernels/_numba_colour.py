@@ -313,6 +313,17 @@ def _canny(gray, low, high, edges):  # pragma: no cover - compiled by numba
     dx = np.empty((h, w), np.int32)
     dy = np.empty((h, w), np.int32)
     mag = np.zeros((h + 2, w + 2), np.int32)  # padded with the zeros outside the image
+    _canny_sobel(gray, dx, dy, mag)
+    stack = np.empty(h * w, np.int64)
+    weak = np.zeros((h, w), np.uint8)
+    top = _canny_thin(dx, dy, mag, low, high, weak, edges, stack)
+    _canny_flood(weak, edges, stack, top)
+
+
+def _canny_sobel(gray, dx, dy, mag):  # pragma: no cover - compiled by numba
+    """The integer Sobel gradients ``dx``, ``dy`` (replicated borders) and their L1 magnitude
+    inside the zero border of ``mag`` (h + 2, w + 2)."""
+    h, w = gray.shape
     for r in range(h):
         ru, rd = max(r - 1, 0), min(r + 1, h - 1)
         for c in range(w):
@@ -330,12 +341,16 @@ def _canny(gray, low, high, edges):  # pragma: no cover - compiled by numba
             dx[r, c] = gx
             dy[r, c] = gy
             mag[r + 1, c + 1] = abs(gx) + abs(gy)
-    stack = np.empty(h * w, np.int64)
+
+
+def _canny_thin(dx, dy, mag, low, high, weak, edges, stack):  # pragma: no cover - numba
+    """OpenCV's non-maximum suppression: the pixels kept above ``low`` into ``weak``, those
+    above ``high`` into ``edges`` and onto ``stack``; returns how many are on it."""
+    h, w = dx.shape
     top = 0
     for r in range(h):
         for c in range(w):
             edges[r, c] = 0
-    weak = np.zeros((h, w), np.uint8)
     for r in range(h):
         for c in range(w):
             m = mag[r + 1, c + 1]
@@ -358,6 +373,13 @@ def _canny(gray, low, high, edges):  # pragma: no cover - compiled by numba
                     edges[r, c] = 1
                     stack[top] = r * w + c
                     top += 1
+    return top
+
+
+def _canny_flood(weak, edges, stack, top):  # pragma: no cover - compiled by numba
+    """Hysteresis: flood ``edges`` from the ``top`` strong pixels on ``stack`` through the
+    8-connected ``weak`` ones."""
+    h, w = weak.shape
     while top > 0:
         top -= 1
         r, c = divmod(stack[top], w)
@@ -381,7 +403,7 @@ _HELPERS = {
     ),
 }
 _HELPERS["magnitude"] = ("_reflect", "_sobel_at", "_frame_sobel")
-_HELPERS["canny"] = ()
+_HELPERS["canny"] = ("_canny_sobel", "_canny_thin", "_canny_flood")
 _HELPERS["cells"] = ()
 _HELPERS["counts"] = ()
 _KERNELS = {
@@ -403,18 +425,9 @@ def _load(name: str) -> Callable[..., None] | None:
     if name not in _kernels and not _failed:
         with _lock:
             if name not in _kernels and not _failed:
-                namespace = globals()
-                helpers: list = [] if _numba_sum.load() else [None]
-                helpers += [
-                    namespace[h]
-                    if hasattr(namespace[h], "py_func")  # compiled already
-                    else _numba.compile_helper(namespace[h])
-                    for h in _HELPERS[name]
-                ]
-                if None not in helpers:
-                    namespace.update(zip(_HELPERS[name], helpers, strict=True))
+                if _numba_sum.load() and _numba.compile_helpers(globals(), _HELPERS[name]):
                     function, signature = _KERNELS[name]
-                    kernel = _numba.compile_kernel(_signature(signature), namespace[function])
+                    kernel = _numba.compile_kernel(_signature(signature), globals()[function])
                     if kernel is not None:
                         _kernels[name] = kernel
                 _failed = name not in _kernels
@@ -506,7 +519,7 @@ class ColourPairs:
         sorted distinct 24-bit colours of each frame, and per distinct pair (sorted by
         original colour, then compressed colour) its positions in those and its pixel count
         (what ``np.unique`` of a per-pixel pair key gives, found without sorting pixels)."""
-        assert self.distinct is not None and self.grid is not None
+        assert self.distinct is not None and self.grid is not None and self.cells is not None
         o = np.ascontiguousarray(original).reshape(-1, 3)
         c = np.ascontiguousarray(compressed).reshape(-1, 3)
         self.distinct(o, c, self.index_o, self.index_c, self.colours_o, self.colours_c, self.sizes)

@@ -157,6 +157,41 @@ def _pool(src, h, w, dst, h2, w2):  # pragma: no cover - numba
             dst[o + ww] = src[r0 + w - 1]
 
 
+def _scale_map(  # pragma: no cover - numba
+    x, y, h, w, last, g0, g1, g2, g3, g4, g5, sq, xy, hx, hy, hs, hp, ux, uy, uss, uxy, terms_map
+):
+    """The window terms of one scale of the planes ``x``, ``y`` (h, w) into ``terms_map``:
+    contrast-structure, or SSIM when ``last``. ``sq``, ``xy`` are row scratch, ``hx`` ... ``hp``
+    the ring buffers, ``ux`` ... ``uxy`` the window means; ``g0`` ... ``g5`` the taps from the
+    centre out."""
+    wv = w - 2 * _R
+    for r in range(h):
+        # Row r of the four planes filtered along the row into ring slot r % 11 ...
+        row = r * w
+        for c in range(w):
+            xv, yv = x[row + c], y[row + c]
+            sq[c] = xv * xv + yv * yv
+            xy[c] = xv * yv
+        slot = (r % _WIN) * wv
+        _taps(x, row + _R, 1, wv, g0, g1, g2, g3, g4, g5, hx, slot)
+        _taps(y, row + _R, 1, wv, g0, g1, g2, g3, g4, g5, hy, slot)
+        _taps(sq, _R, 1, wv, g0, g1, g2, g3, g4, g5, hs, slot)
+        _taps(xy, _R, 1, wv, g0, g1, g2, g3, g4, g5, hp, slot)
+        if r < _WIN - 1:
+            continue
+        # ... then, once 11 rows are in, along the column centred on row r - 5.
+        first = (r - 10) % _WIN  # the slot of row r - 10
+        _vtaps(hx, first, wv, g0, g1, g2, g3, g4, g5, ux)
+        _vtaps(hy, first, wv, g0, g1, g2, g3, g4, g5, uy)
+        _vtaps(hs, first, wv, g0, g1, g2, g3, g4, g5, uss)
+        _vtaps(hp, first, wv, g0, g1, g2, g3, g4, g5, uxy)
+        out = terms_map[(r - 10) * wv : (r - 9) * wv]
+        if last:
+            _ssim_row(ux[:wv], uy[:wv], uss[:wv], uxy[:wv], out)
+        else:
+            _cs_row(ux[:wv], uy[:wv], uss[:wv], uxy[:wv], out)
+
+
 def _terms_block(a, b, g, shapes, terms):  # pragma: no cover - compiled by numba
     """Raw SSIM terms of each frame pair of two (t, H, W, 3) uint8 blocks into ``terms`` (t, M).
 
@@ -203,34 +238,12 @@ def _terms_block(a, b, g, shapes, terms):  # pragma: no cover - compiled by numb
             )
         for s in range(m):
             h, w = shapes[s, 0], shapes[s, 1]
-            hv, wv = h - 2 * _R, w - 2 * _R
             last = s == m - 1
-            for r in range(h):
-                # Row r of the four planes filtered along the row into ring slot r % 11 ...
-                row = r * w
-                for c in range(w):
-                    xv, yv = x[row + c], y[row + c]
-                    sq[c] = xv * xv + yv * yv
-                    xy[c] = xv * yv
-                slot = (r % _WIN) * wv
-                _taps(x, row + _R, 1, wv, g0, g1, g2, g3, g4, g5, hx, slot)
-                _taps(y, row + _R, 1, wv, g0, g1, g2, g3, g4, g5, hy, slot)
-                _taps(sq, _R, 1, wv, g0, g1, g2, g3, g4, g5, hs, slot)
-                _taps(xy, _R, 1, wv, g0, g1, g2, g3, g4, g5, hp, slot)
-                if r < _WIN - 1:
-                    continue
-                # ... then, once 11 rows are in, along the column centred on row r - 5.
-                ring = (r - 10) % _WIN  # the slot of row r - 10
-                _vtaps(hx, ring, wv, g0, g1, g2, g3, g4, g5, ux)
-                _vtaps(hy, ring, wv, g0, g1, g2, g3, g4, g5, uy)
-                _vtaps(hs, ring, wv, g0, g1, g2, g3, g4, g5, uss)
-                _vtaps(hp, ring, wv, g0, g1, g2, g3, g4, g5, uxy)
-                out = terms_map[(r - 10) * wv : (r - 9) * wv]
-                if last:
-                    _ssim_row(ux[:wv], uy[:wv], uss[:wv], uxy[:wv], out)
-                else:
-                    _cs_row(ux[:wv], uy[:wv], uss[:wv], uxy[:wv], out)
-            n = hv * wv
+            _scale_map(
+                x, y, h, w, last, g0, g1, g2, g3, g4, g5, sq, xy, hx, hy, hs, hp, ux, uy, uss, uxy,
+                terms_map,
+            )  # fmt: skip
+            n = (h - 2 * _R) * (w - 2 * _R)
             ops = _numba_sum.sum_plan(n)
             terms[i, s] = _numba_sum.run_plan(terms_map[:n], ops, 0.0, False, partial) / n
             if last:
@@ -249,17 +262,22 @@ def load() -> Callable[..., None] | None:
     if _kernel is None and not _failed:
         with _lock:
             if _kernel is None and not _failed:
-                global _taps, _sym, _vtaps, _cs_row, _ssim_row, _pool
-                functions = (_taps, _sym, _vtaps, _cs_row, _ssim_row, _pool)
-                helpers = [_numba.compile_helper(f) for f in functions]
-                if None not in helpers and _numba_sum.load():  # _terms_block calls them
-                    _taps, _sym, _vtaps, _cs_row, _ssim_row, _pool = helpers
+                # _terms_block calls the helpers; its steps are inlined into it
+                helpers = ("_taps", "_sym", "_vtaps", "_cs_row", "_ssim_row", "_pool")
+                steps = ("_scale_map",)
+                if (
+                    _numba_sum.load()
+                    and _numba.compile_helpers(globals(), helpers)
+                    and _numba.compile_helpers(globals(), steps, inline=True)
+                ):
                     _kernel = _numba.compile_kernel(_SIGNATURE, _terms_block)
                 _failed = _kernel is None
     return _kernel
 
 
-def gaussian_terms(a: np.ndarray, b: np.ndarray, shapes: list[tuple[int, int]], g: np.ndarray):
+def gaussian_terms(
+    a: np.ndarray, b: np.ndarray, shapes: list[tuple[int, int]], g: np.ndarray
+) -> np.ndarray | None:
     """Raw Gaussian SSIM terms ``(t, len(shapes))`` of two validated uint8 blocks (see the module
     docstring), or ``None`` when numba is unusable (the caller uses the numpy kernel)."""
     kernel = load()

@@ -127,79 +127,16 @@ def _scale_norms(img, taps, c2, ring, padded, zero, blurred, columns, out):  # p
     (``ring`` (15, 9, w)), the column filter of output row ``i`` reads the ring (rows outside
     the frame are ``zero``), and the row's map values are added per column (``columns``
     (3, 6, w) float64); nothing frame-sized is written. ``padded`` (w + 8,) has zero borders;
-    ``blurred`` (15, w) is scratch. The 9 taps are spelled out: a loop over them inside the
-    pixel loop does not vectorise.
+    ``blurred`` (15, w) is scratch.
     """
     _, h, w = img.shape
-    t0, t1, t2, t3, t4 = taps[0], taps[1], taps[2], taps[3], taps[4]
     columns[:] = 0.0
-    row = padded[4 : 4 + w]
-    one = np.float32(1.0)
-    two = np.float32(2.0)
     for i in range(-4, h):
-        y = i + 4
-        if y < h:
-            for q in range(15):
-                if q < 6:
-                    row[:] = img[q, y]
-                else:
-                    c = (q - 6) % 3
-                    a = img[3 + c, y] if q >= 9 and q < 12 else img[c, y]
-                    b = img[c, y] if q < 9 else img[3 + c, y]
-                    for x in range(w):
-                        row[x] = a[x] * b[x]
-                dest = ring[q, y % 9]
-                for x in range(w):
-                    acc = padded[x + 4] * t0
-                    acc = acc + (padded[x + 3] + padded[x + 5]) * t1
-                    acc = acc + (padded[x + 2] + padded[x + 6]) * t2
-                    acc = acc + (padded[x + 1] + padded[x + 7]) * t3
-                    dest[x] = acc + (padded[x] + padded[x + 8]) * t4
-        if i < 0:
-            continue
-        for q in range(15):
-            m4 = ring[q, (i - 4) % 9] if i >= 4 else zero
-            m3 = ring[q, (i - 3) % 9] if i >= 3 else zero
-            m2 = ring[q, (i - 2) % 9] if i >= 2 else zero
-            m1 = ring[q, (i - 1) % 9] if i >= 1 else zero
-            p1 = ring[q, (i + 1) % 9] if i + 1 < h else zero
-            p2 = ring[q, (i + 2) % 9] if i + 2 < h else zero
-            p3 = ring[q, (i + 3) % 9] if i + 3 < h else zero
-            p4 = ring[q, (i + 4) % 9] if i + 4 < h else zero
-            c = ring[q, i % 9]
-            line = blurred[q]
-            for x in range(w):
-                acc = c[x] * t0
-                acc = acc + (m1[x] + p1[x]) * t1
-                acc = acc + (m2[x] + p2[x]) * t2
-                acc = acc + (m3[x] + p3[x]) * t3
-                line[x] = acc + (m4[x] + p4[x]) * t4
-        for ch in range(3):
-            acc_cols = columns[ch]
-            for x in range(w):
-                mu1 = blurred[ch, x]
-                mu2 = blurred[3 + ch, x]
-                diff = mu1 - mu2
-                num_m = one - diff * diff
-                num_s = (blurred[12 + ch, x] - mu1 * mu2) * two + c2
-                denom_s = (blurred[6 + ch, x] - mu1 * mu1) + (blurred[9 + ch, x] - mu2 * mu2)
-                denom_s = denom_s + c2
-                d = 1.0 - np.float64(num_m * num_s / denom_s)
-                d = d if d > 0.0 else 0.0
-                acc_cols[0, x] += d
-                d2 = d * d
-                acc_cols[1, x] += d2 * d2
-                e1 = np.float64(abs(img[ch, i, x] - mu1))
-                e2 = np.float64(abs(img[3 + ch, i, x] - mu2))
-                ratio = (1.0 + e2) / (1.0 + e1) - 1.0
-                ring_v = ratio if ratio > 0.0 else 0.0
-                lost = -ratio if ratio < 0.0 else 0.0
-                acc_cols[2, x] += ring_v
-                r2 = ring_v * ring_v
-                acc_cols[3, x] += r2 * r2
-                acc_cols[4, x] += lost
-                l2 = lost * lost
-                acc_cols[5, x] += l2 * l2
+        if i + 4 < h:
+            _blur_row(img, i + 4, taps, padded, ring)
+        if i >= 0:
+            _blur_columns(ring, i, h, taps, zero, blurred)
+            _add_maps(img, i, blurred, c2, columns)
     n = h * w
     for ch in range(3):
         for j in range(6):
@@ -207,6 +144,88 @@ def _scale_norms(img, taps, c2, ring, padded, zero, blurred, columns, out):  # p
             for x in range(w):
                 total += columns[ch, j, x]
             out[ch, j] = total / n if j % 2 == 0 else np.sqrt(np.sqrt(total / n))
+
+
+def _blur_row(img, y, taps, padded, ring):  # pragma: no cover - numba
+    """Row ``y`` of the 15 blur inputs filtered along x into ring slot ``y % 9``. The 9 taps
+    are spelled out: a loop over them inside the pixel loop does not vectorise."""
+    w = img.shape[2]
+    t0, t1, t2, t3, t4 = taps[0], taps[1], taps[2], taps[3], taps[4]
+    row = padded[4 : 4 + w]
+    for q in range(15):
+        if q < 6:
+            row[:] = img[q, y]
+        else:
+            c = (q - 6) % 3
+            a = img[3 + c, y] if q >= 9 and q < 12 else img[c, y]
+            b = img[c, y] if q < 9 else img[3 + c, y]
+            for x in range(w):
+                row[x] = a[x] * b[x]
+        dest = ring[q, y % 9]
+        for x in range(w):
+            acc = padded[x + 4] * t0
+            acc = acc + (padded[x + 3] + padded[x + 5]) * t1
+            acc = acc + (padded[x + 2] + padded[x + 6]) * t2
+            acc = acc + (padded[x + 1] + padded[x + 7]) * t3
+            dest[x] = acc + (padded[x] + padded[x + 8]) * t4
+
+
+def _blur_columns(ring, i, h, taps, zero, blurred):  # pragma: no cover - numba
+    """Output row ``i`` of the 15 blurred planes into ``blurred``: the column filter over the
+    ring's rows (``zero`` for rows outside the frame)."""
+    t0, t1, t2, t3, t4 = taps[0], taps[1], taps[2], taps[3], taps[4]
+    w = blurred.shape[1]
+    for q in range(15):
+        m4 = ring[q, (i - 4) % 9] if i >= 4 else zero
+        m3 = ring[q, (i - 3) % 9] if i >= 3 else zero
+        m2 = ring[q, (i - 2) % 9] if i >= 2 else zero
+        m1 = ring[q, (i - 1) % 9] if i >= 1 else zero
+        p1 = ring[q, (i + 1) % 9] if i + 1 < h else zero
+        p2 = ring[q, (i + 2) % 9] if i + 2 < h else zero
+        p3 = ring[q, (i + 3) % 9] if i + 3 < h else zero
+        p4 = ring[q, (i + 4) % 9] if i + 4 < h else zero
+        c = ring[q, i % 9]
+        line = blurred[q]
+        for x in range(w):
+            acc = c[x] * t0
+            acc = acc + (m1[x] + p1[x]) * t1
+            acc = acc + (m2[x] + p2[x]) * t2
+            acc = acc + (m3[x] + p3[x]) * t3
+            line[x] = acc + (m4[x] + p4[x]) * t4
+
+
+def _add_maps(img, i, blurred, c2, columns):  # pragma: no cover - numba
+    """Row ``i``'s SSIM' and edge-difference map values (and their 4th powers) added per
+    column into ``columns`` (3, 6, w)."""
+    one = np.float32(1.0)
+    two = np.float32(2.0)
+    w = blurred.shape[1]
+    for ch in range(3):
+        acc_cols = columns[ch]
+        for x in range(w):
+            mu1 = blurred[ch, x]
+            mu2 = blurred[3 + ch, x]
+            diff = mu1 - mu2
+            num_m = one - diff * diff
+            num_s = (blurred[12 + ch, x] - mu1 * mu2) * two + c2
+            denom_s = (blurred[6 + ch, x] - mu1 * mu1) + (blurred[9 + ch, x] - mu2 * mu2)
+            denom_s = denom_s + c2
+            d = 1.0 - np.float64(num_m * num_s / denom_s)
+            d = d if d > 0.0 else 0.0
+            acc_cols[0, x] += d
+            d2 = d * d
+            acc_cols[1, x] += d2 * d2
+            e1 = np.float64(abs(img[ch, i, x] - mu1))
+            e2 = np.float64(abs(img[3 + ch, i, x] - mu2))
+            ratio = (1.0 + e2) / (1.0 + e1) - 1.0
+            ring_v = ratio if ratio > 0.0 else 0.0
+            lost = -ratio if ratio < 0.0 else 0.0
+            acc_cols[2, x] += ring_v
+            r2 = ring_v * ring_v
+            acc_cols[3, x] += r2 * r2
+            acc_cols[4, x] += lost
+            l2 = lost * lost
+            acc_cols[5, x] += l2 * l2
 
 
 def _linear(frame, lut, out):  # pragma: no cover - numba
@@ -265,7 +284,7 @@ def _signatures(numba: Any) -> dict[str, Any]:
 
 class Scratch:
     """Work arrays reused across the frames of one block, by name and shape: fresh arrays of
-    a few MB cost their page faults on every frame (measured: ~1.4 ms of a 480x270 frame)."""
+    a few MB would cost their page faults on every frame."""
 
     def __init__(self) -> None:
         self._arrays: dict[tuple[Any, ...], np.ndarray] = {}
@@ -330,12 +349,14 @@ def load() -> Kernels | None:
             global _as_int32, _as_float32
             compile_ = _numba.njit_kernel
 
-            functions = {
+            functions: dict[str, Callable[..., None]] = {
                 "xyb": _xyb, "scale_norms": _scale_norms, "linear": _linear,
                 "downsample": _downsample,
             }  # fmt: skip
             try:
                 _as_int32, _as_float32 = _bit_casts(numba)
+                steps = ("_blur_row", "_blur_columns", "_add_maps")  # inlined into _scale_norms
+                _numba.compile_helpers(globals(), steps, inline=True)
                 signatures = _signatures(numba)
                 compiled = {k: compile_(signatures[k], f) for k, f in functions.items()}
                 _kernels = _entry_points(compiled)

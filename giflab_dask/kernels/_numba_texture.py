@@ -18,10 +18,11 @@ from :func:`giflab_dask.kernels._frames.luma`, shared by the kernels of a block)
 * :func:`channel_histograms`, :func:`laplacian_sums`, :func:`abs_diff_sums` -- exact integer
   counts and sums.
 
-This module imports without numba (a dependency since design decision 51): numba is imported
-on the first call, which compiles (or loads from numba's on-disk cache) only the kernels that
-are used. A function returns ``None`` when numba is unusable (the caller then runs the numpy
-path); :func:`import_error` says why. Compiled functions release the GIL.
+This module imports without numba (a process that runs none of its kernels should not pay for
+importing numba): numba is imported on the first call, which compiles (or loads from numba's
+on-disk cache) only the kernels that are used. A function returns ``None`` when numba is
+unusable (the caller then runs the numpy path); :func:`import_error` says why. Compiled
+functions release the GIL.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _lbp_block(  # pragma: no cover - compiled by numba
                 changes[x] = 0
             for i in range(p):
                 # Row views at the sample's offsets: indexed by the loop variable alone, the
-                # loops have no negative-index checks and vectorise (2x faster).
+                # loops have no negative-index checks and vectorise.
                 lo_l = img[y + pad + r_lo[i], pad + c_lo[i] :]
                 lo_h = img[y + pad + r_lo[i], pad + c_hi[i] :]
                 hi_l = img[y + pad + r_hi[i], pad + c_lo[i] :]
@@ -144,127 +145,141 @@ def _canny_block(gray, scale, low, high, out):  # pragma: no cover - compiled by
     for k in range(t):
         g = gray[k]
         for r in range(h):
-            # jsobel's [-1, 0, 1] along rows r (first time) and r + 1; border "reflect".
-            # Neighbours are read through shifted views (no negative-index checks: the loops
-            # vectorise).
-            for q in range(r if r == 0 else r + 1, min(r + 2, h)):
-                d = dj[q % 3]
-                row = g[q]
-                if w > 2:
-                    left = row[:-2]
-                    right = row[2:]
-                    mid = d[1:]
-                    for x in range(w - 2):
-                        mid[x] = np.float64(right[x]) * scale - np.float64(left[x]) * scale
-                d[0] = np.float64(row[min(1, w - 1)]) * scale - np.float64(row[0]) * scale
-                d[w - 1] = np.float64(row[w - 1]) * scale - np.float64(row[max(w - 2, 0)]) * scale
-            up = max(r - 1, 0)
-            dn = min(r + 1, h - 1)
-            s = r % 3
-            # isobel's [-1, 0, 1] down the columns, then [1, 2, 1] along the row
-            above = g[up]
-            below = g[dn]
-            for x in range(w):
-                di[x] = np.float64(below[x]) * scale - np.float64(above[x]) * scale
-            a = gi[s]
-            if w > 2:
-                left = di[:-2]
-                right = di[2:]
-                centre = di[1:]
-                mid = a[1:]
-                for x in range(w - 2):
-                    mid[x] = 2.0 * centre[x] + (left[x] + right[x])
-            a[0] = 2.0 * di[0] + (di[0] + di[min(1, w - 1)])
-            a[w - 1] = 2.0 * di[w - 1] + (di[max(w - 2, 0)] + di[w - 1])
-            # jsobel's [1, 2, 1] down the columns; the L2 magnitude
-            b = gj[s]
-            m = mag[s]
-            du = dj[up % 3]
-            d0 = dj[r % 3]
-            dd = dj[dn % 3]
-            for x in range(w):
-                b[x] = 2.0 * d0[x] + (du[x] + dd[x])
-                m[x] = np.sqrt(a[x] * a[x] + b[x] * b[x])
-            if r < 2:
-                continue
-            # Non-maximum suppression of row y = r - 1 (skimage's eroded mask drops the outer
-            # ring), as skimage's _nonmaximum_suppression_bilinear but without branches, so
-            # that it vectorises (2x faster): every neighbour is loaded, then selected.
-            # skimage's four cases give w = min / max of |isobel|, |jsobel| (x / x is 1).
-            # State: 1 = candidate, 2 = candidate >= high.
-            y = r - 1
-            a = gi[y % 3][1:]
-            b = gj[y % 3][1:]
-            st = state[y, 1:]
-            mu_l = mag[(y - 1) % 3][:-2]
-            mu_c = mag[(y - 1) % 3][1:]
-            mu_r = mag[(y - 1) % 3][2:]
-            m0_l = mag[y % 3][:-2]
-            m0_c = mag[y % 3][1:]
-            m0_r = mag[y % 3][2:]
-            md_l = mag[r % 3][:-2]
-            md_c = mag[r % 3][1:]
-            md_r = mag[r % 3][2:]
+            _canny_gradients(g, r, scale, di, dj, gi, gj, mag)
+            if r >= 2:
+                _canny_suppress(gi, gj, mag, r - 1, low, high, state[r - 1, 1:])
+        _canny_hysteresis(state, out[k].reshape(h * w), stack)
+
+
+def _canny_gradients(g, r, scale, di, dj, gi, gj, mag):  # pragma: no cover - numba
+    """Row ``r``'s Sobel gradients and L2 magnitude of frame ``g`` into ring slot ``r % 3`` of
+    ``gi``, ``gj``, ``mag`` (``dj`` holds rows' [-1, 0, 1] differences, ``di`` is scratch)."""
+    h, w = g.shape
+    # jsobel's [-1, 0, 1] along rows r (first time) and r + 1; border "reflect".
+    # Neighbours are read through shifted views (no negative-index checks: the loops
+    # vectorise).
+    for q in range(r if r == 0 else r + 1, min(r + 2, h)):
+        d = dj[q % 3]
+        row = g[q]
+        if w > 2:
+            left = row[:-2]
+            right = row[2:]
+            mid = d[1:]
             for x in range(w - 2):
-                mc = m0_c[x]
-                si = a[x]
-                sj = b[x]
-                ai = abs(si)
-                aj = abs(sj)
-                wt = min(ai, aj) / max(ai, aj)
-                same = (si <= 0) == (sj <= 0)
-                steep = (ai > aj) | ((not same) & (ai == aj))
-                vmu_l = mu_l[x]
-                vmu_c = mu_c[x]
-                vmu_r = mu_r[x]
-                vm0_l = m0_l[x]
-                vm0_r = m0_r[x]
-                vmd_l = md_l[x]
-                vmd_c = md_c[x]
-                vmd_r = md_r[x]
-                n11 = (vmd_c if same else vmu_c) if steep else vm0_r
-                n12 = vmd_r if same else vmu_r
-                n21 = (vmu_c if same else vmd_c) if steep else vm0_l
-                n22 = vmu_l if same else vmd_l
-                keep = (
-                    (mc >= low)
-                    & (n12 * wt + n11 * (1.0 - wt) <= mc)
-                    & (n22 * wt + n21 * (1.0 - wt) <= mc)
-                )
-                st[x] = np.uint8(keep) * (np.uint8(1) + np.uint8(mc >= high))
-        # Hysteresis: the 8-connected groups of candidates holding a strong pixel, flooded from
-        # each strong pixel (3 = kept) and written to ``out`` as found (``out`` starts False).
-        # Candidates are inside the outer ring, so every neighbour is in the frame.
-        flat = state.reshape(h * w)
-        kept = out[k].reshape(h * w)
-        for y0 in range(1, h - 1):
-            row = state[y0]
-            for x0 in range(1, w - 1):
-                if row[x0] != 2:
-                    continue
-                start = y0 * w + x0
-                flat[start] = 3
-                kept[start] = True
-                stack[0] = start
-                n = 1
-                while n > 0:
-                    n -= 1
-                    c = stack[n]
-                    for j in (
-                        c - w - 1,
-                        c - w,
-                        c - w + 1,
-                        c - 1,
-                        c + 1,
-                        c + w - 1,
-                        c + w,
-                        c + w + 1,
-                    ):
-                        if flat[j] == 1 or flat[j] == 2:
-                            flat[j] = 3
-                            kept[j] = True
-                            stack[n] = j
-                            n += 1
+                mid[x] = np.float64(right[x]) * scale - np.float64(left[x]) * scale
+        d[0] = np.float64(row[min(1, w - 1)]) * scale - np.float64(row[0]) * scale
+        d[w - 1] = np.float64(row[w - 1]) * scale - np.float64(row[max(w - 2, 0)]) * scale
+    up = max(r - 1, 0)
+    dn = min(r + 1, h - 1)
+    s = r % 3
+    # isobel's [-1, 0, 1] down the columns, then [1, 2, 1] along the row
+    above = g[up]
+    below = g[dn]
+    for x in range(w):
+        di[x] = np.float64(below[x]) * scale - np.float64(above[x]) * scale
+    a = gi[s]
+    if w > 2:
+        left_d = di[:-2]
+        right_d = di[2:]
+        centre = di[1:]
+        mid_a = a[1:]
+        for x in range(w - 2):
+            mid_a[x] = 2.0 * centre[x] + (left_d[x] + right_d[x])
+    a[0] = 2.0 * di[0] + (di[0] + di[min(1, w - 1)])
+    a[w - 1] = 2.0 * di[w - 1] + (di[max(w - 2, 0)] + di[w - 1])
+    # jsobel's [1, 2, 1] down the columns; the L2 magnitude
+    b = gj[s]
+    m = mag[s]
+    du = dj[up % 3]
+    d0 = dj[r % 3]
+    dd = dj[dn % 3]
+    for x in range(w):
+        b[x] = 2.0 * d0[x] + (du[x] + dd[x])
+        m[x] = np.sqrt(a[x] * a[x] + b[x] * b[x])
+
+
+def _canny_suppress(gi, gj, mag, y, low, high, st):  # pragma: no cover - numba
+    """Non-maximum suppression of row ``y`` into ``st`` (its state from column 1 on: 1 =
+    candidate, 2 = candidate >= high); the gradient rings hold rows ``y - 1`` to ``y + 1``.
+
+    skimage's eroded mask drops the outer ring. As skimage's _nonmaximum_suppression_bilinear
+    but without branches, so that it vectorises: every neighbour is loaded, then selected.
+    skimage's four cases give w = min / max of |isobel|, |jsobel| (x / x is 1).
+    """
+    w = mag.shape[1]
+    a = gi[y % 3][1:]
+    b = gj[y % 3][1:]
+    mu_l = mag[(y - 1) % 3][:-2]
+    mu_c = mag[(y - 1) % 3][1:]
+    mu_r = mag[(y - 1) % 3][2:]
+    m0_l = mag[y % 3][:-2]
+    m0_c = mag[y % 3][1:]
+    m0_r = mag[y % 3][2:]
+    md_l = mag[(y + 1) % 3][:-2]
+    md_c = mag[(y + 1) % 3][1:]
+    md_r = mag[(y + 1) % 3][2:]
+    for x in range(w - 2):
+        mc = m0_c[x]
+        si = a[x]
+        sj = b[x]
+        ai = abs(si)
+        aj = abs(sj)
+        wt = min(ai, aj) / max(ai, aj)
+        same = (si <= 0) == (sj <= 0)
+        steep = (ai > aj) | ((not same) & (ai == aj))
+        vmu_l = mu_l[x]
+        vmu_c = mu_c[x]
+        vmu_r = mu_r[x]
+        vm0_l = m0_l[x]
+        vm0_r = m0_r[x]
+        vmd_l = md_l[x]
+        vmd_c = md_c[x]
+        vmd_r = md_r[x]
+        n11 = (vmd_c if same else vmu_c) if steep else vm0_r
+        n12 = vmd_r if same else vmu_r
+        n21 = (vmu_c if same else vmd_c) if steep else vm0_l
+        n22 = vmu_l if same else vmd_l
+        keep = (
+            (mc >= low) & (n12 * wt + n11 * (1.0 - wt) <= mc) & (n22 * wt + n21 * (1.0 - wt) <= mc)
+        )
+        st[x] = np.uint8(keep) * (np.uint8(1) + np.uint8(mc >= high))
+
+
+def _canny_hysteresis(state, kept, stack):  # pragma: no cover - numba
+    """The 8-connected groups of candidates in ``state`` (h, w) holding a strong pixel,
+    flooded from each strong pixel (3 = kept) and written to the flat ``kept`` as found
+    (``kept`` starts False). Candidates are inside the outer ring, so every neighbour is in
+    the frame."""
+    h, w = state.shape
+    flat = state.reshape(h * w)
+    for y0 in range(1, h - 1):
+        row = state[y0]
+        for x0 in range(1, w - 1):
+            if row[x0] != 2:
+                continue
+            start = y0 * w + x0
+            flat[start] = 3
+            kept[start] = True
+            stack[0] = start
+            n = 1
+            while n > 0:
+                n -= 1
+                c = stack[n]
+                for j in (
+                    c - w - 1,
+                    c - w,
+                    c - w + 1,
+                    c - 1,
+                    c + 1,
+                    c + w - 1,
+                    c + w,
+                    c + w + 1,
+                ):
+                    if flat[j] == 1 or flat[j] == 2:
+                        flat[j] = 3
+                        kept[j] = True
+                        stack[n] = j
+                        n += 1
 
 
 def _channel_hist_block(rgb, hist):  # pragma: no cover - compiled by numba
@@ -365,6 +380,9 @@ _SIGNATURES: dict[str, tuple[str, Callable[..., None]]] = {
     "absdiff": ("void(uint8[:, ::1], int64[::1])", _abs_diff_block),
 }
 
+# The steps of a kernel, compiled before it (it looks them up in this module) and inlined.
+_HELPERS = {"canny": ("_canny_gradients", "_canny_suppress", "_canny_hysteresis")}
+
 _lock = threading.Lock()
 _compiled: dict[str, Callable[..., None]] = {}
 _import_error: str | None = None
@@ -387,6 +405,7 @@ def _kernel(name: str) -> Callable[..., None] | None:
             return None
         signature, function = _SIGNATURES[name]
         try:
+            _numba.compile_helpers(globals(), _HELPERS.get(name, ()), inline=True)
             kernel = _numba.njit_kernel(signature, function)
         except Exception as exc:
             _import_error = f"numba could not compile the {name} kernel: {exc}"

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TypeGuard, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _numba
 from ._luma import check_pair
@@ -54,17 +56,17 @@ GIFLAB_OUTPUT_NAMES = {
 }
 
 
-def _positive_db(value: object) -> bool:
+def _positive_db(value: object) -> TypeGuard[float]:
     """A finite positive number of dB (bools are not numbers here)."""
     return (
         not isinstance(value, bool)
         and isinstance(value, numbers.Real)
         and math.isfinite(value)
-        and value > 0
+        and cast(float, value) > 0
     )
 
 
-def _check_cap(cap_db, name: str = "cap_db") -> float | None:
+def _check_cap(cap_db: object, name: str = "cap_db") -> float | None:
     if cap_db is None:
         return None
     if not _positive_db(cap_db):
@@ -78,7 +80,7 @@ def _check_cap(cap_db, name: str = "cap_db") -> float | None:
 def _sse(a: np.ndarray, b: np.ndarray, *, backend: str = "auto") -> np.ndarray:
     """Exact per-frame sum of squared differences, as float64 ``(t,)``.
 
-    ``backend="auto"`` uses the numba kernel when numba is usable (one pass, ~5x faster),
+    ``backend="auto"`` uses the numba kernel when numba is usable (one pass over the bytes),
     else numpy; both sum the same integers exactly, so the values are identical.
     """
     if _numba.check_backend(backend, "mse") != "numpy":
@@ -102,7 +104,7 @@ def _sse(a: np.ndarray, b: np.ndarray, *, backend: str = "auto") -> np.ndarray:
     return out
 
 
-def mse(original, compressed, *, backend: str = "auto") -> np.ndarray:
+def mse(original: npt.ArrayLike, compressed: npt.ArrayLike, *, backend: str = "auto") -> np.ndarray:
     """Mean squared error per frame over all RGB values.
 
     ``MSE = mean((original - compressed) ** 2)`` over the ``H * W * 3`` values of a frame, in
@@ -131,7 +133,9 @@ def mse(original, compressed, *, backend: str = "auto") -> np.ndarray:
     return _sse(a, b, backend=backend) / n
 
 
-def rmse(original, compressed, *, backend: str = "auto") -> np.ndarray:
+def rmse(
+    original: npt.ArrayLike, compressed: npt.ArrayLike, *, backend: str = "auto"
+) -> np.ndarray:
     """Root mean squared error per frame over all RGB values: ``sqrt(mse)``.
 
     In 8-bit levels (0 for identical frames, at most 255).
@@ -184,7 +188,9 @@ def psnr_normalized_of_mse(
     return np.clip(db / float(max_db), 0.0, 1.0)
 
 
-def psnr_from_mse(mse_value, *, cap_db: float | None = PSNR_CAP_DB):
+def psnr_from_mse(
+    mse_value: npt.ArrayLike, *, cap_db: float | None = PSNR_CAP_DB
+) -> float | np.ndarray:
     """PSNR in dB of an MSE (8-bit data): ``10 * log10(255**2 / mse)``, capped at ``cap_db``.
 
     Use it for the summary "PSNR of the aggregated MSE" (PSNR of the mean MSE over frames),
@@ -223,7 +229,11 @@ def psnr_from_mse(mse_value, *, cap_db: float | None = PSNR_CAP_DB):
 
 
 def psnr(
-    original, compressed, *, cap_db: float | None = PSNR_CAP_DB, backend: str = "auto"
+    original: npt.ArrayLike,
+    compressed: npt.ArrayLike,
+    *,
+    cap_db: float | None = PSNR_CAP_DB,
+    backend: str = "auto",
 ) -> np.ndarray:
     """Peak signal-to-noise ratio per frame over all RGB values, in dB.
 
@@ -259,7 +269,11 @@ def psnr(
 
 
 def psnr_normalized(
-    original, compressed, *, max_db: float = PSNR_NORMALIZATION_DB, backend: str = "auto"
+    original: npt.ArrayLike,
+    compressed: npt.ArrayLike,
+    *,
+    max_db: float = PSNR_NORMALIZATION_DB,
+    backend: str = "auto",
 ) -> np.ndarray:
     """GifLab's normalised PSNR per frame: ``clip(PSNR_dB / max_db, 0, 1)``.
 

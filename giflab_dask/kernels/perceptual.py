@@ -455,7 +455,7 @@ def fsim(
 
     Per-pixel maps are computed in float32 (agreeing with a float64 transcription of the
     authors' code to ~1e-7) and summed in float64. The cost is mostly the 34 FFTs of a frame
-    pair (benchmarks/README.md); the first frame of a shape builds its filter bank (~0.2 s).
+    pair (benchmarks/README.md); the first frame of a shape builds its filter bank.
 
     GifLab (``giflab.metrics.fsim``) returns something else under this name: on OpenCV gray, it
     uses |Laplacian| in place of phase congruency and Sobel in place of Scharr, constants

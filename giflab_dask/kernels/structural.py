@@ -15,6 +15,7 @@ the published one; its values differ from GifLab's ``ms_ssim``.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from scipy.ndimage import correlate1d
 
 from . import _numba, _numba_ms_ssim
@@ -68,8 +69,8 @@ class _UniformSSIM:
     run over the 6 columns per row that straddle two image rows; those values are finite
     (sums of in-range pixels) and dropped by the final sum, which reads only the valid
     columns. Buffers are allocated once per frame shape and reused for every frame. (Planes
-    are processed one at a time: stacking the four into one array per call was measured 2x
-    slower, its working set no longer fitting the per-core cache.)
+    are processed one at a time, so the working set fits the per-core cache: stacking the four
+    into one array per call was slower.)
     """
 
     def __init__(self, height: int, width: int) -> None:
@@ -224,7 +225,13 @@ def _downsample2(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto") -> np.ndarray:
+def ssim(
+    original: npt.ArrayLike,
+    compressed: npt.ArrayLike,
+    *,
+    gaussian: bool = False,
+    backend: str = "auto",
+) -> np.ndarray:
     """Structural similarity per frame, on OpenCV luma (GifLab's ``ssim``).
 
     Definition (GifLab: ``skimage.metrics.structural_similarity(luma_a, luma_b,
@@ -304,13 +311,13 @@ def ssim(original, compressed, *, gaussian: bool = False, backend: str = "auto")
                 return values
             if backend == "numba":
                 raise _numba.numba_missing("ssim")
-        kernel = _UniformSSIM(h, w)
+        uniform = _UniformSSIM(h, w)
         for i in range(t):
-            out[i] = kernel(a[i], b[i])
+            out[i] = uniform(a[i], b[i])
     return out
 
 
-def _check_weights(weights) -> np.ndarray:
+def _check_weights(weights: npt.ArrayLike) -> np.ndarray:
     try:
         wts = np.asarray(weights, dtype=np.float64)
     except (TypeError, ValueError):
@@ -338,7 +345,13 @@ def _scale_shapes(h: int, w: int, scales: int) -> list[tuple[int, int]]:
     return shapes
 
 
-def ms_ssim(original, compressed, *, weights=MS_SSIM_WEIGHTS, backend: str = "auto") -> np.ndarray:
+def ms_ssim(
+    original: npt.ArrayLike,
+    compressed: npt.ArrayLike,
+    *,
+    weights: npt.ArrayLike = MS_SSIM_WEIGHTS,
+    backend: str = "auto",
+) -> np.ndarray:
     """Multi-scale structural similarity per frame, on OpenCV luma (the published MS-SSIM).
 
     Definition (Wang, Simoncelli & Bovik 2003): with M = ``len(weights)`` scales (5 by

@@ -19,8 +19,8 @@ GifLab computes them with OpenCV; this module does not depend on OpenCV:
 
 Every kernel takes ``backend`` (``"auto"``, ``"numba"``, ``"numpy"``; config
 ``giflab.kernels.numba``): the numba kernels of :mod:`giflab_dask.kernels._numba_texture` give
-the numpy path's values (the same integers, histograms and edge maps, bit for bit), 6-19x
-faster (design decision 44); ``"auto"`` uses them when numba can be imported.
+the numpy path's values (the same integers, histograms and edge maps, bit for bit), faster
+(figures in docs/design.md); ``"auto"`` uses them when numba can be imported.
 
 Where a GifLab value is undefined (a Pearson correlation with a constant histogram), GifLab or
 OpenCV writes a fixed 1.0; these kernels return NaN instead. Where GifLab has a deliberate rule
