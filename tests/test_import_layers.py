@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "giflab_dask"
 
 #: Cycles not broken yet (issue 17): the numba SSIMULACRA 2 kernels read the numpy module's
 #: constants, which imports them back.
-KNOWN_CYCLES = [{"giflab_dask.kernels._numba_ssimulacra2", "giflab_dask.kernels.ssimulacra2"}]
+KNOWN_CYCLES: list[set[str]] = []
 
 
 def _module_names() -> dict[str, Path]:

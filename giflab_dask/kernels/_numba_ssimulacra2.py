@@ -299,7 +299,7 @@ class Scratch:
 
 
 def _entry_points(compiled: dict[str, Callable[..., None]]) -> Kernels:
-    from giflab_dask.kernels import ssimulacra2 as s2
+    from giflab_dask.kernels import _ssimulacra2_params as s2
 
     def linear(frame: np.ndarray, scratch: Scratch, slot: int) -> np.ndarray:
         out = scratch.get(f"linear{slot}", (3, *frame.shape[:2]), _F32)
