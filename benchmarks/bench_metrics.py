@@ -255,10 +255,12 @@ def kernel_table(args: argparse.Namespace, tmp: Path) -> None:
     for size, rows in by_size.items():
         trio = sum(rows[m]["ms"] for m in ("ssim", "psnr", "mse"))
         pair = rows["ssim"]["ms"] + rows["ms_ssim"]["ms"]
-        was = f" (before: {old_totals[size]:.1f} ms = {1e3 / old_totals[size]:.1f} frames/s)"
+        was = ""
+        if before:
+            was = f" (before: {old_totals[size]:.1f} ms = {1e3 / old_totals[size]:.1f} frames/s)"
         print(
             f"{size[0]}x{size[1]}: default set {totals[size]:.1f} ms/frame = "
-            f"{1e3 / totals[size]:.1f} frames/s{was if before else ''}; x trio "
+            f"{1e3 / totals[size]:.1f} frames/s{was}; x trio "
             f"{totals[size] / trio:.1f} (trio {trio:.2f} ms); FSIM / (SSIM+MS-SSIM) "
             f"{rows['fsim']['ms'] / pair:.2f}"
         )
