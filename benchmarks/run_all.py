@@ -21,6 +21,7 @@ FULL = [
     ["bench_sampling.py"],
     ["bench_scaling.py"],  # full runs only: its quick version alone takes about a minute
     ["bench_colour_kernels.py"],
+    ["bench_huge.py", "--quick"],  # full runs only: 200 and 1000 tiny pairs, S3 cold ~7 min
 ]
 QUICK = [
     ["bench_decode.py", "--frames", "300"],
