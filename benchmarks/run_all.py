@@ -21,6 +21,7 @@ FULL = [
     ["bench_sampling.py"],
     ["bench_scaling.py"],  # full runs only: its quick version alone takes about a minute
     ["bench_colour_kernels.py"],
+    ["bench_huge.py", "--quick"],  # full runs only: its S3 cold run of 1000 pairs took 400 s
 ]
 QUICK = [
     ["bench_decode.py", "--frames", "300"],
