@@ -1,8 +1,8 @@
 """What a batch run measures about itself: stage names, task time per stage, frames measured.
 
 Tasks carry their stage in their key prefix (``gif-decode``, ``gif-frames``, ``align-frames-*``,
-``<metric>-frame``, ``<metric>-summary``, ``result-write``; :func:`stage_of`). Inside a task,
-:func:`activity` times the stages that share it (reading and aligning inside ``pair-metrics``,
+``<metric>-frame``, ``<metric>-summary``, ``result-write``, ``alignment-write``;
+:func:`stage_of`). Inside a task, :func:`activity` times the stages that share it (reading and aligning inside ``pair-metrics``,
 summaries inside ``result-write``) and :func:`count_frames` counts frame measurements for
 progress. :class:`TaskTimer` (local schedulers) and :class:`StageSpans` with :func:`span_times`
 (a ``distributed`` cluster) collect task time per prefix; :class:`RunReport` holds one run's
@@ -61,7 +61,7 @@ def stage_of(prefix: str) -> str:
         return "metric"
     if prefix.endswith("-summary"):
         return "summary"
-    if prefix == "result-write":
+    if prefix in ("result-write", "alignment-write"):
         return "write"
     return "other"  # array plumbing between stages: getitem, take, rechunk, block ids
 

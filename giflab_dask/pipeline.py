@@ -16,7 +16,8 @@
    limits, and its tasks (:mod:`giflab_dask.graph.build`): one ``gif-decode`` per distinct GIF
    not yet stored, one ``pair-metrics`` per time chunk of the original that reads, aligns and
    measures it, one ``result-write`` per missing metric node. An interrupted batch keeps every
-   finished node, and the rerun computes only the rest.
+   finished node, and the rerun computes only the rest. A pair's alignment node is stored by
+   its ``alignment-write`` task, after the pair's decodes (its frame-count facts need them).
 
 :meth:`BatchPlan.compute` runs the graph in one ``dask.compute`` and shapes each pair's
 outcome (:mod:`giflab_dask.outcomes`). A decode failure is carried in-band (its pair becomes an
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from giflab_dask.align import AlignOptions, frame_alignment, pair_facts
 from giflab_dask.budget import decode_bytes, max_pair_seconds, memory_budget, pair_limits
-from giflab_dask.errors import CacheWriteError, GiflabError
+from giflab_dask.errors import GiflabError
 from giflab_dask.graph.build import (
     PairDecodes,
     PairGraph,
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
     import numpy as np
     from dask.delayed import Delayed
 
-    from giflab_dask.align import FrameAlignment
     from giflab_dask.budget import TaskLimits
     from giflab_dask.decode import GifLayout
     from giflab_dask.framestore import FrameStore, StoredGif
@@ -105,6 +105,7 @@ class _Planning:
     stored_gifs: dict[str, StoredGif | None] = field(default_factory=dict)  # key -> entry
     pending: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # key -> (path, root)
     to_build: list[tuple[int, list[MetricSpec]]] = field(default_factory=list)
+    alignment_writes: dict[int, Delayed] = field(default_factory=dict)  # index -> its task
 
     @property
     def results(self) -> ResultStore:
@@ -343,9 +344,10 @@ def _build_graph(st: _Planning) -> BatchPlan:
             pair_writes, measured = graph.fused_writes(outcome.metric_keys, missing, groups)
             outcome.frame_measurements += measured
         writes.update({(index, name): write for name, write in pair_writes.items()})
-        if pair_decodes is not None and pair_writes:
+        if pair_decodes is not None and (pair_writes or index in st.alignment_writes):
             decode_keys.update(pair_decodes.decodes.values())
     plan = BatchPlan(st.outcomes, replace(options, store=st.frame_store), writes, decode_keys)
+    plan.alignment_writes = st.alignment_writes
     plan.decode_saved_seconds = sum(
         float(gif.attrs.get("decode_seconds", 0.0)) for gif in st.stored_gifs.values() if gif
     )
@@ -359,8 +361,8 @@ def _prepare_pair(
     limits: tuple[int | None, float | None],
     clock: str,
 ) -> tuple[PairGraph, PairDecodes | None] | None:
-    """One pair's decode tasks, limits and frame alignment, and its alignment node; None
-    (its error recorded) when the pair is refused or cannot be aligned."""
+    """One pair's decode tasks, limits and frame alignment, and its alignment node's write;
+    None (its error recorded) when the pair is refused or cannot be aligned."""
     outcome = st.outcomes[index]
     try:
         pair_decodes, o_gif, c_gif, task_limits = _pair_inputs(st, outcome, missing, limits, clock)
@@ -374,12 +376,14 @@ def _prepare_pair(
             f"{type(exc).__name__}: {exc}"
         )
         return None
-    if outcome.alignment is None and not _alignment_node(st, outcome, facts, o_gif, c_gif):
-        return None
     target = str(st.results.root)
     graph = PairGraph.of(
         o_gif, c_gif, facts, target, st.frames().root, pair_decodes, task_limits
     )  # fmt: skip
+    if outcome.alignment is None:
+        write = _alignment_write(st, outcome, graph, o_gif, c_gif)
+        if write is not None:
+            st.alignment_writes[index] = write
     return graph, pair_decodes
 
 
@@ -414,13 +418,13 @@ def _pair_inputs(
     return pair_decodes, o_gif, c_gif, task_limits
 
 
-def _alignment_node(
-    st: _Planning, outcome: PairOutcome, facts: FrameAlignment, o_gif: Any, c_gif: Any
-) -> bool:
-    """Record a pair's alignment (mapping, sizes, pair facts) and store its node, unless a
-    fact waits for the decodes; False when the node cannot be stored (a run-time failure:
-    its metric nodes could not be stored either, and the next run retries)."""
-    options = st.options
+def _alignment_write(
+    st: _Planning, outcome: PairOutcome, graph: PairGraph, o_gif: Any, c_gif: Any
+) -> Delayed | None:
+    """Record a pair's alignment (mapping, sizes, pair facts) and give the task that stores its
+    node (completing the facts that wait for the decodes); None when nothing is left to do
+    (facts complete and the result store off)."""
+    options, facts = st.options, graph.facts
     outcome.alignment = {
         "mapping": facts.mapping.tolist(),
         "mode": facts.mode,
@@ -432,15 +436,10 @@ def _alignment_node(
     }
     o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
     node = alignment_node_key(o_key, c_key, options.align) if options.use_cache else None
-    if "frame_count_change" not in outcome.alignment["facts"]:
-        outcome.facts_after_decode = (o_gif, c_gif, node)
-    elif node is not None:
-        try:
-            st.results.put(node, "alignment", outcome.alignment)
-        except CacheWriteError as exc:
-            outcome.failed["alignment"] = str(exc)
-            return False
-    return True
+    if node is None and "frame_count_change" in outcome.alignment["facts"]:
+        return None
+    seen = (getattr(o_gif, "distinct_frames", None), getattr(c_gif, "distinct_frames", None))
+    return graph.alignment_write(node, outcome.alignment, seen)
 
 
 def _plan(

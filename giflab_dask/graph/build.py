@@ -1,7 +1,7 @@
 """Task keys and graph assembly: the one module that writes raw task tuples and
 ``HighLevelGraph``\\ s. The planner (:mod:`giflab_dask.pipeline`) decides what to compute; this
-module turns one pair's decision into ``gif-decode``, ``pair-metrics`` and ``result-write``
-tasks (:mod:`.tasks`) and gives each metric's write as a ``Delayed``.
+module turns one pair's decision into ``gif-decode``, ``alignment-write``, ``pair-metrics``
+and ``result-write`` tasks (:mod:`.tasks`) and gives each node's write as a ``Delayed``.
 
 A pair costs one ``pair-metrics`` task per time chunk of its original (and group of metrics)
 plus one ``result-write`` per metric: frames are read, aligned and measured in one task, and
@@ -11,6 +11,7 @@ only small per-frame vectors travel to the writes.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from giflab_dask.graph.tasks import (
     Side,
     decode_task,
     pair_chunk,
+    write_alignment,
     write_derived,
     write_from_chunks,
     write_sampled_node,
@@ -228,6 +230,15 @@ class PairGraph:
             sides, refs, decode_dsk, facts, root, root_token(store_root, root),
             original.n_frames, original.chunk_frames, limits or TaskLimits(),
         )  # fmt: skip
+
+    def alignment_write(
+        self, node: str | None, document: Mapping[str, Any], seen: tuple[int | None, int | None]
+    ) -> Delayed:
+        """The ``alignment-write`` of the pair's alignment node ``node`` (None: computed, not
+        stored): after the pair's decodes, which count the frames its facts need."""
+        name = node or uuid.uuid4().hex  # not stored: a task of this graph alone
+        task = (write_alignment, self.root, node, dict(document), seen, *self.refs)
+        return _write_delayed(f"alignment-write-{name}-{self.roots}", task, self.decode_dsk)
 
     def _job(self, start: int, stop: int, previous: bool, mapping: np.ndarray,
              metrics: tuple[BoundMetric, ...], frames: np.ndarray | None = None,
