@@ -269,9 +269,13 @@ class BatchResult:
 
     outcomes: list[PairOutcome]
     plan: BatchPlan
-    seconds: float
+    seconds: float  # wall clock from the start of planning to the last pair's result
     #: where and how the graph ran: scheduler, dashboard link, task time per stage
     report: RunReport | None = None
+    #: ``seconds`` split by what the client was doing: planning (keys, lookups, the graph),
+    #: computing (from the plan to the graph's last value: scheduler start-up, the tasks) and
+    #: writing (folding the values into each pair's result and verdict)
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -292,6 +296,7 @@ class BatchResult:
             "saved_seconds": sum(o.saved_seconds for o in self.outcomes)
             + self.plan.decode_saved_seconds,
             "seconds": self.seconds,
+            **{f"{phase}_seconds": t for phase, t in self.phases.items()},
             "pairs_per_s": len(self.outcomes) / self.seconds if self.seconds else math.nan,
             "frames_per_s": frames / self.seconds if self.seconds else math.nan,
         }
@@ -312,13 +317,17 @@ class BatchPlan:
     options: ValidateOptions
     writes: dict[tuple[int, str], Delayed]  # (pair index, metric) -> result-write task
     decode_keys: set[str]
+    #: perf_counter at the start of planning and at its end (the run's clock starts with it)
     started: float = field(default_factory=time.perf_counter)
+    planned: float | None = None
     # Adaptive sampling: this plan is the pilot pass, and ``then()`` plans the final pass.
     then: Callable[[], BatchPlan] | None = None
     #: Recorded decode seconds of the GIFs whose frames came from the frame store.
     decode_saved_seconds: float = 0.0
     #: pair index -> the ``alignment-write`` of its alignment node
     alignment_writes: dict[int, Delayed] = field(default_factory=dict)
+    #: seconds of an adaptive sample's pilot pass by phase (plan, compute), for the final pass
+    earlier: dict[str, float] = field(default_factory=dict)
 
     @property
     def specs(self) -> list[MetricSpec]:
@@ -371,7 +380,13 @@ class BatchPlan:
 
         if self.then is not None:  # adaptive sampling: the pilot pass first
             run(self.dask_objects())
+            ran = time.perf_counter()
             final = self.then()
+            # the final pass's clock and phases include the pilot's
+            final.earlier = {
+                "plan": self._planned() - self.started + final._planned() - ran,
+                "compute": ran - self._planned(),
+            }
             final.started = self.started
             return final.compute(progress=progress, **compute_kwargs)
         # Finished nodes are stored as they finish; a write that failed is pinned on its own
@@ -379,13 +394,22 @@ class BatchPlan:
         items = list(self.writes.items())
         aligned = list(self.alignment_writes.items())
         values, report = run([w for _, w in items] + [w for _, w in aligned])
-        record_writes(self.outcomes, zip((i for i, _ in items), values[: len(items)], strict=True))
-        record_alignments(
-            self.outcomes, zip((i for i, _ in aligned), values[len(items) :], strict=True)
-        )
+        ran = time.perf_counter()
+        done, rest = values[: len(items)], values[len(items) :]
+        record_writes(self.outcomes, zip((i for i, _ in items), done, strict=True))
+        record_alignments(self.outcomes, zip((i for i, _ in aligned), rest, strict=True))
         for outcome in self.outcomes:
             self._finish(outcome)
-        return BatchResult(self.outcomes, self, time.perf_counter() - self.started, report)
+        finished = time.perf_counter()
+        phases = {
+            "plan": self.earlier.get("plan", self._planned() - self.started),
+            "compute": self.earlier.get("compute", 0.0) + ran - self._planned(),
+            "write": finished - ran,
+        }
+        return BatchResult(self.outcomes, self, finished - self.started, report, phases)
+
+    def _planned(self) -> float:
+        return self.started if self.planned is None else self.planned
 
     def _finish(self, outcome: PairOutcome) -> None:
         """A pair's error and its result, once its writes have run."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -447,6 +448,7 @@ def _plan(
 ) -> BatchPlan:
     """:func:`plan_batch` with its options built; ``pilot_store`` holds an adaptive sample's
     pilot nodes once its pilot pass has run."""
+    started = time.perf_counter()  # the run's clock covers planning (decision 62)
     options = replace(options, results=options.result_store())
     st = _Planning(options, [PairOutcome(p, error=p.error) for p in pairs], pilot_store)
     st.frame_store = options.store
@@ -454,10 +456,9 @@ def _plan(
     _look_up_nodes(st)
     _derive_from_stored(st)
     _find_frames(st)
-    pilot = _pilot_first(st, pairs)
-    if pilot is not None:
-        return pilot
-    return _build_graph(st)
+    plan = _pilot_first(st, pairs) or _build_graph(st)
+    plan.started, plan.planned = started, time.perf_counter()
+    return plan
 
 
 # -- the public functions ---------------------------------------------------------------------

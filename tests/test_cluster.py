@@ -262,7 +262,7 @@ def test_dashboard_serves_status_and_tasks_carry_stage_names(
     assert set(summary["stage_seconds"]) >= set(stages)
     assert all(summary["stage_seconds"][s] > 0 for s in stages)
     assert result.report.prefixes["gif-decode"][0] == 4  # each distinct GIF once
-    assert summary["stage_tasks"]["write"] == 9
+    assert summary["stage_tasks"]["write"] == 9 + 3  # metric nodes, and an alignment node each
     # 3 pairs of one chunk: too few to fuse, so one pair-metrics task per pair and metric
     assert summary["stage_tasks"]["metric"] == 9
     text = format_summary(summary)

@@ -4,16 +4,21 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from giflab_dask.cli import cli
 from giflab_dask.demo import write_demo_data
+from giflab_dask.diagnostics import PHASES, format_summary, run_summary
 from giflab_dask.errors import CacheWriteError
 from giflab_dask.inputs import collect_pairs
-from giflab_dask.pipeline import plan_batch
+from giflab_dask.pipeline import plan_batch, validate_batch
 from giflab_dask.resultstore import ResultStore, alignment_node_key, open_result_store
 
 METRICS = "psnr,mse"
@@ -119,3 +124,55 @@ def test_facts_complete_at_planning_still_store_their_node_in_the_graph(
     result = plan.compute(scheduler="sync")
     assert result.counts()["error"] == 0 and puts.kinds() == ["alignment"] * len(pairs)
     assert None not in _alignment_nodes(pairs, store)
+
+
+def _slow_planning(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Planning takes at least ``seconds`` (its frame lookups phase sleeps first)."""
+    from giflab_dask import pipeline
+
+    real = pipeline._find_frames
+
+    def find_frames(st: Any) -> None:
+        time.sleep(seconds)
+        real(st)
+
+    monkeypatch.setattr(pipeline, "_find_frames", find_frames)
+
+
+def test_the_run_clock_covers_planning_and_its_phases_add_up(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = collect_pairs(demo)
+    _slow_planning(monkeypatch, 0.4)
+    started = time.perf_counter()
+    result = validate_batch(pairs, metrics="psnr", scheduler="sync")
+    took = time.perf_counter() - started
+    stats = result.stats
+    phases = [stats[f"{p}_seconds"] for p in PHASES]
+    assert stats["plan_seconds"] >= 0.4 and all(t >= 0 for t in phases)
+    assert sum(phases) == pytest.approx(stats["seconds"], abs=1e-6)
+    assert 0.4 <= stats["seconds"] <= took
+    assert stats["pairs_per_s"] == pytest.approx(len(pairs) / stats["seconds"])
+    # the summary says the same, and the scheduler's own time is inside compute
+    summary = run_summary(result)
+    assert summary["graph_seconds"] <= summary["compute_seconds"]
+    text = format_summary(summary)
+    assert re.search(r"\(plan \d+\.\d s, compute \d+\.\d s, write \d+\.\d s\)", text), text
+
+
+def test_cli_summary_clock_starts_before_planning(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _slow_planning(monkeypatch, 0.5)
+    args = ["batch", str(demo), "--metrics", "psnr", "--no-progress", "--scheduler", "sync"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (0, 1), result.output
+    total = float(re.search(r"\(([\d.]+) s;", result.stdout)[1])  # type: ignore[index]
+    found = re.search(
+        r"run: 6 pairs in ([\d.]+) s \(plan ([\d.]+) s, compute ([\d.]+) s, write ([\d.]+) s\)",
+        result.stderr,
+    )
+    assert found, result.stderr
+    run, plan, compute, write = (float(x) for x in found.groups())
+    assert total == run and plan >= 0.5 and run >= 0.5
+    assert plan + compute + write == pytest.approx(run, abs=0.151)  # each rounded to 0.1 s
