@@ -295,9 +295,6 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
     where = summary.get("scheduler")
     where = f" on {where}" if where and summary.get("result_misses") else ""
-    phases = [(p, summary.get(f"{p}_seconds")) for p in PHASES]
-    if all(t is not None for _, t in phases):
-        where = " (" + ", ".join(f"{p} {t:.1f} s" for p, t in phases) + f"){where}"
     lines = [
         f"run: {summary['pairs']} pairs in {summary['seconds']:.1f} s{where}: "
         f"{rate(summary['pairs_per_s'])} pairs/s, {rate(summary['frames_per_s'])} frames/s",
@@ -306,6 +303,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"{summary['gifs']} GIFs already in the frame store, {summary['decoded']} decoded; "
         f"time saved {summary.get('saved_seconds', 0.0):.1f} s of task time",
     ]
+    phases = [(p, summary.get(f"{p}_seconds")) for p in PHASES]
+    if all(t is not None for _, t in phases):
+        lines.append("client: " + ", ".join(f"{p} {t:.1f} s" for p, t in phases))
     stages = summary.get("stage_seconds") or {}
     if stages:
         total = sum(stages.values()) or 1.0
