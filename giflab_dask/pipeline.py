@@ -53,7 +53,7 @@ from giflab_dask.graph.build import (
 )
 from giflab_dask.graph.tasks import node_summaries
 from giflab_dask.inputs import PairInput
-from giflab_dask.metrics import MetricSpec, get_metric
+from giflab_dask.metrics import BoundMetric, MetricSpec, get_metric
 from giflab_dask.options import ValidateOptions
 from giflab_dask.outcomes import BatchPlan, BatchResult, LazyPairResult, PairOutcome
 from giflab_dask.results import PairResult
@@ -327,6 +327,7 @@ def _build_graph(st: _Planning) -> BatchPlan:
     budget, pair_seconds = memory_budget(), max_pair_seconds()
     groups = metric_groups(sum(st.chunks_of(i) for i, _ in st.to_build), len(options.metrics))
     run = uuid.uuid4().hex  # names this plan's pair clocks (a pair's tasks share one)
+    bound = {s.name: BoundMetric.of(s) for s in options.metrics} if st.to_build else {}
     writes: dict[tuple[int, str], Delayed] = dict(st.derived)
     decode_keys: set[str] = set()  # the decode tasks in the graph (not of refused pairs)
     for index, missing in st.to_build:
@@ -342,7 +343,7 @@ def _build_graph(st: _Planning) -> BatchPlan:
             sampled = sampled_writes(outcome, missing, graph, sample, pilot, layout)
             pair_writes = {spec.name: write for spec, write in sampled}
         else:
-            pair_writes, measured = graph.fused_writes(outcome.metric_keys, missing, groups)
+            pair_writes, measured = graph.fused_writes(outcome.metric_keys, missing, groups, bound)
             outcome.frame_measurements += measured
         writes.update({(index, name): write for name, write in pair_writes.items()})
         if pair_decodes is not None and (pair_writes or index in st.alignment_writes):
