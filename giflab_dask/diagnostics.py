@@ -1,12 +1,12 @@
 """What a batch run measures about itself: stage names, task time per stage, frames measured.
 
-Tasks carry their stage in their key prefix (``gif-decode``, ``gif-frames``, ``align-frames-*``,
-``<metric>-frame``, ``<metric>-summary``, ``result-write``, ``alignment-write``;
-:func:`stage_of`). Inside a task, :func:`activity` times the stages that share it (reading and
-aligning inside ``pair-metrics``, summaries inside ``result-write``) and :func:`count_frames`
-counts frame measurements for progress. :class:`TaskTimer` (local schedulers) and
-:class:`StageSpans` with :func:`span_times` (a ``distributed`` cluster) collect task time per
-prefix; :class:`RunReport` holds one run's figures, which :func:`run_summary` and
+Tasks carry their stage in their key prefix (``gif-hash``, ``gif-scan``, ``gif-decode``,
+``gif-frames``, ``align-frames-*``, ``<metric>-frame``, ``<metric>-summary``, ``result-write``,
+``alignment-write``; :func:`stage_of`). Inside a task, :func:`activity` times the stages that
+share it (reading and aligning inside ``pair-metrics``, summaries inside ``result-write``) and
+:func:`count_frames` counts frame measurements for progress. :class:`TaskTimer` (local
+schedulers) and :class:`StageSpans` with :func:`span_times` (a ``distributed`` cluster) collect
+task time per prefix; :class:`RunReport` holds one run's figures, which :func:`run_summary` and
 :func:`format_summary` combine with the batch statistics and the client's phases (plan,
 compute, write).
 
@@ -49,7 +49,7 @@ __all__ = [
 
 
 #: Pipeline stages by task-key prefix (see :func:`stage_of`), in data-flow order.
-STAGES = ("decode", "read", "align", "metric", "summary", "write", "other")
+STAGES = ("scan", "decode", "read", "align", "metric", "summary", "write", "other")
 #: What the client does in a run, in order; their seconds add up to the run's: planning (keys,
 #: lookups, the graph), computing (scheduler start-up and the tasks, until the graph's last
 #: value) and writing (the values folded into each pair's result and verdict).
@@ -58,6 +58,8 @@ PHASES = ("plan", "compute", "write")
 
 def stage_of(prefix: str) -> str:
     """The pipeline stage of a task-key prefix (``dask.utils.key_split`` of its key)."""
+    if prefix in ("gif-hash", "gif-scan"):  # planning's tasks on a cluster's files
+        return "scan"
     if prefix == "gif-decode":
         return "decode"
     if prefix in ("gif-frames", "gif-alpha"):

@@ -328,6 +328,9 @@ class BatchPlan:
     alignment_writes: dict[int, Delayed] = field(default_factory=dict)
     #: seconds of an adaptive sample's pilot pass by phase (plan, compute), for the final pass
     earlier: dict[str, float] = field(default_factory=dict)
+    #: task prefix -> (tasks, task-seconds) of the files planning hashed and scanned on a
+    #: cluster's workers (``gif-hash``, ``gif-scan``), added to the run report's prefixes
+    planning_tasks: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     @property
     def specs(self) -> list[MetricSpec]:
@@ -395,6 +398,7 @@ class BatchPlan:
         aligned = list(self.alignment_writes.items())
         values, report = run([w for _, w in items] + [w for _, w in aligned])
         ran = time.perf_counter()
+        report.prefixes.update(self.planning_tasks)
         done, rest = values[: len(items)], values[len(items) :]
         record_writes(self.outcomes, zip((i for i, _ in items), done, strict=True))
         record_alignments(self.outcomes, zip((i for i, _ in aligned), rest, strict=True))

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from giflab_dask.align import AlignOptions, frame_alignment, pair_facts
 from giflab_dask.budget import decode_bytes, max_pair_seconds, memory_budget, pair_limits
+from giflab_dask.cluster import planning_client
 from giflab_dask.errors import GiflabError
 from giflab_dask.graph.build import (
     PairDecodes,
@@ -51,6 +52,7 @@ from giflab_dask.graph.build import (
     derived_write,
     metric_groups,
 )
+from giflab_dask.graph.files import FileWork
 from giflab_dask.graph.tasks import node_summaries
 from giflab_dask.inputs import PairInput
 from giflab_dask.metrics import BoundMetric, MetricSpec, get_metric
@@ -106,6 +108,7 @@ class _Planning:
     stored_gifs: dict[str, StoredGif | None] = field(default_factory=dict)  # key -> entry
     pending: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # key -> (path, root)
     to_build: list[tuple[int, list[MetricSpec]]] = field(default_factory=list)
+    files: FileWork = field(default_factory=FileWork)  # hashes and scans: here or on workers
     alignment_writes: dict[int, Delayed] = field(default_factory=dict)  # index -> its task
 
     @property
@@ -189,7 +192,8 @@ def _find_keys(st: _Planning) -> None:
     from giflab_dask.keys import gif_keys
 
     paths = (p for _, o in st.pairs() for p in (o.input.original, o.input.compressed))
-    st.keys.update(gif_keys(paths))  # all at once: one stat-index transaction, not one per file
+    # all at once: one stat-index transaction, and the files it does not know hashed together
+    st.keys.update(gif_keys(paths, hasher=st.files.hash))
     align, sample = st.options.align, st.options.sample
     for _, outcome in st.pairs():
         try:
@@ -281,25 +285,45 @@ def _derivable(
 
 def _find_frames(st: _Planning) -> None:
     """Phase 4, decodes: for each pair with work left, which of its GIFs are in the frame
-    store and which the graph decodes (their blocks scanned now: an unreadable structure is
-    an error row before any graph)."""
+    store and which the graph decodes (their blocks scanned now, all at once: an unreadable
+    structure is an error row before any graph)."""
+    candidates = []
     for index, outcome in st.pairs():
         missing = st.missing[index]
         if outcome.alignment is not None and not missing:
             continue  # lookups and derivations: no frame is read
-        o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
         try:
-            for path, key in ((outcome.input.original, o_key), (outcome.input.compressed, c_key)):
+            for path, key in _sides(outcome):
                 if key not in st.stored_gifs:
                     # the frame store is the decode cache, whatever use_cache says
                     st.stored_gifs[key] = st.frames().open(key)
                 if st.stored_gifs[key] is None:
-                    st.layout_of(path, key)
                     st.pending.setdefault(key, (Path(path), st.frames().root))
         except GiflabError as exc:
             outcome.error = str(exc)
             continue
+        candidates.append((index, missing))
+    unscanned = [k for k in st.pending if k not in st.layouts]
+    layouts = st.files.scan([str(st.pending[k][0]) for k in unscanned])
+    st.layouts.update(zip(unscanned, layouts, strict=True))
+    for index, missing in candidates:
+        outcome = st.outcomes[index]
+        try:
+            for path, key in _sides(outcome):
+                if key in st.pending:
+                    st.layout_of(path, key)
+        except GiflabError as exc:
+            outcome.error = str(exc)
+            continue
         st.to_build.append((index, missing))
+
+
+def _sides(outcome: PairOutcome) -> tuple[tuple[str, str], tuple[str, str]]:
+    """(path, content key) of a pair's original and compressed GIF."""
+    return (
+        (outcome.input.original, outcome.original_key or ""),
+        (outcome.input.compressed, outcome.compressed_key or ""),
+    )
 
 
 def _pilot_first(st: _Planning, pairs: Sequence[PairInput]) -> BatchPlan | None:
@@ -316,8 +340,9 @@ def _pilot_first(st: _Planning, pairs: Sequence[PairInput]) -> BatchPlan | None:
         st.pilot_store = pilot_store
         return None
     shared = replace(options, store=st.frames(), results=pilot_store)
-    pilot = _plan(need, replace(shared, use_cache=True, sample=sample.pilot()), None)
-    pilot.then = functools.partial(_plan, pairs, shared, pilot_store)
+    client = st.files.client
+    pilot = _plan(need, replace(shared, use_cache=True, sample=sample.pilot()), None, client)
+    pilot.then = functools.partial(_plan, pairs, shared, pilot_store, client)
     return pilot
 
 
@@ -445,20 +470,26 @@ def _alignment_write(
 
 
 def _plan(
-    pairs: Sequence[PairInput], options: ValidateOptions, pilot_store: ResultStore | None
+    pairs: Sequence[PairInput],
+    options: ValidateOptions,
+    pilot_store: ResultStore | None,
+    client: Any = None,
 ) -> BatchPlan:
     """:func:`plan_batch` with its options built; ``pilot_store`` holds an adaptive sample's
-    pilot nodes once its pilot pass has run."""
+    pilot nodes once its pilot pass has run; ``client``: a ``distributed.Client`` whose workers
+    hash and scan the files (None: here)."""
     started = time.perf_counter()  # the run's clock covers planning (decision 62)
     options = replace(options, results=options.result_store())
     st = _Planning(options, [PairOutcome(p, error=p.error) for p in pairs], pilot_store)
     st.frame_store = options.store
+    st.files = FileWork(client)
     _find_keys(st)
     _look_up_nodes(st)
     _derive_from_stored(st)
     _find_frames(st)
     plan = _pilot_first(st, pairs) or _build_graph(st)
     plan.started, plan.planned = started, time.perf_counter()
+    plan.planning_tasks = st.files.tasks
     return plan
 
 
@@ -477,6 +508,7 @@ def plan_batch(
     refresh: bool = False,
     sample: SampleSpec | int | None = None,
     options: ValidateOptions | None = None,
+    client: Any = None,
 ) -> BatchPlan:
     """Look up existing nodes and build the graph of the missing ones (nothing is computed).
 
@@ -484,13 +516,15 @@ def plan_batch(
     frames; default ``giflab.sampling.n``, null: every frame) measures a subset of the aligned
     frames and reports intervals for the means. An adaptive sample returns its pilot pass's
     plan; its ``compute()`` runs the pilot, then plans and runs the rest. ``options`` (a
-    :class:`ValidateOptions`) replaces the other keywords.
+    :class:`ValidateOptions`) replaces the other keywords. ``client``: a
+    ``distributed.Client`` whose workers hash and scan the files planning does not know yet
+    (default: the active client, if any; else they are read here).
     """
     options = ValidateOptions.given(
         options, metrics=metrics, profile=profile, align_options=align_options, store=store,
         results=results, use_cache=use_cache, refresh=refresh, sample=sample,
     )  # fmt: skip
-    return _plan(pairs, options, None)
+    return _plan(pairs, options, None, client or planning_client())
 
 
 def validate_batch(
@@ -515,7 +549,8 @@ def validate_batch(
         options, metrics=metrics, profile=profile, align_options=align_options, store=store,
         results=results, use_cache=use_cache, refresh=refresh, sample=sample,
     )  # fmt: skip
-    return _plan(pairs, options, None).compute(**compute_kwargs)
+    client = planning_client(compute_kwargs.get("scheduler"), compute_kwargs.get("address"))
+    return _plan(pairs, options, None, client).compute(**compute_kwargs)
 
 
 # -- one pair ---------------------------------------------------------------------------------
