@@ -86,6 +86,8 @@ def record_writes(outcomes: list[PairOutcome], done: Iterable[tuple[tuple[int, s
         if isinstance(value, BaseException):
             value = {"ok": False, "metric_error": _exception_text(value)}
         outcome = outcomes[index]
+        if "alignment" in value:  # the pair's first write also stored its alignment node
+            record_alignments(outcomes, [(index, value["alignment"])])
         if value.get("ok"):
             outcome.summaries.update(value["summary"])
             outcome.extra.update(value["extra"])

@@ -53,7 +53,7 @@ from giflab_dask.graph.build import (
     metric_groups,
 )
 from giflab_dask.graph.files import FileWork
-from giflab_dask.graph.tasks import node_summaries
+from giflab_dask.graph.tasks import AlignmentJob, node_summaries
 from giflab_dask.inputs import PairInput
 from giflab_dask.metrics import BoundMetric, MetricSpec, get_metric
 from giflab_dask.options import ValidateOptions
@@ -359,7 +359,7 @@ def _build_graph(st: _Planning) -> BatchPlan:
         prepared = _prepare_pair(st, index, missing, (budget, pair_seconds), f"{run}-{index}")
         if prepared is None:
             continue
-        graph, pair_decodes = prepared
+        graph, pair_decodes, alignment = prepared
         outcome = st.outcomes[index]
         if options.sample is not None:  # which frames to measure is decided here, per pair
             o_key = outcome.original_key or ""
@@ -368,10 +368,16 @@ def _build_graph(st: _Planning) -> BatchPlan:
             sampled = sampled_writes(outcome, missing, graph, sample, pilot, layout)
             pair_writes = {spec.name: write for spec, write in sampled}
         else:
-            pair_writes, measured = graph.fused_writes(outcome.metric_keys, missing, groups, bound)
+            # the alignment node is stored by the pair's first result-write: no task of its own
+            pair_writes, measured = graph.fused_writes(
+                outcome.metric_keys, missing, groups, bound, alignment
+            )
             outcome.frame_measurements += measured
+            alignment = None if pair_writes else alignment
+        if alignment is not None:
+            st.alignment_writes[index] = graph.alignment_write(alignment)
         writes.update({(index, name): write for name, write in pair_writes.items()})
-        if pair_decodes is not None and (pair_writes or index in st.alignment_writes):
+        if pair_decodes is not None and (pair_writes or alignment is not None):
             decode_keys.update(pair_decodes.decodes.values())
     plan = BatchPlan(st.outcomes, replace(options, store=st.frame_store), writes, decode_keys)
     plan.alignment_writes = st.alignment_writes
@@ -387,9 +393,10 @@ def _prepare_pair(
     missing: Sequence[MetricSpec],
     limits: tuple[int | None, float | None],
     clock: str,
-) -> tuple[PairGraph, PairDecodes | None] | None:
-    """One pair's decode tasks, limits and frame alignment, and its alignment node's write;
-    None (its error recorded) when the pair is refused or cannot be aligned."""
+) -> tuple[PairGraph, PairDecodes | None, AlignmentJob | None] | None:
+    """One pair's decode tasks, limits and frame alignment, and what its alignment node's
+    write needs (None: nothing to write); None (its error recorded) when the pair is refused
+    or cannot be aligned."""
     outcome = st.outcomes[index]
     try:
         pair_decodes, o_gif, c_gif, task_limits = _pair_inputs(st, outcome, missing, limits, clock)
@@ -407,11 +414,10 @@ def _prepare_pair(
     graph = PairGraph.of(
         o_gif, c_gif, facts, target, st.frames().root, pair_decodes, task_limits
     )  # fmt: skip
+    alignment = None
     if outcome.alignment is None:
-        write = _alignment_write(st, outcome, graph, o_gif, c_gif)
-        if write is not None:
-            st.alignment_writes[index] = write
-    return graph, pair_decodes
+        alignment = _alignment_job(st, outcome, graph, o_gif, c_gif)
+    return graph, pair_decodes, alignment
 
 
 def _pair_inputs(
@@ -445,12 +451,12 @@ def _pair_inputs(
     return pair_decodes, o_gif, c_gif, task_limits
 
 
-def _alignment_write(
+def _alignment_job(
     st: _Planning, outcome: PairOutcome, graph: PairGraph, o_gif: Any, c_gif: Any
-) -> Delayed | None:
-    """Record a pair's alignment (mapping, sizes, pair facts) and give the task that stores its
-    node (completing the facts that wait for the decodes); None when nothing is left to do
-    (facts complete and the result store off)."""
+) -> AlignmentJob | None:
+    """Record a pair's alignment (mapping, sizes, pair facts) and give what a task needs to
+    store its node (completing the facts that wait for the decodes); None when nothing is left
+    to do (facts complete and the result store off)."""
     options, facts = st.options, graph.facts
     outcome.alignment = {
         "mapping": facts.mapping.tolist(),
@@ -466,7 +472,7 @@ def _alignment_write(
     if node is None and "frame_count_change" in outcome.alignment["facts"]:
         return None
     seen = (getattr(o_gif, "distinct_frames", None), getattr(c_gif, "distinct_frames", None))
-    return graph.alignment_write(node, outcome.alignment, seen)
+    return AlignmentJob(graph.root, node, outcome.alignment, seen)
 
 
 def _plan(

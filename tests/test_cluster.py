@@ -38,7 +38,7 @@ from giflab_dask.resultstore import ResultStore
 METRICS = "psnr,mse,ssim"
 # One pair-metrics task per pair and chunk reads, aligns and measures (DESIGN decision 32);
 # inside it, reading, aligning and each kernel are activities on the dashboard.
-STAGE_PREFIXES = {"gif-decode", "alignment-write", "pair-metrics", "result-write"}
+STAGE_PREFIXES = {"gif-decode", "pair-metrics", "result-write"}
 ACTIVITIES = {"read", "align", "psnr-frame", "mse-frame", "ssim-frame"}
 
 
@@ -162,7 +162,7 @@ def test_local_run_report_splits_pair_metrics_into_stages(demo: Path, tmp_path: 
         result = validate_batch(collect_pairs(demo), metrics=METRICS, scheduler="threads")
     assert result.report is not None and set(result.report.activities) >= ACTIVITIES
     stages = result.report.stages
-    assert stages["metric"][0] == 9 and stages["write"][0] == 9 + 3  # and alignment nodes
+    assert stages["metric"][0] == 9 and stages["write"][0] == 9
     for stage in ("read", "align", "summary"):  # measured inside other stages' tasks
         assert stages[stage][0] == 0 and stages[stage][1] > 0
     assert "read" in format_summary(run_summary(result))
@@ -262,7 +262,7 @@ def test_dashboard_serves_status_and_tasks_carry_stage_names(
     assert set(summary["stage_seconds"]) >= set(stages)
     assert all(summary["stage_seconds"][s] > 0 for s in stages)
     assert result.report.prefixes["gif-decode"][0] == 4  # each distinct GIF once
-    assert summary["stage_tasks"]["write"] == 9 + 3  # metric nodes, and an alignment node each
+    assert summary["stage_tasks"]["write"] == 9  # a pair's first also stores its alignment
     # 3 pairs of one chunk: too few to fuse, so one pair-metrics task per pair and metric
     assert summary["stage_tasks"]["metric"] == 9
     text = format_summary(summary)

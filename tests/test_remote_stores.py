@@ -362,7 +362,7 @@ def test_s3_alignment_nodes_are_stored_by_the_graph(
 
     monkeypatch.setattr(FsspecResultStore, "put", put)
     plan = plan_batch(pairs, metrics="psnr")
-    assert len(plan.alignment_writes) == len(pairs) and client_puts == []
+    assert client_puts == []
     result = plan.compute(scheduler="threads", num_workers=2)
     assert result.counts()["error"] == 0 and client_puts == []
     results = open_result_store()

@@ -23,6 +23,7 @@ import numpy as np
 
 from giflab_dask.budget import TaskLimits
 from giflab_dask.graph.tasks import (
+    AlignmentJob,
     ChunkJob,
     Side,
     decode_task,
@@ -31,6 +32,7 @@ from giflab_dask.graph.tasks import (
     write_derived,
     write_from_chunks,
     write_sampled_node,
+    write_with_alignment,
 )
 from giflab_dask.metrics import BoundMetric, MetricSpec
 
@@ -247,13 +249,11 @@ class PairGraph:
             original.n_frames, original.chunk_frames, limits or TaskLimits(),
         )  # fmt: skip
 
-    def alignment_write(
-        self, node: str | None, document: Mapping[str, Any], seen: tuple[int | None, int | None]
-    ) -> Delayed:
-        """The ``alignment-write`` of the pair's alignment node ``node`` (None: computed, not
-        stored): after the pair's decodes, which count the frames its facts need."""
-        name = node or uuid.uuid4().hex  # not stored: a task of this graph alone
-        task = (write_alignment, self.root, node, dict(document), seen, *self.refs)
+    def alignment_write(self, job: AlignmentJob) -> Delayed:
+        """The ``alignment-write`` of the pair's alignment node, after the pair's decodes
+        (which count the frames its facts need); for a pair with no metric to write."""
+        name = job.node or uuid.uuid4().hex  # not stored: a task of this graph alone
+        task = (write_alignment, job, *self.refs)
         return _write_delayed(f"alignment-write-{name}-{self.roots}", task, self.decode_dsk)
 
     def _job(self, start: int, stop: int, previous: bool, mapping: np.ndarray,
@@ -277,11 +277,13 @@ class PairGraph:
         specs: Sequence[MetricSpec],
         groups: int = 1,
         bound: Mapping[str, BoundMetric] | None = None,
+        alignment: AlignmentJob | None = None,
     ) -> tuple[dict[str, Delayed], int]:
         """The ``result-write`` of each metric in ``specs``, over one ``pair-metrics`` task per
         time chunk of the original and group of metrics (``groups`` of about equal cost, see
         :func:`metric_groups`); and the frames x metrics those tasks measure. ``bound``: the
-        batch's metrics as tasks run them, by name (bound once per batch, not per pair)."""
+        batch's metrics as tasks run them, by name (bound once per batch, not per pair);
+        ``alignment``: the pair's alignment node, stored by its first write."""
         n, step = self.n_frames, self.chunk_frames
         writes, measurements = {}, 0
         for group in balanced_groups(specs, groups):
@@ -303,7 +305,12 @@ class PairGraph:
             dsk, chunk_keys = self._chunks(f"pair-metrics-{token}", jobs)
             for spec in group:
                 node = metric_keys[spec.name]
-                task = (write_from_chunks, self.root, node, spec, list(self.refs), chunk_keys)
+                task: tuple[Any, ...] = (
+                    write_from_chunks, self.root, node, spec, list(self.refs), chunk_keys
+                )  # fmt: skip
+                if alignment is not None:
+                    task = (write_with_alignment, alignment, *task[1:])
+                    alignment = None
                 writes[spec.name] = _write_delayed(f"result-write-{node}-{self.roots}", task, dsk)
         # in the order asked (the table's columns)
         return {s.name: writes[s.name] for s in specs}, measurements

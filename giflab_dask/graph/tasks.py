@@ -35,6 +35,7 @@ from giflab_dask.sampling import SampleDesign
 __all__ = [
     "ERROR",
     "SECONDS",
+    "AlignmentJob",
     "ChunkJob",
     "Side",
     "decode_task",
@@ -48,6 +49,7 @@ __all__ = [
     "write_derived",
     "write_from_chunks",
     "write_sampled_node",
+    "write_with_alignment",
 ]
 
 #: Key of the per-metric task seconds in a ``pair-metrics`` task's result.
@@ -88,20 +90,25 @@ def decode_task(
 # -- alignment-write --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AlignmentJob:
+    """A pair's alignment node as planned: its mapping, sizes and the pair facts known before
+    the decodes (``document``), the distinct frames of each side already stored (``seen``,
+    None for a side this graph decodes), and where it is stored (``node`` None: not stored)."""
+
+    root: str
+    node: str | None
+    document: Mapping[str, Any]
+    seen: tuple[int | None, int | None]
+
+
 def write_alignment(
-    root: str,
-    key: str | None,
-    document: Mapping[str, Any],
-    seen: tuple[int | None, int | None],
-    o_decoded: dict[str, Any] | None,
-    c_decoded: dict[str, Any] | None,
+    job: AlignmentJob, o_decoded: dict[str, Any] | None, c_decoded: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """The ``alignment-write`` task: a pair's alignment node (mapping, sizes, pair facts),
-    its frame-count facts completed from the decodes (``seen``: the distinct frames of a side
-    already stored, None for a side this graph decodes), stored under ``key`` (None: the
-    result store is off). Returns the complete facts, or why there are none: a decode that
-    failed (the pair's error) or a node that could not be stored (a run-time failure, retried
-    by the next run)."""
+    """The ``alignment-write`` task (or the first ``result-write`` of the pair, which also does
+    this): the pair's alignment node, its frame-count facts completed from the decodes, stored.
+    Returns the complete facts, or why there are none: a decode that failed (the pair's error)
+    or a node that could not be stored (a run-time failure, retried by the next run)."""
     from giflab_dask.align import frame_count_facts
 
     decoded = (o_decoded, c_decoded)
@@ -109,14 +116,14 @@ def write_alignment(
     if failed:
         return {"ok": False, "error": "; ".join(failed)}
     o_seen, c_seen = (
-        d["distinct_frames"] if d is not None else n for d, n in zip(decoded, seen, strict=True)
+        d["distinct_frames"] if d is not None else n for d, n in zip(decoded, job.seen, strict=True)
     )
-    facts = dict(document["facts"])
+    facts = dict(job.document["facts"])
     if o_seen is not None and c_seen is not None:
         facts.update(frame_count_facts(o_seen, c_seen))
-    if key is not None:
+    if job.node is not None:
         try:
-            open_result_store(root).put(key, "alignment", {**document, "facts": facts})
+            open_result_store(job.root).put(job.node, "alignment", {**job.document, "facts": facts})
         except CacheWriteError as exc:
             return {"ok": False, "metric_error": str(exc)}
     return {"ok": True, "facts": facts}
@@ -271,6 +278,21 @@ def write_from_chunks(
         return gathered
     matrix, measured = gathered
     return persist_node(root, key, spec, matrix, measured, started)
+
+
+def write_with_alignment(
+    alignment: AlignmentJob,
+    root: str,
+    key: str,
+    spec: MetricSpec,
+    decoded: Sequence[dict[str, Any] | None],
+    chunks: Sequence[dict[str, np.ndarray | str] | None],
+) -> dict[str, Any]:
+    """A pair's first ``result-write``: its alignment node first (:func:`write_alignment`),
+    then the metric's node (:func:`write_from_chunks`); the alignment's result rides along
+    under ``"alignment"``."""
+    aligned = write_alignment(alignment, *decoded)
+    return {**write_from_chunks(root, key, spec, decoded, chunks), "alignment": aligned}
 
 
 def gather_chunks(
