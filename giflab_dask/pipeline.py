@@ -17,7 +17,8 @@
    not yet stored, one ``pair-metrics`` per time chunk of the original that reads, aligns and
    measures it, one ``result-write`` per missing metric node. An interrupted batch keeps every
    finished node, and the rerun computes only the rest. A pair's alignment node is stored by
-   its ``alignment-write`` task, after the pair's decodes (its frame-count facts need them).
+   its first ``result-write`` (an ``alignment-write`` when no metric of it is left), after the
+   pair's decodes, which count the frames its facts need.
 
 :meth:`BatchPlan.compute` runs the graph in one ``dask.compute`` and shapes each pair's
 outcome (:mod:`giflab_dask.outcomes`). A decode failure is carried in-band (its pair becomes an
