@@ -191,3 +191,27 @@ def test_cli_summary_clock_starts_before_planning(
     run, plan, compute, write = (float(x) for x in found.groups())
     assert total == run and plan >= 0.5 and run >= 0.5
     assert plan + compute + write == pytest.approx(run, abs=0.151)  # each rounded to 0.1 s
+
+
+def test_graph_construction_tokenizes_per_batch_not_per_pair(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    import dask.base
+
+    from giflab_dask.graph import build
+
+    build._root_token.cache_clear()
+    callers: list[str] = []
+    real = dask.base.tokenize
+
+    def tokenize(*args: Any, **kwargs: Any) -> str:
+        callers.append(sys._getframe(1).f_code.co_filename)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dask.base, "tokenize", tokenize)
+    plan = plan_batch(collect_pairs(demo), metrics=METRICS)
+    assert len(plan.writes) == 12 and plan.n_decode_tasks == 8
+    # the frame store's root, and it with the result store's: once each, for every task key
+    assert sum(f.endswith(str(Path("graph", "build.py"))) for f in callers) == 2
