@@ -39,6 +39,7 @@ __all__ = [
     "align",
     "display_times",
     "frame_alignment",
+    "frame_count_facts",
     "pair_facts",
     "prepare_block",
     "time_mapping",
@@ -400,7 +401,16 @@ def pair_facts(options: AlignOptions, original: Any, compressed: Any) -> dict[st
     o_seen = getattr(original, "distinct_frames", None)
     c_seen = getattr(compressed, "distinct_frames", None)
     if o_seen is not None and c_seen is not None:
-        facts["frame_count_change"] = max(0, o_seen - c_seen) / o_seen
-        facts["original_distinct_frames"] = float(o_seen)
-        facts["compressed_distinct_frames"] = float(c_seen)
+        facts.update(frame_count_facts(o_seen, c_seen))
     return facts
+
+
+def frame_count_facts(o_seen: int, c_seen: int) -> dict[str, float]:
+    """The pair facts of the frames a viewer can tell apart in each GIF (its decode counts
+    them): :func:`pair_facts` of stored GIFs, or the ``alignment-write`` task's completion of
+    them once the graph has decoded the pair."""
+    return {
+        "frame_count_change": max(0, o_seen - c_seen) / o_seen,
+        "original_distinct_frames": float(o_seen),
+        "compressed_distinct_frames": float(c_seen),
+    }

@@ -67,6 +67,7 @@ __all__ = [
     "apply_config",
     "config_snapshot",
     "execute",
+    "planning_client",
     "scheduler_context",
     "send_config",
 ]
@@ -262,6 +263,15 @@ def scheduler_context(
         link = _dashboard_link(client)
         say(f"dask dashboard: {link}" if link else "dask dashboard: none (install bokeh>=3.1)")
         yield SchedulerSession(kind, description, {"scheduler": client}, client, link)
+
+
+def planning_client(scheduler: Any = None, address: str | None = None) -> Any:
+    """The ``distributed.Client`` a batch will run on, when it is already running (one given
+    as ``scheduler``, or the active one when nothing else is chosen): planning hashes and scans
+    the batch's files on its workers. None when the batch runs locally or on a cluster that
+    :func:`scheduler_context` has yet to start or connect to."""
+    kind, target = _resolve(scheduler, address)
+    return target if kind == "client" else None
 
 
 def _describe_client(client: Any) -> str:

@@ -1,12 +1,14 @@
 """What a batch run measures about itself: stage names, task time per stage, frames measured.
 
-Tasks carry their stage in their key prefix (``gif-decode``, ``gif-frames``, ``align-frames-*``,
-``<metric>-frame``, ``<metric>-summary``, ``result-write``; :func:`stage_of`). Inside a task,
-:func:`activity` times the stages that share it (reading and aligning inside ``pair-metrics``,
-summaries inside ``result-write``) and :func:`count_frames` counts frame measurements for
-progress. :class:`TaskTimer` (local schedulers) and :class:`StageSpans` with :func:`span_times`
-(a ``distributed`` cluster) collect task time per prefix; :class:`RunReport` holds one run's
-figures, which :func:`run_summary` and :func:`format_summary` combine with the batch statistics.
+Tasks carry their stage in their key prefix (``gif-hash``, ``gif-scan``, ``gif-decode``,
+``gif-frames``, ``align-frames-*``, ``<metric>-frame``, ``<metric>-summary``, ``result-write``,
+``alignment-write``; :func:`stage_of`). Inside a task, :func:`activity` times the stages that
+share it (reading and aligning inside ``pair-metrics``, summaries inside ``result-write``) and
+:func:`count_frames` counts frame measurements for progress. :class:`TaskTimer` (local
+schedulers) and :class:`StageSpans` with :func:`span_times` (a ``distributed`` cluster) collect
+task time per prefix; :class:`RunReport` holds one run's figures, which :func:`run_summary` and
+:func:`format_summary` combine with the batch statistics and the client's phases (plan,
+compute, write).
 
 Nothing here chooses or starts a scheduler (that is :mod:`giflab_dask.cluster`), and nothing
 here imports ``distributed``: on a worker it is already imported, and :func:`activity` uses it
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "ACTIVITY_STAGES",
+    "PHASES",
     "STAGES",
     "FinishedBatch",
     "RunReport",
@@ -46,11 +49,17 @@ __all__ = [
 
 
 #: Pipeline stages by task-key prefix (see :func:`stage_of`), in data-flow order.
-STAGES = ("decode", "read", "align", "metric", "summary", "write", "other")
+STAGES = ("scan", "decode", "read", "align", "metric", "summary", "write", "other")
+#: What the client does in a run, in order; their seconds add up to the run's: planning (keys,
+#: lookups, the graph), computing (scheduler start-up and the tasks, until the graph's last
+#: value) and writing (the values folded into each pair's result and verdict).
+PHASES = ("plan", "compute", "write")
 
 
 def stage_of(prefix: str) -> str:
     """The pipeline stage of a task-key prefix (``dask.utils.key_split`` of its key)."""
+    if prefix in ("gif-hash", "gif-scan"):  # planning's tasks on a cluster's files
+        return "scan"
     if prefix == "gif-decode":
         return "decode"
     if prefix in ("gif-frames", "gif-alpha"):
@@ -61,7 +70,7 @@ def stage_of(prefix: str) -> str:
         return "metric"
     if prefix.endswith("-summary"):
         return "summary"
-    if prefix == "result-write":
+    if prefix in ("result-write", "alignment-write"):
         return "write"
     return "other"  # array plumbing between stages: getitem, take, rechunk, block ids
 
@@ -259,7 +268,8 @@ def run_summary(result: FinishedBatch) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "pairs": stats["pairs"],
         "errors": stats["errors"],
-        "seconds": stats["seconds"],
+        "seconds": stats["seconds"],  # from the start of planning: plan + compute + write
+        **{f"{p}_seconds": stats[f"{p}_seconds"] for p in PHASES if f"{p}_seconds" in stats},
         "pairs_per_s": stats["pairs_per_s"],
         "frames_per_s": stats["frames_per_s"],
         "result_hits": stats["node_hits"],
@@ -272,7 +282,7 @@ def run_summary(result: FinishedBatch) -> dict[str, Any]:
     if report is not None:
         summary["scheduler"] = report.scheduler
         summary["dashboard"] = report.dashboard_link
-        summary["compute_seconds"] = report.seconds
+        summary["graph_seconds"] = report.seconds  # the scheduler's part of compute
         summary["failed_tasks"] = report.failed
         summary["stage_seconds"] = {s: t for s, (_, t) in report.stages.items()}
         summary["stage_tasks"] = {s: n for s, (n, _) in report.stages.items()}
@@ -287,9 +297,6 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
     where = summary.get("scheduler")
     where = f" on {where}" if where and summary.get("result_misses") else ""
-    computing = summary.get("compute_seconds")
-    if where and computing:
-        where = f" ({computing:.1f} s computing){where}"
     lines = [
         f"run: {summary['pairs']} pairs in {summary['seconds']:.1f} s{where}: "
         f"{rate(summary['pairs_per_s'])} pairs/s, {rate(summary['frames_per_s'])} frames/s",
@@ -298,6 +305,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"{summary['gifs']} GIFs already in the frame store, {summary['decoded']} decoded; "
         f"time saved {summary.get('saved_seconds', 0.0):.1f} s of task time",
     ]
+    phases = [(p, summary.get(f"{p}_seconds")) for p in PHASES]
+    if all(t is not None for _, t in phases):
+        lines.append("client: " + ", ".join(f"{p} {t:.1f} s" for p, t in phases))
     stages = summary.get("stage_seconds") or {}
     if stages:
         total = sum(stages.values()) or 1.0

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ __all__ = [
     "content_digests",
     "gif_key",
     "gif_keys",
+    "hash_files",
 ]
 
 #: Bump when decoded pixels could change for the same bytes (compositing rules, colour handling).
@@ -192,11 +193,31 @@ def _stat(path: Path) -> os.stat_result:
         raise GifDecodeError(path, f"cannot stat file ({exc.strerror or exc})") from None
 
 
+#: Hashes files (their digests or the errors naming them, in order): :func:`hash_files` here,
+#: or the same as tasks on a cluster's workers (:mod:`giflab_dask.graph.files`).
+Hasher = Callable[[Sequence[Path]], Sequence["str | GifDecodeError"]]
+
+
+def hash_files(paths: Sequence[str | os.PathLike[str]]) -> list[str | GifDecodeError]:
+    """The BLAKE2b-256 hex digest of each file, or the error naming it (no stat index)."""
+    out: list[str | GifDecodeError] = []
+    for path in paths:
+        try:
+            out.append(_hash_file(Path(path)))
+        except GifDecodeError as exc:
+            out.append(exc)
+    return out
+
+
 def content_digests(
-    paths: Iterable[str | os.PathLike[str]], *, use_index: bool = True
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    use_index: bool = True,
+    hasher: Hasher | None = None,
 ) -> dict[str, str | GifDecodeError]:
     """BLAKE2b-256 hex digest of each file's bytes (keyed by the path as given), or the error
-    that names the file. The stat index is opened once and written in one transaction."""
+    that names the file. The stat index is opened once and written in one transaction; the
+    files it does not know are hashed by ``hasher`` (default: :func:`hash_files`, here)."""
     order = list(dict.fromkeys(os.fspath(p) for p in paths))  # as given, each path once
     out: dict[str, str | GifDecodeError] = {}
     files: list[tuple[str, Path, os.stat_result]] = []
@@ -210,17 +231,18 @@ def content_digests(
             out[given] = exc
     index = _stat_index() if use_index and files else None
     hits = index.lookup_many([(p, st) for _, p, st in files]) if index else [None] * len(files)
-    hashed: list[tuple[Path, os.stat_result, str]] = []
+    misses: list[tuple[str, Path, os.stat_result]] = []
     for (given, path, st), hit in zip(files, hits, strict=True):
         if hit is not None:
             out[given] = hit
-            continue
-        try:
-            out[given] = digest = _hash_file(path)
-        except GifDecodeError as exc:
-            out[given] = exc
-            continue
-        hashed.append((path, st, digest))
+        else:
+            misses.append((given, path, st))
+    digests = (hasher or hash_files)([path for _, path, _ in misses]) if misses else []
+    hashed: list[tuple[Path, os.stat_result, str]] = []
+    for (given, path, st), digest in zip(misses, digests, strict=True):
+        out[given] = digest
+        if not isinstance(digest, GifDecodeError):
+            hashed.append((path, st, digest))
     if index is not None and hashed:
         index.store_many(hashed)
     return {given: out[given] for given in order}
@@ -246,13 +268,18 @@ def gif_key(path: str | os.PathLike[str], *, use_index: bool = True) -> str:
 
 
 def gif_keys(
-    paths: Iterable[str | os.PathLike[str]], *, use_index: bool = True
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    use_index: bool = True,
+    hasher: Hasher | None = None,
 ) -> dict[str, str | GifDecodeError]:
     """:func:`gif_key` of many files at once (keyed by the path as given), or the error naming
-    the file: what a batch's planning calls, one stat-index transaction for all."""
+    the file: what a batch's planning calls, one stat-index transaction for all (``hasher``:
+    see :func:`content_digests`)."""
+    digests = content_digests(paths, use_index=use_index, hasher=hasher)
     return {
         path: value if isinstance(value, GifDecodeError) else key_from_digest(value)
-        for path, value in content_digests(paths, use_index=use_index).items()
+        for path, value in digests.items()
     }
 
 

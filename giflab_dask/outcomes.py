@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from giflab_dask.align import pair_facts
-from giflab_dask.errors import CacheWriteError, GiflabError, MeasurementError
-from giflab_dask.graph.build import PendingGif
+from giflab_dask.errors import GiflabError, MeasurementError
 from giflab_dask.inputs import PairInput
 from giflab_dask.reduce import composite_quality, psnr_from_mse, summarize
 from giflab_dask.results import PairResult
@@ -31,7 +29,6 @@ from giflab_dask.verdicts import evaluate
 if TYPE_CHECKING:
     from dask.delayed import Delayed
 
-    from giflab_dask.align import AlignOptions
     from giflab_dask.diagnostics import RunReport
     from giflab_dask.metrics import MetricSpec
     from giflab_dask.options import ValidateOptions
@@ -42,9 +39,9 @@ __all__ = [
     "BatchResult",
     "LazyPairResult",
     "PairOutcome",
-    "complete_facts",
     "failure_message",
     "pair_result",
+    "record_alignments",
     "record_writes",
 ]
 
@@ -69,8 +66,6 @@ class PairOutcome:
     result: PairResult | None = None
     sample: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> its sample record
     frame_measurements: int = 0  # frames x metrics its pair-metrics tasks measure (progress)
-    # (original, compressed, alignment node key or None) while a pair fact waits for a decode
-    facts_after_decode: tuple[Any, Any, str | None] | None = None
 
 
 def failure_message(failed: Mapping[str, str]) -> str:
@@ -91,6 +86,8 @@ def record_writes(outcomes: list[PairOutcome], done: Iterable[tuple[tuple[int, s
         if isinstance(value, BaseException):
             value = {"ok": False, "metric_error": _exception_text(value)}
         outcome = outcomes[index]
+        if "alignment" in value:  # the pair's first write also stored its alignment node
+            record_alignments(outcomes, [(index, value["alignment"])])
         if value.get("ok"):
             outcome.summaries.update(value["summary"])
             outcome.extra.update(value["extra"])
@@ -99,6 +96,23 @@ def record_writes(outcomes: list[PairOutcome], done: Iterable[tuple[tuple[int, s
                 outcome.sample[metric] = value["sample"]
         elif "metric_error" in value:
             outcome.failed[metric] = value["metric_error"]
+        elif outcome.error is None:
+            outcome.error = value["error"]
+
+
+def record_alignments(outcomes: list[PairOutcome], done: Iterable[tuple[int, Any]]) -> None:
+    """Fold each ``alignment-write``'s value into its pair: the complete pair facts, a decode
+    that failed (the pair's error), or a node that could not be stored (a run-time failure:
+    no verdict, and the next run retries)."""
+    for index, value in done:
+        if isinstance(value, BaseException):
+            value = {"ok": False, "metric_error": _exception_text(value)}
+        outcome = outcomes[index]
+        if value.get("ok"):
+            assert outcome.alignment is not None
+            outcome.alignment["facts"] = value["facts"]
+        elif "metric_error" in value:
+            outcome.failed["alignment"] = value["metric_error"]
         elif outcome.error is None:
             outcome.error = value["error"]
 
@@ -257,9 +271,13 @@ class BatchResult:
 
     outcomes: list[PairOutcome]
     plan: BatchPlan
-    seconds: float
+    seconds: float  # wall clock from the start of planning to the last pair's result
     #: where and how the graph ran: scheduler, dashboard link, task time per stage
     report: RunReport | None = None
+    #: ``seconds`` split by what the client was doing: planning (keys, lookups, the graph),
+    #: computing (from the plan to the graph's last value: scheduler start-up, the tasks) and
+    #: writing (folding the values into each pair's result and verdict)
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -280,6 +298,7 @@ class BatchResult:
             "saved_seconds": sum(o.saved_seconds for o in self.outcomes)
             + self.plan.decode_saved_seconds,
             "seconds": self.seconds,
+            **{f"{phase}_seconds": t for phase, t in self.phases.items()},
             "pairs_per_s": len(self.outcomes) / self.seconds if self.seconds else math.nan,
             "frames_per_s": frames / self.seconds if self.seconds else math.nan,
         }
@@ -300,11 +319,20 @@ class BatchPlan:
     options: ValidateOptions
     writes: dict[tuple[int, str], Delayed]  # (pair index, metric) -> result-write task
     decode_keys: set[str]
+    #: perf_counter at the start of planning and at its end (the run's clock starts with it)
     started: float = field(default_factory=time.perf_counter)
+    planned: float | None = None
     # Adaptive sampling: this plan is the pilot pass, and ``then()`` plans the final pass.
     then: Callable[[], BatchPlan] | None = None
     #: Recorded decode seconds of the GIFs whose frames came from the frame store.
     decode_saved_seconds: float = 0.0
+    #: pair index -> the ``alignment-write`` of its alignment node
+    alignment_writes: dict[int, Delayed] = field(default_factory=dict)
+    #: seconds of an adaptive sample's pilot pass by phase (plan, compute), for the final pass
+    earlier: dict[str, float] = field(default_factory=dict)
+    #: task prefix -> (tasks, task-seconds) of the files planning hashed and scanned on a
+    #: cluster's workers (``gif-hash``, ``gif-scan``), added to the run report's prefixes
+    planning_tasks: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     @property
     def specs(self) -> list[MetricSpec]:
@@ -324,7 +352,7 @@ class BatchPlan:
         return self.options.profile
 
     def dask_objects(self) -> list[Delayed]:
-        return list(self.writes.values())
+        return [*self.writes.values(), *self.alignment_writes.values()]
 
     @property
     def n_decode_tasks(self) -> int:
@@ -356,55 +384,48 @@ class BatchPlan:
             return execute(writes, progress=progress, frames_total=total, **compute_kwargs)
 
         if self.then is not None:  # adaptive sampling: the pilot pass first
-            run(list(self.writes.values()))
+            run(self.dask_objects())
+            ran = time.perf_counter()
             final = self.then()
+            # the final pass's clock and phases include the pilot's
+            final.earlier = {
+                "plan": self._planned() - self.started + final._planned() - ran,
+                "compute": ran - self._planned(),
+            }
             final.started = self.started
             return final.compute(progress=progress, **compute_kwargs)
         # Finished nodes are stored as they finish; a write that failed is pinned on its own
         # pair and metric, and the others keep their results.
         items = list(self.writes.items())
-        values, report = run([w for _, w in items])
-        record_writes(self.outcomes, zip((ident for ident, _ in items), values, strict=True))
+        aligned = list(self.alignment_writes.items())
+        values, report = run([w for _, w in items] + [w for _, w in aligned])
+        ran = time.perf_counter()
+        report.prefixes.update(self.planning_tasks)
+        done, rest = values[: len(items)], values[len(items) :]
+        record_writes(self.outcomes, zip((i for i, _ in items), done, strict=True))
+        record_alignments(self.outcomes, zip((i for i, _ in aligned), rest, strict=True))
         for outcome in self.outcomes:
             self._finish(outcome)
-        return BatchResult(self.outcomes, self, time.perf_counter() - self.started, report)
+        finished = time.perf_counter()
+        phases = {
+            "plan": self.earlier.get("plan", self._planned() - self.started),
+            "compute": self.earlier.get("compute", 0.0) + ran - self._planned(),
+            "write": finished - ran,
+        }
+        return BatchResult(self.outcomes, self, finished - self.started, report, phases)
+
+    def _planned(self) -> float:
+        return self.started if self.planned is None else self.planned
 
     def _finish(self, outcome: PairOutcome) -> None:
-        """A pair's error, its pair facts and alignment node, and its result, once its writes
-        have run."""
+        """A pair's error and its result, once its writes have run."""
         if outcome.error is None and outcome.failed:
             # A verdict over the survivors would re-weigh the composite and skip checks.
             outcome.error = failure_message(outcome.failed)
-        if outcome.error is None and outcome.facts_after_decode is not None:
-            complete_facts(outcome, self.options.align, self.results)
         if outcome.error is None and outcome.alignment is not None:
             outcome.result = pair_result(
                 outcome, self.specs, self.profile, self.results, self.sample
             )
-
-
-def complete_facts(outcome: PairOutcome, options: AlignOptions, results: ResultStore) -> None:
-    """The pair facts that waited for the decodes, from the decoded entries; the alignment
-    node is stored once complete (a stored node is never missing a fact)."""
-    from giflab_dask.framestore import open_frame_store
-
-    assert outcome.facts_after_decode is not None and outcome.alignment is not None
-    *gifs, node = outcome.facts_after_decode
-    outcome.facts_after_decode = None
-    stored = [
-        open_frame_store(gif.store_root).open(gif.key) if isinstance(gif, PendingGif) else gif
-        for gif in gifs
-    ]
-    if any(gif is None for gif in stored):
-        # No entry to count from (removed meanwhile): the check reports it unmeasured.
-        outcome.alignment["facts"]["frame_count_change"] = math.nan
-        return
-    outcome.alignment["facts"] = pair_facts(options, *stored)
-    if node is not None:
-        try:
-            results.put(node, "alignment", outcome.alignment)
-        except CacheWriteError as exc:  # a run-time failure like a metric node's: retried
-            outcome.error = failure_message({"alignment": str(exc)})
 
 
 @dataclass

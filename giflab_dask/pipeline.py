@@ -16,7 +16,9 @@
    limits, and its tasks (:mod:`giflab_dask.graph.build`): one ``gif-decode`` per distinct GIF
    not yet stored, one ``pair-metrics`` per time chunk of the original that reads, aligns and
    measures it, one ``result-write`` per missing metric node. An interrupted batch keeps every
-   finished node, and the rerun computes only the rest.
+   finished node, and the rerun computes only the rest. A pair's alignment node is stored by
+   its first ``result-write`` (an ``alignment-write`` when no metric of it is left), after the
+   pair's decodes, which count the frames its facts need.
 
 :meth:`BatchPlan.compute` runs the graph in one ``dask.compute`` and shapes each pair's
 outcome (:mod:`giflab_dask.outcomes`). A decode failure is carried in-band (its pair becomes an
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -41,7 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 from giflab_dask.align import AlignOptions, frame_alignment, pair_facts
 from giflab_dask.budget import decode_bytes, max_pair_seconds, memory_budget, pair_limits
-from giflab_dask.errors import CacheWriteError, GiflabError
+from giflab_dask.cluster import planning_client
+from giflab_dask.errors import GiflabError
 from giflab_dask.graph.build import (
     PairDecodes,
     PairGraph,
@@ -49,9 +53,10 @@ from giflab_dask.graph.build import (
     derived_write,
     metric_groups,
 )
-from giflab_dask.graph.tasks import node_summaries
+from giflab_dask.graph.files import FileWork
+from giflab_dask.graph.tasks import AlignmentJob, node_summaries
 from giflab_dask.inputs import PairInput
-from giflab_dask.metrics import MetricSpec, get_metric
+from giflab_dask.metrics import BoundMetric, MetricSpec, get_metric
 from giflab_dask.options import ValidateOptions
 from giflab_dask.outcomes import BatchPlan, BatchResult, LazyPairResult, PairOutcome
 from giflab_dask.results import PairResult
@@ -63,7 +68,6 @@ if TYPE_CHECKING:
     import numpy as np
     from dask.delayed import Delayed
 
-    from giflab_dask.align import FrameAlignment
     from giflab_dask.budget import TaskLimits
     from giflab_dask.decode import GifLayout
     from giflab_dask.framestore import FrameStore, StoredGif
@@ -105,6 +109,8 @@ class _Planning:
     stored_gifs: dict[str, StoredGif | None] = field(default_factory=dict)  # key -> entry
     pending: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # key -> (path, root)
     to_build: list[tuple[int, list[MetricSpec]]] = field(default_factory=list)
+    files: FileWork = field(default_factory=FileWork)  # hashes and scans: here or on workers
+    alignment_writes: dict[int, Delayed] = field(default_factory=dict)  # index -> its task
 
     @property
     def results(self) -> ResultStore:
@@ -187,7 +193,8 @@ def _find_keys(st: _Planning) -> None:
     from giflab_dask.keys import gif_keys
 
     paths = (p for _, o in st.pairs() for p in (o.input.original, o.input.compressed))
-    st.keys.update(gif_keys(paths))  # all at once: one stat-index transaction, not one per file
+    # all at once: one stat-index transaction, and the files it does not know hashed together
+    st.keys.update(gif_keys(paths, hasher=st.files.hash))
     align, sample = st.options.align, st.options.sample
     for _, outcome in st.pairs():
         try:
@@ -279,25 +286,45 @@ def _derivable(
 
 def _find_frames(st: _Planning) -> None:
     """Phase 4, decodes: for each pair with work left, which of its GIFs are in the frame
-    store and which the graph decodes (their blocks scanned now: an unreadable structure is
-    an error row before any graph)."""
+    store and which the graph decodes (their blocks scanned now, all at once: an unreadable
+    structure is an error row before any graph)."""
+    candidates = []
     for index, outcome in st.pairs():
         missing = st.missing[index]
         if outcome.alignment is not None and not missing:
             continue  # lookups and derivations: no frame is read
-        o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
         try:
-            for path, key in ((outcome.input.original, o_key), (outcome.input.compressed, c_key)):
+            for path, key in _sides(outcome):
                 if key not in st.stored_gifs:
                     # the frame store is the decode cache, whatever use_cache says
                     st.stored_gifs[key] = st.frames().open(key)
                 if st.stored_gifs[key] is None:
-                    st.layout_of(path, key)
                     st.pending.setdefault(key, (Path(path), st.frames().root))
         except GiflabError as exc:
             outcome.error = str(exc)
             continue
+        candidates.append((index, missing))
+    unscanned = [k for k in st.pending if k not in st.layouts]
+    layouts = st.files.scan([str(st.pending[k][0]) for k in unscanned])
+    st.layouts.update(zip(unscanned, layouts, strict=True))
+    for index, missing in candidates:
+        outcome = st.outcomes[index]
+        try:
+            for path, key in _sides(outcome):
+                if key in st.pending:
+                    st.layout_of(path, key)
+        except GiflabError as exc:
+            outcome.error = str(exc)
+            continue
         st.to_build.append((index, missing))
+
+
+def _sides(outcome: PairOutcome) -> tuple[tuple[str, str], tuple[str, str]]:
+    """(path, content key) of a pair's original and compressed GIF."""
+    return (
+        (outcome.input.original, outcome.original_key or ""),
+        (outcome.input.compressed, outcome.compressed_key or ""),
+    )
 
 
 def _pilot_first(st: _Planning, pairs: Sequence[PairInput]) -> BatchPlan | None:
@@ -314,8 +341,9 @@ def _pilot_first(st: _Planning, pairs: Sequence[PairInput]) -> BatchPlan | None:
         st.pilot_store = pilot_store
         return None
     shared = replace(options, store=st.frames(), results=pilot_store)
-    pilot = _plan(need, replace(shared, use_cache=True, sample=sample.pilot()), None)
-    pilot.then = functools.partial(_plan, pairs, shared, pilot_store)
+    client = st.files.client
+    pilot = _plan(need, replace(shared, use_cache=True, sample=sample.pilot()), None, client)
+    pilot.then = functools.partial(_plan, pairs, shared, pilot_store, client)
     return pilot
 
 
@@ -325,13 +353,14 @@ def _build_graph(st: _Planning) -> BatchPlan:
     budget, pair_seconds = memory_budget(), max_pair_seconds()
     groups = metric_groups(sum(st.chunks_of(i) for i, _ in st.to_build), len(options.metrics))
     run = uuid.uuid4().hex  # names this plan's pair clocks (a pair's tasks share one)
+    bound = {s.name: BoundMetric.of(s) for s in options.metrics} if st.to_build else {}
     writes: dict[tuple[int, str], Delayed] = dict(st.derived)
     decode_keys: set[str] = set()  # the decode tasks in the graph (not of refused pairs)
     for index, missing in st.to_build:
         prepared = _prepare_pair(st, index, missing, (budget, pair_seconds), f"{run}-{index}")
         if prepared is None:
             continue
-        graph, pair_decodes = prepared
+        graph, pair_decodes, alignment = prepared
         outcome = st.outcomes[index]
         if options.sample is not None:  # which frames to measure is decided here, per pair
             o_key = outcome.original_key or ""
@@ -340,12 +369,19 @@ def _build_graph(st: _Planning) -> BatchPlan:
             sampled = sampled_writes(outcome, missing, graph, sample, pilot, layout)
             pair_writes = {spec.name: write for spec, write in sampled}
         else:
-            pair_writes, measured = graph.fused_writes(outcome.metric_keys, missing, groups)
+            # the alignment node is stored by the pair's first result-write: no task of its own
+            pair_writes, measured = graph.fused_writes(
+                outcome.metric_keys, missing, groups, bound, alignment
+            )
             outcome.frame_measurements += measured
+            alignment = None if pair_writes else alignment
+        if alignment is not None:
+            st.alignment_writes[index] = graph.alignment_write(alignment)
         writes.update({(index, name): write for name, write in pair_writes.items()})
-        if pair_decodes is not None and pair_writes:
+        if pair_decodes is not None and (pair_writes or alignment is not None):
             decode_keys.update(pair_decodes.decodes.values())
     plan = BatchPlan(st.outcomes, replace(options, store=st.frame_store), writes, decode_keys)
+    plan.alignment_writes = st.alignment_writes
     plan.decode_saved_seconds = sum(
         float(gif.attrs.get("decode_seconds", 0.0)) for gif in st.stored_gifs.values() if gif
     )
@@ -358,9 +394,10 @@ def _prepare_pair(
     missing: Sequence[MetricSpec],
     limits: tuple[int | None, float | None],
     clock: str,
-) -> tuple[PairGraph, PairDecodes | None] | None:
-    """One pair's decode tasks, limits and frame alignment, and its alignment node; None
-    (its error recorded) when the pair is refused or cannot be aligned."""
+) -> tuple[PairGraph, PairDecodes | None, AlignmentJob | None] | None:
+    """One pair's decode tasks, limits and frame alignment, and what its alignment node's
+    write needs (None: nothing to write); None (its error recorded) when the pair is refused
+    or cannot be aligned."""
     outcome = st.outcomes[index]
     try:
         pair_decodes, o_gif, c_gif, task_limits = _pair_inputs(st, outcome, missing, limits, clock)
@@ -374,13 +411,14 @@ def _prepare_pair(
             f"{type(exc).__name__}: {exc}"
         )
         return None
-    if outcome.alignment is None and not _alignment_node(st, outcome, facts, o_gif, c_gif):
-        return None
     target = str(st.results.root)
     graph = PairGraph.of(
         o_gif, c_gif, facts, target, st.frames().root, pair_decodes, task_limits
     )  # fmt: skip
-    return graph, pair_decodes
+    alignment = None
+    if outcome.alignment is None:
+        alignment = _alignment_job(st, outcome, graph, o_gif, c_gif)
+    return graph, pair_decodes, alignment
 
 
 def _pair_inputs(
@@ -414,13 +452,13 @@ def _pair_inputs(
     return pair_decodes, o_gif, c_gif, task_limits
 
 
-def _alignment_node(
-    st: _Planning, outcome: PairOutcome, facts: FrameAlignment, o_gif: Any, c_gif: Any
-) -> bool:
-    """Record a pair's alignment (mapping, sizes, pair facts) and store its node, unless a
-    fact waits for the decodes; False when the node cannot be stored (a run-time failure:
-    its metric nodes could not be stored either, and the next run retries)."""
-    options = st.options
+def _alignment_job(
+    st: _Planning, outcome: PairOutcome, graph: PairGraph, o_gif: Any, c_gif: Any
+) -> AlignmentJob | None:
+    """Record a pair's alignment (mapping, sizes, pair facts) and give what a task needs to
+    store its node (completing the facts that wait for the decodes); None when nothing is left
+    to do (facts complete and the result store off)."""
+    options, facts = st.options, graph.facts
     outcome.alignment = {
         "mapping": facts.mapping.tolist(),
         "mode": facts.mode,
@@ -432,33 +470,34 @@ def _alignment_node(
     }
     o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
     node = alignment_node_key(o_key, c_key, options.align) if options.use_cache else None
-    if "frame_count_change" not in outcome.alignment["facts"]:
-        outcome.facts_after_decode = (o_gif, c_gif, node)
-    elif node is not None:
-        try:
-            st.results.put(node, "alignment", outcome.alignment)
-        except CacheWriteError as exc:
-            outcome.failed["alignment"] = str(exc)
-            return False
-    return True
+    if node is None and "frame_count_change" in outcome.alignment["facts"]:
+        return None
+    seen = (getattr(o_gif, "distinct_frames", None), getattr(c_gif, "distinct_frames", None))
+    return AlignmentJob(graph.root, node, outcome.alignment, seen)
 
 
 def _plan(
-    pairs: Sequence[PairInput], options: ValidateOptions, pilot_store: ResultStore | None
+    pairs: Sequence[PairInput],
+    options: ValidateOptions,
+    pilot_store: ResultStore | None,
+    client: Any = None,
 ) -> BatchPlan:
     """:func:`plan_batch` with its options built; ``pilot_store`` holds an adaptive sample's
-    pilot nodes once its pilot pass has run."""
+    pilot nodes once its pilot pass has run; ``client``: a ``distributed.Client`` whose workers
+    hash and scan the files (None: here)."""
+    started = time.perf_counter()  # the run's clock covers planning (decision 62)
     options = replace(options, results=options.result_store())
     st = _Planning(options, [PairOutcome(p, error=p.error) for p in pairs], pilot_store)
     st.frame_store = options.store
+    st.files = FileWork(client)
     _find_keys(st)
     _look_up_nodes(st)
     _derive_from_stored(st)
     _find_frames(st)
-    pilot = _pilot_first(st, pairs)
-    if pilot is not None:
-        return pilot
-    return _build_graph(st)
+    plan = _pilot_first(st, pairs) or _build_graph(st)
+    plan.started, plan.planned = started, time.perf_counter()
+    plan.planning_tasks = st.files.tasks
+    return plan
 
 
 # -- the public functions ---------------------------------------------------------------------
@@ -476,6 +515,7 @@ def plan_batch(
     refresh: bool = False,
     sample: SampleSpec | int | None = None,
     options: ValidateOptions | None = None,
+    client: Any = None,
 ) -> BatchPlan:
     """Look up existing nodes and build the graph of the missing ones (nothing is computed).
 
@@ -483,13 +523,15 @@ def plan_batch(
     frames; default ``giflab.sampling.n``, null: every frame) measures a subset of the aligned
     frames and reports intervals for the means. An adaptive sample returns its pilot pass's
     plan; its ``compute()`` runs the pilot, then plans and runs the rest. ``options`` (a
-    :class:`ValidateOptions`) replaces the other keywords.
+    :class:`ValidateOptions`) replaces the other keywords. ``client``: a
+    ``distributed.Client`` whose workers hash and scan the files planning does not know yet
+    (default: the active client, if any; else they are read here).
     """
     options = ValidateOptions.given(
         options, metrics=metrics, profile=profile, align_options=align_options, store=store,
         results=results, use_cache=use_cache, refresh=refresh, sample=sample,
     )  # fmt: skip
-    return _plan(pairs, options, None)
+    return _plan(pairs, options, None, client or planning_client())
 
 
 def validate_batch(
@@ -514,7 +556,8 @@ def validate_batch(
         options, metrics=metrics, profile=profile, align_options=align_options, store=store,
         results=results, use_cache=use_cache, refresh=refresh, sample=sample,
     )  # fmt: skip
-    return _plan(pairs, options, None).compute(**compute_kwargs)
+    client = planning_client(compute_kwargs.get("scheduler"), compute_kwargs.get("address"))
+    return _plan(pairs, options, None, client).compute(**compute_kwargs)
 
 
 # -- one pair ---------------------------------------------------------------------------------

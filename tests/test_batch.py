@@ -335,10 +335,9 @@ def test_interrupted_batch_keeps_finished_pairs(demo: Path, isolated_cache: Path
     )  # fmt: skip
     results = isolated_cache / "results"
 
-    def finished() -> list[Path]:  # complete metric nodes only, not writes in flight
-        # (alignment nodes of GIFs not yet decoded are written after the batch: decision 47)
+    def finished(kind: str = "metric") -> list[Path]:  # complete nodes, not writes in flight
         done = [p for p in results.glob("*/*.json") if not p.name.startswith(".tmp-")]
-        return [p for p in done if _kind(p) == "metric"]
+        return [p for p in done if _kind(p) == kind]
 
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -349,6 +348,9 @@ def test_interrupted_batch_keeps_finished_pairs(demo: Path, isolated_cache: Path
     proc.wait()
     stored = len(finished())
     assert 0 < stored < 6, "kill the batch between its first and last result"
+    # alignment nodes are stored by the graph as the pair's decodes finish (decision 62)
+    aligned = {p: p.stat().st_mtime_ns for p in finished("alignment")}
+    assert aligned
     # The rerun reuses the finished pairs and completes the others.
     out = subprocess.run(
         [sys.executable, "-c", _INTERRUPTED, str(demo), str(isolated_cache)],
@@ -356,6 +358,8 @@ def test_interrupted_batch_keeps_finished_pairs(demo: Path, isolated_cache: Path
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["done", str(6 - stored)]
+    assert len(finished("alignment")) == 6  # the rerun stored the rest, kept the finished
+    assert {p: p.stat().st_mtime_ns for p in aligned} == aligned
     # a write killed in flight leaves a marked temporary file, never read; prune removes it
     ResultStore(results).prune_temporaries(min_age_s=0)
     assert not [p for p in results.glob("*/.tmp-*")]

@@ -262,7 +262,7 @@ def test_dashboard_serves_status_and_tasks_carry_stage_names(
     assert set(summary["stage_seconds"]) >= set(stages)
     assert all(summary["stage_seconds"][s] > 0 for s in stages)
     assert result.report.prefixes["gif-decode"][0] == 4  # each distinct GIF once
-    assert summary["stage_tasks"]["write"] == 9
+    assert summary["stage_tasks"]["write"] == 9  # a pair's first also stores its alignment
     # 3 pairs of one chunk: too few to fuse, so one pair-metrics task per pair and metric
     assert summary["stage_tasks"]["metric"] == 9
     text = format_summary(summary)
@@ -451,3 +451,37 @@ def test_two_processes_share_one_cache_root(
     nodes = ResultStore(shared / "results").entries()
     assert len(nodes) == len({p.name for p in nodes}) == 3 + 9
     assert not list((shared / "results").glob("*/.tmp-*"))
+
+
+def test_planning_hashes_and_scans_new_files_on_the_workers(
+    demo: Path,
+    reference: pd.DataFrame,
+    client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from giflab_dask import decode, keys
+
+    here: list[str] = []  # hashes and scans in this (the client's) process
+    real_hash, real_scan = keys._hash_file, decode.scan_gif
+    monkeypatch.setattr(keys, "_hash_file", lambda p: here.append("hash") or real_hash(p))
+    monkeypatch.setattr(decode, "scan_gif", lambda p, *a: here.append("scan") or real_scan(p, *a))
+    monkeypatch.setattr(keys, "_RACY_SECONDS", 0.0)  # the demo's files were just written
+    pairs = collect_pairs(demo)
+    settings = {"giflab.cache-dir": str(tmp_path / "cache"),
+                "giflab.stat-index": str(tmp_path / "stat-index.sqlite")}  # fmt: skip
+    with dask.config.set(settings):
+        result = validate_batch(pairs, metrics=METRICS, scheduler=client)
+    assert here == []
+    _same(batch_table(result.outcomes), reference)
+    # 4 distinct GIFs, 6 paths: one task of each kind, on the workers, in the run report
+    prefixes = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    assert {"gif-hash", "gif-scan"} <= set(prefixes)
+    assert result.report is not None
+    assert result.report.prefixes["gif-hash"][0] == 1 and result.report.prefixes["gif-scan"][0] == 1
+    assert run_summary(result)["stage_tasks"]["scan"] == 2
+    # Again: the stat index knows every file and the frame store every GIF: no task of either
+    with dask.config.set(settings):
+        again = validate_batch(pairs, metrics=METRICS, scheduler=client, refresh=True)
+    assert again.plan.planning_tasks == {} and here == []
+    assert again.report is not None and "gif-hash" not in again.report.prefixes

@@ -118,7 +118,8 @@ def test_building_the_graph_computes_nothing(
     graph = {}
     for obj in lazy.dask_objects():
         graph.update(dict(obj.__dask_graph__()))
-    # A pair-metrics task per chunk reads, aligns and runs the kernels (decision 32).
+    # A pair-metrics task per chunk reads, aligns and runs the kernels (decision 32); the
+    # alignment node is stored by the pair's first result-write (decision 62).
     assert {key_split(k) for k in graph} == {"gif-decode", "pair-metrics", "result-write"}
     assert sum(1 for k in graph if key_split(k) == "gif-decode") == 2
     assert sum(1 for k in graph if key_split(k) == "result-write") == 2  # a node per metric

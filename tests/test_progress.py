@@ -57,7 +57,7 @@ def test_terminal_redraws_one_line_and_counts_every_frame(demo: Path) -> None:
     assert text.startswith("\r") and text.endswith("\n") and text.count("\n") == 1
     final = text.rstrip("\n").rsplit("\r", 1)[-1].strip()
     assert f"frames×metrics {total}/{total} (100%)" in final, final
-    n_writes = len(plan.writes)
+    n_writes = len(plan.writes)  # alignment nodes are stored by the pairs' first writes
     assert f"write {n_writes}/{n_writes}" in final and "decode 8/8" in final
 
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -342,6 +343,36 @@ def test_s3_batch_then_all_cache_hits(demo: Path, local_table: pd.DataFrame, s3_
     assert plan.n_decode_tasks == 0 and plan.n_metric_tasks == len(pairs)
     third = plan.compute(scheduler="processes", num_workers=2)
     assert third.counts()["error"] == 0 and third.stats["node_misses"] == len(pairs)
+
+
+def test_s3_alignment_nodes_are_stored_by_the_graph(
+    demo: Path, s3_cache: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from giflab_dask.align import AlignOptions
+    from giflab_dask.resultstore import alignment_node_key
+
+    pairs = collect_pairs(demo)
+    client_puts: list[str] = []
+    real = FsspecResultStore.put
+
+    def put(store: FsspecResultStore, key: str, kind: str, data: dict[str, Any]) -> None:
+        if threading.current_thread() is threading.main_thread():
+            client_puts.append(kind)
+        real(store, key, kind, data)
+
+    monkeypatch.setattr(FsspecResultStore, "put", put)
+    plan = plan_batch(pairs, metrics="psnr")
+    assert client_puts == []
+    result = plan.compute(scheduler="threads", num_workers=2)
+    assert result.counts()["error"] == 0 and client_puts == []
+    results = open_result_store()
+    options = AlignOptions.from_config()
+    for pair, outcome in zip(pairs, result.outcomes, strict=True):
+        key = alignment_node_key(gif_key(pair.original), gif_key(pair.compressed), options)
+        node = results.get(key, "alignment")
+        assert node is not None and outcome.alignment is not None
+        assert node["facts"] == outcome.alignment["facts"]
+        assert "frame_count_change" in node["facts"]
 
 
 _WRITER = """

@@ -1,7 +1,7 @@
 """Task keys and graph assembly: the one module that writes raw task tuples and
 ``HighLevelGraph``\\ s. The planner (:mod:`giflab_dask.pipeline`) decides what to compute; this
-module turns one pair's decision into ``gif-decode``, ``pair-metrics`` and ``result-write``
-tasks (:mod:`.tasks`) and gives each metric's write as a ``Delayed``.
+module turns one pair's decision into ``gif-decode``, ``alignment-write``, ``pair-metrics``
+and ``result-write`` tasks (:mod:`.tasks`) and gives each node's write as a ``Delayed``.
 
 A pair costs one ``pair-metrics`` task per time chunk of its original (and group of metrics)
 plus one ``result-write`` per metric: frames are read, aligned and measured in one task, and
@@ -10,7 +10,10 @@ only small per-frame vectors travel to the writes.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +23,16 @@ import numpy as np
 
 from giflab_dask.budget import TaskLimits
 from giflab_dask.graph.tasks import (
+    AlignmentJob,
     ChunkJob,
     Side,
     decode_task,
     pair_chunk,
+    write_alignment,
     write_derived,
     write_from_chunks,
     write_sampled_node,
+    write_with_alignment,
 )
 from giflab_dask.metrics import BoundMetric, MetricSpec
 
@@ -56,9 +62,23 @@ __all__ = [
 def root_token(*roots: str | os.PathLike[str]) -> str:
     """A short token of cache roots for task keys: two batches on one cluster with different
     caches must not share a task (its result would name the other cache's entry or node)."""
+    return _root_token(tuple(str(r) for r in roots))
+
+
+@functools.lru_cache(maxsize=64)
+def _root_token(roots: tuple[str, ...]) -> str:
+    # every task key of a batch names its roots: tokenized once per batch, not per task
     from dask.base import tokenize
 
-    return tokenize(*(str(r) for r in roots))[:8]
+    return tokenize(*roots)[:8]
+
+
+def _group_token(node_keys: Sequence[str], *parts: Any) -> str:
+    """The token of one pair's ``pair-metrics`` tasks for a group of metrics: their node keys
+    already name both GIFs' contents, the alignment options and each metric's parameters (what
+    decides the tasks' values); ``parts`` add what decides how they run and where they read."""
+    text = "|".join([*node_keys, *(str(p) for p in parts)])
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def decode_task_key(key: str, root: str | os.PathLike[str]) -> str:
@@ -229,6 +249,13 @@ class PairGraph:
             original.n_frames, original.chunk_frames, limits or TaskLimits(),
         )  # fmt: skip
 
+    def alignment_write(self, job: AlignmentJob) -> Delayed:
+        """The ``alignment-write`` of the pair's alignment node, after the pair's decodes
+        (which count the frames its facts need); for a pair with no metric to write."""
+        name = job.node or uuid.uuid4().hex  # not stored: a task of this graph alone
+        task = (write_alignment, job, *self.refs)
+        return _write_delayed(f"alignment-write-{name}-{self.roots}", task, self.decode_dsk)
+
     def _job(self, start: int, stop: int, previous: bool, mapping: np.ndarray,
              metrics: tuple[BoundMetric, ...], frames: np.ndarray | None = None,
              keep: np.ndarray | None = None) -> ChunkJob:  # fmt: skip
@@ -245,34 +272,45 @@ class PairGraph:
         return dsk, [k for k in dsk if isinstance(k, tuple)]
 
     def fused_writes(
-        self, metric_keys: Mapping[str, str], specs: Sequence[MetricSpec], groups: int = 1
+        self,
+        metric_keys: Mapping[str, str],
+        specs: Sequence[MetricSpec],
+        groups: int = 1,
+        bound: Mapping[str, BoundMetric] | None = None,
+        alignment: AlignmentJob | None = None,
     ) -> tuple[dict[str, Delayed], int]:
         """The ``result-write`` of each metric in ``specs``, over one ``pair-metrics`` task per
         time chunk of the original and group of metrics (``groups`` of about equal cost, see
-        :func:`metric_groups`); and the frames x metrics those tasks measure."""
-        from dask.base import tokenize
-
-        facts = self.facts
+        :func:`metric_groups`); and the frames x metrics those tasks measure. ``bound``: the
+        batch's metrics as tasks run them, by name (bound once per batch, not per pair);
+        ``alignment``: the pair's alignment node, stored by its first write."""
         n, step = self.n_frames, self.chunk_frames
         writes, measurements = {}, 0
         for group in balanced_groups(specs, groups):
-            metrics = tuple(BoundMetric.of(s) for s in group)
+            metrics = tuple(
+                bound[s.name] if bound and s.name in bound else BoundMetric.of(s) for s in group
+            )
             previous = any(s.temporal for s in group)
-            token = tokenize(
-                self.sides, facts.options, facts.mode, facts.mapping, facts.size, metrics,
-                self.roots,
+            token = _group_token(
+                [metric_keys[s.name] for s in group], self.roots, n, step, self.sides,
+                [sorted(m.runtime.items()) for m in metrics],
             )  # fmt: skip
             jobs = []
             for start in range(0, n, step):
                 stop = min(start + step, n)
                 lead = previous and start > 0
-                mapping = facts.mapping[start - 1 if lead else start : stop]
+                mapping = self.facts.mapping[start - 1 if lead else start : stop]
                 jobs.append(self._job(start, stop, lead, mapping, metrics))
                 measurements += (stop - start) * len(metrics)
             dsk, chunk_keys = self._chunks(f"pair-metrics-{token}", jobs)
             for spec in group:
                 node = metric_keys[spec.name]
-                task = (write_from_chunks, self.root, node, spec, list(self.refs), chunk_keys)
+                task: tuple[Any, ...] = (
+                    write_from_chunks, self.root, node, spec, list(self.refs), chunk_keys
+                )  # fmt: skip
+                if alignment is not None:
+                    task = (write_with_alignment, alignment, *task[1:])
+                    alignment = None
                 writes[spec.name] = _write_delayed(f"result-write-{node}-{self.roots}", task, dsk)
         # in the order asked (the table's columns)
         return {s.name: writes[s.name] for s in specs}, measurements

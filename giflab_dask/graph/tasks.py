@@ -1,10 +1,12 @@
 """The functions a batch's tasks run on the workers, in the order a pair flows through them.
 
-``gif-decode`` (:func:`decode_task`) fills the frame store; ``pair-metrics``
-(:func:`pair_chunk`) reads, aligns and measures one time chunk of a pair; ``result-write``
-(:func:`write_from_chunks`, :func:`write_derived`, :func:`write_sampled_node`) summarises one
-metric of a pair and stores its node. Each takes and returns plain values (paths, arrays,
-dicts), so a worker needs neither the planner nor the client's objects.
+``gif-decode`` (:func:`decode_task`) fills the frame store; ``alignment-write``
+(:func:`write_alignment`) completes a pair's alignment node with the facts its decodes count
+and stores it; ``pair-metrics`` (:func:`pair_chunk`) reads, aligns and measures one time chunk
+of a pair; ``result-write`` (:func:`write_from_chunks`, :func:`write_derived`,
+:func:`write_sampled_node`) summarises one metric of a pair and stores its node. Each takes
+and returns plain values (paths, arrays, dicts), so a worker needs neither the planner nor the
+client's objects.
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ from typing import Any, cast
 import numpy as np
 
 from giflab_dask.budget import PairClock, TaskLimits, measure_in_groups, reserve
-from giflab_dask.errors import GiflabError, MemoryBudgetError, PairTimeLimitError
+from giflab_dask.errors import (
+    CacheWriteError,
+    GiflabError,
+    MemoryBudgetError,
+    PairTimeLimitError,
+)
 from giflab_dask.metrics import BoundMetric, MetricSpec
 from giflab_dask.resultstore import open_result_store
 from giflab_dask.sampling import SampleDesign
@@ -28,6 +35,7 @@ from giflab_dask.sampling import SampleDesign
 __all__ = [
     "ERROR",
     "SECONDS",
+    "AlignmentJob",
     "ChunkJob",
     "Side",
     "decode_task",
@@ -37,9 +45,11 @@ __all__ = [
     "pair_chunk",
     "persist_node",
     "read_frames",
+    "write_alignment",
     "write_derived",
     "write_from_chunks",
     "write_sampled_node",
+    "write_with_alignment",
 ]
 
 #: Key of the per-metric task seconds in a ``pair-metrics`` task's result.
@@ -69,7 +79,54 @@ def decode_task(
         return {"ok": False, "error": str(exc)}
     except Exception as exc:
         return {"ok": False, "error": f"{path}: {type(exc).__name__}: {exc}"}
-    return {"ok": True, "entry": str(stored.path), "has_alpha": stored.has_alpha}
+    return {
+        "ok": True,
+        "entry": str(stored.path),
+        "has_alpha": stored.has_alpha,
+        "distinct_frames": stored.distinct_frames,
+    }
+
+
+# -- alignment-write --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlignmentJob:
+    """A pair's alignment node as planned: its mapping, sizes and the pair facts known before
+    the decodes (``document``), the distinct frames of each side already stored (``seen``,
+    None for a side this graph decodes), and where it is stored (``node`` None: not stored)."""
+
+    root: str
+    node: str | None
+    document: Mapping[str, Any]
+    seen: tuple[int | None, int | None]
+
+
+def write_alignment(
+    job: AlignmentJob, o_decoded: dict[str, Any] | None, c_decoded: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The ``alignment-write`` task (or the first ``result-write`` of the pair, which also does
+    this): the pair's alignment node, its frame-count facts completed from the decodes, stored.
+    Returns the complete facts, or why there are none: a decode that failed (the pair's error)
+    or a node that could not be stored (a run-time failure, retried by the next run)."""
+    from giflab_dask.align import frame_count_facts
+
+    decoded = (o_decoded, c_decoded)
+    failed = [d["error"] for d in decoded if d is not None and not d["ok"]]
+    if failed:
+        return {"ok": False, "error": "; ".join(failed)}
+    o_seen, c_seen = (
+        d["distinct_frames"] if d is not None else n for d, n in zip(decoded, job.seen, strict=True)
+    )
+    facts = dict(job.document["facts"])
+    if o_seen is not None and c_seen is not None:
+        facts.update(frame_count_facts(o_seen, c_seen))
+    if job.node is not None:
+        try:
+            open_result_store(job.root).put(job.node, "alignment", {**job.document, "facts": facts})
+        except CacheWriteError as exc:
+            return {"ok": False, "metric_error": str(exc)}
+    return {"ok": True, "facts": facts}
 
 
 # -- pair-metrics -----------------------------------------------------------------------------
@@ -221,6 +278,21 @@ def write_from_chunks(
         return gathered
     matrix, measured = gathered
     return persist_node(root, key, spec, matrix, measured, started)
+
+
+def write_with_alignment(
+    alignment: AlignmentJob,
+    root: str,
+    key: str,
+    spec: MetricSpec,
+    decoded: Sequence[dict[str, Any] | None],
+    chunks: Sequence[dict[str, np.ndarray | str] | None],
+) -> dict[str, Any]:
+    """A pair's first ``result-write``: its alignment node first (:func:`write_alignment`),
+    then the metric's node (:func:`write_from_chunks`); the alignment's result rides along
+    under ``"alignment"``."""
+    aligned = write_alignment(alignment, *decoded)
+    return {**write_from_chunks(root, key, spec, decoded, chunks), "alignment": aligned}
 
 
 def gather_chunks(
