@@ -319,12 +319,23 @@ def test_cli_runs_on_a_cluster_by_address(
         cache, out = tmp_path / "cache", tmp_path / "table.csv"
         args = ["--cache-dir", str(cache), "batch", str(demo), "--metrics", METRICS,
                 "--out", str(out)]  # fmt: skip
+        from giflab_dask import decode, keys
+
+        here: list[str] = []  # connected first, planning hashes and scans on the workers
+        real_hash, real_scan = keys._hash_file, decode.scan_gif
+        monkeypatch.setattr(keys, "_hash_file", lambda p: here.append("hash") or real_hash(p))
+        monkeypatch.setattr(
+            decode, "scan_gif", lambda p, *a: here.append("scan") or real_scan(p, *a)
+        )
+        monkeypatch.setattr(keys, "_RACY_SECONDS", 0.0)  # the demo's files were just written
         result = CliRunner().invoke(cli, [*args, "--address", address])
         assert result.exit_code == 1, result.output  # the demo's 8-colour variants fail
+        assert here == [], "the CLI hashed or scanned GIFs on the client"
         assert "dask dashboard: http://127.0.0.1:" in result.stderr
         # the run summary is on stderr (stdout: the pair counts and worst pairs)
         assert f"on cluster {address} (1 workers, 2 threads)" in result.stderr
-        assert "task time by stage: decode" in result.stderr
+        # the files were hashed and scanned on the worker, before the decodes
+        assert "task time by stage: scan" in result.stderr and " decode " in result.stderr
         expected = load_results(write_table(reference, tmp_path / "reference.csv"))
         _same(load_results(out), expected)
         # DASK_SCHEDULER_ADDRESS names the cluster when no scheduler is given

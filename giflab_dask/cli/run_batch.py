@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +90,8 @@ def batch(
         if out is not None:
             check_output_path(out)
         pairs = _collect(source, variants, echo)
-        plan = plan_batch(
+        plan = functools.partial(
+            plan_batch,
             pairs,
             metrics=metrics,
             profile=profile,
@@ -97,7 +100,8 @@ def batch(
             refresh=refresh,
             sample=sample_spec(sample_n, strategy),
         )
-        result = _compute(plan, scheduler, workers, address, echo, not (no_progress or quiet))
+        run = _Run(scheduler, workers, address, echo, not (no_progress or quiet))
+        result = run.on_cluster(plan) if address is not None else run.compute(plan())
         table = batch_table(result.outcomes)
         table_error = None
         if out is not None:
@@ -138,24 +142,39 @@ def _collect(
     return pairs
 
 
-def _compute(
-    plan: Any,
-    scheduler: str | None,
-    workers: int | None,
-    address: str | None,
-    echo: Callable[[str], None],
-    progress: bool,
-) -> Any:
-    """Run the planned batch; on the chosen scheduler only when something is to compute."""
-    from giflab_dask.cluster import scheduler_context
+@dataclass(frozen=True)
+class _Run:
+    """Where the batch runs: ``--scheduler``/``--workers``/``--address``."""
 
-    if not plan.writes:  # every result is stored: no scheduler (and no cluster) is needed
-        return plan.compute()
-    with (
-        scheduler_context(scheduler, workers, address, echo=echo) as session,
-        interruptible(plan),
-    ):
-        return plan.compute(progress=progress, **session.compute_kwargs)
+    scheduler: str | None
+    workers: int | None
+    address: str | None
+    echo: Callable[[str], None]
+    progress: bool
+
+    def compute(self, plan: Any) -> Any:
+        """Run a planned batch; on the chosen scheduler only when something is to compute
+        (a hot run starts no scheduler and no cluster)."""
+        if not plan.writes:
+            return plan.compute()
+        with self._session() as session:
+            return self._run(plan, session)
+
+    def on_cluster(self, make_plan: Callable[..., Any]) -> Any:
+        """Connect to a running cluster first and plan there, so its workers hash and scan
+        the GIFs planning has not seen (close to the data), then run the plan."""
+        with self._session() as session:
+            plan = make_plan(client=session.client)
+            return self._run(plan, session) if plan.writes else plan.compute()
+
+    def _session(self) -> Any:
+        from giflab_dask.cluster import scheduler_context
+
+        return scheduler_context(self.scheduler, self.workers, self.address, echo=self.echo)
+
+    def _run(self, plan: Any, session: Any) -> Any:
+        with interruptible(plan):
+            return plan.compute(progress=self.progress, **session.compute_kwargs)
 
 
 def _print_summary(result: Any, echo: Callable[[str], None]) -> None:
