@@ -46,6 +46,7 @@ __all__ = [
     "failure_message",
     "pair_result",
     "record_writes",
+    "stored_nodes",
 ]
 
 
@@ -71,6 +72,7 @@ class PairOutcome:
     frame_measurements: int = 0  # frames x metrics its pair-metrics tasks measure (progress)
     # (original, compressed, alignment node key or None) while a pair fact waits for a decode
     facts_after_decode: tuple[Any, Any, str | None] | None = None
+    stored_alignment: bool = False  # its alignment node was found at planning
 
 
 def failure_message(failed: Mapping[str, str]) -> str:
@@ -101,6 +103,27 @@ def record_writes(outcomes: list[PairOutcome], done: Iterable[tuple[tuple[int, s
             outcome.failed[metric] = value["metric_error"]
         elif outcome.error is None:
             outcome.error = value["error"]
+
+
+def stored_nodes(
+    outcomes: list[PairOutcome],
+    done: Iterable[tuple[tuple[int, str], Any]],
+    align: AlignOptions,
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The nodes this run stored (key -> (kind, summary)), for the result index: each metric
+    node its ``result-write`` stored, each alignment node of a pair that finished without
+    error and had none stored before."""
+    from giflab_dask.resultstore import alignment_node_key
+
+    entries: dict[str, tuple[str, dict[str, Any]]] = {}
+    for (index, metric), value in done:
+        if isinstance(value, dict) and value.get("ok") and "node" in value:
+            entries[outcomes[index].metric_keys[metric]] = ("metric", value["node"])
+    for outcome in outcomes:
+        if outcome.error is None and outcome.alignment is not None and not outcome.stored_alignment:
+            o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
+            entries[alignment_node_key(o_key, c_key, align)] = ("alignment", outcome.alignment)
+    return entries
 
 
 def pair_result(
@@ -364,9 +387,12 @@ class BatchPlan:
         # pair and metric, and the others keep their results.
         items = list(self.writes.items())
         values, report = run([w for _, w in items])
-        record_writes(self.outcomes, zip((ident for ident, _ in items), values, strict=True))
+        done = list(zip((ident for ident, _ in items), values, strict=True))
+        record_writes(self.outcomes, done)
         for outcome in self.outcomes:
             self._finish(outcome)
+        if self.options.use_cache:
+            self.results.record(stored_nodes(self.outcomes, done, self.options.align))
         return BatchResult(self.outcomes, self, time.perf_counter() - self.started, report)
 
     def _finish(self, outcome: PairOutcome) -> None:
