@@ -3,13 +3,16 @@ lookups are a listing and a few reads rather than one request per node.
 
 A segment is one file or object ``<root>/index/<time_ns>-<uuid>-<entries>.json``, written
 whole and never changed: a header line (format, schema, entry count, BLAKE2b of the body)
-and a JSON body mapping node keys to ``[kind, summary]`` (:func:`~.documents.summary_of`:
-alignment nodes whole, metric nodes without their per-frame vectors). Each writer names its
-own segments, so two batches writing at once lose nothing. The node documents stay the source
-of truth: a segment is written only after its nodes are stored, a node missing from every
-segment is read from its document (:meth:`ResultStore.get_many`) and recorded in a new
-segment, and a segment that fails its checksum or an entry's shape check is reported and
-ignored (then removed, once old enough not to be a write in flight). When a lookup reads
+and a JSON body mapping node keys to ``[kind, summary, fingerprint]`` (``summary_of``:
+alignment nodes whole, metric nodes without their per-frame vectors; the fingerprint is the
+stored document's size and ETag, or size, mtime and inode, from a listing or ``lstat``). Each
+writer names its own segments, so two batches writing at once lose nothing. The node documents
+stay the source of truth: a segment is written only after its nodes are stored, an entry is
+used only while its document has the fingerprint it was made from (one listing per thousand
+objects on an object store), any other node is read from its document
+(:meth:`ResultStore.get_many`) and recorded in a new segment, and a segment that fails its
+checksum or an entry's shape check is reported and ignored (then removed, once old enough not
+to be a write in flight). When a lookup reads
 :data:`COMPACT_AT` segments or more it writes their union as one segment and removes them.
 """
 
@@ -54,8 +57,8 @@ _FORMAT = "giflab-result-index"
 _SEGMENT_NAME = re.compile(r"(\d{20})-[0-9a-f]{32}-(\d{1,12})\.json")
 _KEY = re.compile(r"[0-9a-f]{8,128}")
 
-#: node key -> (kind, summary)
-Entries = dict[str, tuple[str, dict[str, Any]]]
+#: node key -> (kind, summary, fingerprint of the document it was made from)
+Entries = dict[str, tuple[str, dict[str, Any], str]]
 
 
 class IndexedStore(Protocol):
@@ -66,6 +69,7 @@ class IndexedStore(Protocol):
     def get_many(
         self, keys: Iterable[str], kind: str | None = None
     ) -> dict[str, dict[str, Any] | None]: ...
+    def _fingerprints(self, keys: list[str]) -> dict[str, str]: ...
     def _index_names(self) -> list[str]: ...
     def _index_read(self, names: list[str]) -> list[bytes | None]: ...
     def _index_write(self, name: str, body: bytes) -> None: ...
@@ -85,13 +89,14 @@ def segment_age_s(name: str) -> float:
     return (time.time_ns() - int(match.group(1))) / 1e9 if match else float("inf")
 
 
-def encode_segments(entries: Mapping[str, tuple[str, dict[str, Any]]]) -> list[tuple[str, bytes]]:
-    """``entries`` (key -> (kind, summary)) as segments (name, bytes), each under 32 MiB."""
+def encode_segments(entries: Mapping[str, tuple[str, Any, str]]) -> list[tuple[str, bytes]]:
+    """``entries`` (key -> (kind, summary, fingerprint)) as segments (name, bytes), each
+    under 32 MiB."""
     out: list[tuple[str, bytes]] = []
     parts: list[bytes] = []
     size = 0
-    for key, (kind, data) in entries.items():
-        part = json.dumps(key).encode() + b":" + json.dumps([kind, data], allow_nan=True).encode()
+    for key, entry in entries.items():
+        part = json.dumps(key).encode() + b":" + json.dumps(list(entry), allow_nan=True).encode()
         if parts and size + len(part) > _SPLIT_BYTES:
             out.append(_segment(parts))
             parts, size = [], 0
@@ -135,15 +140,15 @@ def decode_segment(raw: bytes) -> tuple[Entries, str | None]:
         problem = _entry_problem(key, value)
         if problem:
             return {}, f"entry {key[:40]!r}: {problem}"
-        entries[key] = (value[0], value[1])
+        entries[key] = (value[0], value[1], value[2])
     return entries, None
 
 
 def _entry_problem(key: str, value: Any) -> str | None:
     if not _KEY.fullmatch(key):
         return "not a node key"
-    if not isinstance(value, list) or len(value) != 2:
-        return "not [kind, summary]"
+    if not isinstance(value, list) or len(value) != 3 or not isinstance(value[2], str):
+        return "not [kind, summary, fingerprint]"
     return summary_problem(value[0], value[1])
 
 
@@ -154,54 +159,76 @@ def lookup(
     store: IndexedStore, nodes: Mapping[str, str]
 ) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """The stored nodes among ``nodes`` (key -> kind), in summary form, and which of them the
-    index held. Nodes the index lacks are read from their documents (verified as
-    :meth:`ResultStore.get` does) and recorded in a new segment."""
+    index held. An index entry counts only while its document is the one it was made from
+    (same fingerprint: size and ETag, or size, mtime and inode); other nodes are read from
+    their documents (verified as :meth:`ResultStore.get` does) and recorded anew."""
     if not nodes:
         return {}, set()
     indexed = _read_index(store, len(nodes))
-    found = {
-        key: indexed[key][1]
-        for key, kind in nodes.items()
-        if key in indexed and indexed[key][0] == kind
-    }
+    found: dict[str, dict[str, Any]] = {}
+    fingerprints: dict[str, str] | None = None
+    candidates = dict(nodes)
+    if indexed is not None:
+        fingerprints = store._fingerprints(list(nodes))
+        for key, kind in nodes.items():
+            entry = indexed.get(key)
+            if entry is not None and entry[0] == kind and entry[2] == fingerprints.get(key):
+                found[key] = entry[1]
+        candidates = {k: v for k, v in nodes.items() if k not in found and k in fingerprints}
     from_index = set(found)
-    rest: dict[str, list[str]] = {}
-    for key, kind in nodes.items():
-        if key not in found:
-            rest.setdefault(kind, []).append(key)
-    heal: Entries = {}
-    for kind, keys in rest.items():
+    heal: dict[str, tuple[str, dict[str, Any]]] = {}
+    for kind in set(candidates.values()):
+        keys = [key for key, wanted in candidates.items() if wanted == kind]
         for key, data in store.get_many(keys, kind).items():
             if data is not None:
                 heal[key] = (kind, summary_of(kind, data))
                 found[key] = heal[key][1]
-    record(store, heal)
+    if indexed is not None or not store._index_names():
+        record(store, heal, fingerprints)
     return found, from_index
 
 
-def record(store: IndexedStore, entries: Mapping[str, tuple[str, dict[str, Any]]]) -> None:
-    """Write segments holding ``entries`` (nodes already stored), when the store keeps an
-    index. A failed write costs only speed (the nodes are found in their documents)."""
+def record(
+    store: IndexedStore,
+    entries: Mapping[str, tuple[str, dict[str, Any]]],
+    fingerprints: Mapping[str, str] | None = None,
+) -> None:
+    """Write segments holding ``entries`` (key -> (kind, data or its summary) of nodes
+    already stored) with their documents' fingerprints (looked up unless given), when the
+    store keeps an index. A failed write costs only speed: the nodes are in their documents."""
     if not entries or not store.indexed:
         return
     from giflab_dask.errors import CacheWriteError
 
-    for name, body in encode_segments(entries):
+    if fingerprints is None:
+        fingerprints = store._fingerprints(list(entries))
+    stamped = {
+        key: (kind, summary_of(kind, data) if kind == "metric" and _has_vectors(data) else data,
+              fingerprints[key])
+        for key, (kind, data) in entries.items()
+        if key in fingerprints
+    }  # fmt: skip
+    for name, body in encode_segments(stamped):
         try:
             store._index_write(name, body)
         except (CacheWriteError, OSError):
             return
 
 
-def _read_index(store: IndexedStore, n_nodes: int) -> Entries:
-    """Every verified segment's entries, newest last; compacted when there are many. Empty
-    when the store keeps no index or its index is too large to pay for ``n_nodes`` lookups."""
+def _has_vectors(data: Mapping[str, Any]) -> bool:
+    return any("per_frame" in output for output in data.get("outputs", {}).values())
+
+
+def _read_index(store: IndexedStore, n_nodes: int) -> Entries | None:
+    """Every verified segment's entries, newest last; compacted when there are many. None
+    when the store keeps no index, has none, or its index is too large to pay for
+    ``n_nodes`` lookups."""
     if not store.indexed:
-        return {}
+        return None
     names = sorted(n for n in store._index_names() if segment_entries(n) is not None)
     total = sum(segment_entries(n) or 0 for n in names)
     if not names or total > _ENTRIES_PER_NODE * n_nodes + _ENTRIES_FLOOR:
-        return {}
+        return None
     merged: Entries = {}
     read: list[str] = []
     for name, raw in zip(names, store._index_read(names), strict=True):

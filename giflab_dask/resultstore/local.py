@@ -162,6 +162,25 @@ class ResultStore:
 
     # -- the result index's segments (index.py): files in <root>/index, written atomically --
 
+    def _fingerprints(self, keys: list[str]) -> dict[str, str]:
+        """Size, mtime and inode of each stored node's document (``lstat``, regular files
+        only): what an index entry was made from, so a document replaced since is read."""
+        by_shard: dict[str, list[str]] = {}
+        for key in keys:
+            by_shard.setdefault(key[:2], []).append(key)
+        out: dict[str, str] = {}
+        for shard_keys in by_shard.values():
+            with (
+                contextlib.suppress(OSError, GiflabError),
+                self._shard(shard_keys[0], create=False) as fd,
+            ):
+                for key in shard_keys:
+                    with contextlib.suppress(OSError):
+                        st = os.stat(f"{key}.json", dir_fd=fd, follow_symlinks=False)
+                        if stat.S_ISREG(st.st_mode):
+                            out[key] = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+        return out
+
     def _index_names(self) -> list[str]:
         return [p.name for p, _ in self._index_files()]
 

@@ -127,6 +127,17 @@ class FsspecResultStore(storage.RemoteRoot, ResultStore):
         infos = {info["name"].rsplit("/", 1)[-1]: info for info in listing}
         return {n: i for n, i in infos.items() if segment_entries(n) is not None}
 
+    def _fingerprints(self, keys: list[str]) -> dict[str, str]:
+        """Size and ETag (or modification time) of each stored node's object, from one
+        listing of the store (a request per thousand objects on S3)."""
+        wanted = set(keys)
+        out: dict[str, str] = {}
+        for path, info in self._documents().items():
+            key = path.rsplit("/", 1)[-1].removesuffix(".json")
+            if key in wanted:
+                out[key] = _fingerprint(info)
+        return out
+
     def _index_names(self) -> list[str]:
         return list(self._segment_infos())
 
@@ -215,3 +226,12 @@ class FsspecResultStore(storage.RemoteRoot, ResultStore):
             self.fs.rm(names)
         self._index_remove(list(self._segment_infos()))
         return len(names)
+
+
+def _fingerprint(info: dict[str, Any]) -> str:
+    """An object's identity in a listing: its size and the first of ETag, modification time
+    or creation time the filesystem gives (S3: the ETag, the MD5 of a single-PUT object)."""
+    for field in ("ETag", "etag", "mtime", "LastModified", "last_modified", "created"):
+        if info.get(field) is not None:
+            return f"{info.get('size')}:{info[field]}"
+    return f"{info.get('size')}:"
