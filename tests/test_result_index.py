@@ -354,3 +354,19 @@ def test_cache_commands_handle_segments(demo: Path, tmp_path: Path) -> None:
         result = CliRunner().invoke(cli, ["cache", "clear", "--yes"])
         assert result.exit_code == 0 and "4 stored results" in result.output
         assert store._index_names() == [] and store.nbytes() == 0
+
+
+def test_an_index_too_large_for_the_lookup_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ResultStore(tmp_path / "results")
+    nodes = _nodes(3)
+    for key, (kind, data) in nodes.items():
+        store.put(key, kind, data)
+    store.record(nodes)
+    monkeypatch.setattr(index, "_ENTRIES_FLOOR", 0)
+    monkeypatch.setattr(index, "_ENTRIES_PER_NODE", 1)  # 6 entries for 1 node asked: too many
+    key, (kind, data) = next(iter(nodes.items()))
+    found, from_index = store.lookup({key: kind})
+    assert found == {key: summary_of(kind, data)} and from_index == set()
+    assert len(store._index_names()) == 1  # and nothing recorded for so small a lookup

@@ -201,6 +201,8 @@ def record(
     from giflab_dask.errors import CacheWriteError
 
     if fingerprints is None:
+        if not _pays(store._index_names(), len(entries)):
+            return  # a lookup this small would not read the index: spare the listing
         fingerprints = store._fingerprints(list(entries))
     stamped = {
         key: (kind, summary_of(kind, data) if kind == "metric" and _has_vectors(data) else data,
@@ -215,6 +217,13 @@ def record(
             return
 
 
+def _pays(names: Iterable[str], n_nodes: int) -> bool:
+    """Whether reading an index of these segments (and listing the store beside it) costs
+    less than fetching ``n_nodes`` documents one by one."""
+    total = sum(segment_entries(n) or 0 for n in names)
+    return total <= _ENTRIES_PER_NODE * n_nodes + _ENTRIES_FLOOR
+
+
 def _has_vectors(data: Mapping[str, Any]) -> bool:
     return any("per_frame" in output for output in data.get("outputs", {}).values())
 
@@ -226,8 +235,7 @@ def _read_index(store: IndexedStore, n_nodes: int) -> Entries | None:
     if not store.indexed:
         return None
     names = sorted(n for n in store._index_names() if segment_entries(n) is not None)
-    total = sum(segment_entries(n) or 0 for n in names)
-    if not names or total > _ENTRIES_PER_NODE * n_nodes + _ENTRIES_FLOOR:
+    if not names or not _pays(names, n_nodes):
         return None
     merged: Entries = {}
     read: list[str] = []
