@@ -183,7 +183,7 @@ def lookup(
             if data is not None:
                 heal[key] = (kind, summary_of(kind, data))
                 found[key] = heal[key][1]
-    if indexed is not None or not store._index_names():
+    if indexed is not None:
         record(store, heal, fingerprints)
     return found, from_index
 
@@ -229,13 +229,13 @@ def _has_vectors(data: Mapping[str, Any]) -> bool:
 
 
 def _read_index(store: IndexedStore, n_nodes: int) -> Entries | None:
-    """Every verified segment's entries, newest last; compacted when there are many. None
-    when the store keeps no index, has none, or its index is too large to pay for
-    ``n_nodes`` lookups."""
+    """Every verified segment's entries, newest last (none yet: empty, and the store's
+    listing still tells which nodes exist); compacted when there are many. None when the
+    store keeps no index or its index is too large to pay for ``n_nodes`` lookups."""
     if not store.indexed:
         return None
     names = sorted(n for n in store._index_names() if segment_entries(n) is not None)
-    if not names or not _pays(names, n_nodes):
+    if not _pays(names, n_nodes):
         return None
     merged: Entries = {}
     read: list[str] = []
