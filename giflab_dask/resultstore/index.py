@@ -50,8 +50,8 @@ _SPLIT_BYTES = 32 * 2**20
 COMPACT_AT = 16
 #: The index is read when it holds at most this many entries per node looked up (plus a
 #: floor): beyond, reading it costs more than fetching the nodes one by one.
-_ENTRIES_PER_NODE = 64
-_ENTRIES_FLOOR = 4096
+_ENTRIES_PER_NODE = 8
+_ENTRIES_FLOOR = 64
 
 _FORMAT = "giflab-result-index"
 _SEGMENT_NAME = re.compile(r"(\d{20})-[0-9a-f]{32}-(\d{1,12})\.json")
