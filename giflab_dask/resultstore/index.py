@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
+from giflab_dask.errors import CacheWriteError
 from giflab_dask.resultstore.documents import SCHEMA_VERSION, summary_of, summary_problem
 
 __all__ = [
@@ -198,8 +199,6 @@ def record(
     store keeps an index. A failed write costs only speed: the nodes are in their documents."""
     if not entries or not store.indexed:
         return
-    from giflab_dask.errors import CacheWriteError
-
     if fingerprints is None:
         if not _pays(store._index_names(), len(entries)):
             return  # a lookup this small would not read the index: spare the listing
@@ -256,8 +255,6 @@ def _read_index(store: IndexedStore, n_nodes: int) -> Entries | None:
 def _compact(store: IndexedStore, merged: Entries, read: Iterable[str]) -> None:
     """Replace the segments ``read`` by their union: written first, so a reader in between
     sees the entries in one or the other; segments written meanwhile are not touched."""
-    from giflab_dask.errors import CacheWriteError
-
     try:
         for name, body in encode_segments(merged):
             store._index_write(name, body)
