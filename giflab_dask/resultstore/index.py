@@ -70,7 +70,7 @@ class IndexedStore(Protocol):
     def get_many(
         self, keys: Iterable[str], kind: str | None = None
     ) -> dict[str, dict[str, Any] | None]: ...
-    def _fingerprints(self, keys: list[str]) -> dict[str, str]: ...
+    def _fingerprints(self, keys: list[str]) -> dict[str, str] | None: ...
     def _index_names(self) -> list[str]: ...
     def _index_read(self, names: list[str]) -> list[bytes | None]: ...
     def _index_write(self, name: str, body: bytes) -> None: ...
@@ -160,9 +160,11 @@ def lookup(
     store: IndexedStore, nodes: Mapping[str, str]
 ) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """The stored nodes among ``nodes`` (key -> kind), in summary form, and which of them the
-    index held. An index entry counts only while its document is the one it was made from
-    (same fingerprint: size and ETag, or size, mtime and inode); other nodes are read from
-    their documents (verified as :meth:`ResultStore.get` does) and recorded anew."""
+    index held. Where the store checks (local roots; URL roots with
+    ``giflab.results.verify-index: listing``) an entry counts only while its document is the
+    one it was made from (same fingerprint: size and ETag, or size, mtime and inode); other
+    nodes are read from their documents (verified as :meth:`ResultStore.get` does) and
+    recorded anew."""
     if not nodes:
         return {}, set()
     indexed = _read_index(store, len(nodes))
@@ -170,12 +172,18 @@ def lookup(
     fingerprints: dict[str, str] | None = None
     candidates = dict(nodes)
     if indexed is not None:
-        fingerprints = store._fingerprints(list(nodes))
+        fingerprints = store._fingerprints(list(nodes))  # None: entries are trusted
         for key, kind in nodes.items():
             entry = indexed.get(key)
-            if entry is not None and entry[0] == kind and entry[2] == fingerprints.get(key):
+            if entry is None or entry[0] != kind:
+                continue
+            if fingerprints is None or entry[2] == fingerprints.get(key):
                 found[key] = entry[1]
-        candidates = {k: v for k, v in nodes.items() if k not in found and k in fingerprints}
+        candidates = {
+            k: v
+            for k, v in nodes.items()
+            if k not in found and (fingerprints is None or k in fingerprints)
+        }
     from_index = set(found)
     heal: dict[str, tuple[str, dict[str, Any]]] = {}
     for kind in set(candidates.values()):
@@ -185,7 +193,7 @@ def lookup(
                 heal[key] = (kind, summary_of(kind, data))
                 found[key] = heal[key][1]
     if indexed is not None:
-        record(store, heal, fingerprints)
+        record(store, heal, fingerprints, checked=True)
     return found, from_index
 
 
@@ -193,21 +201,24 @@ def record(
     store: IndexedStore,
     entries: Mapping[str, tuple[str, dict[str, Any]]],
     fingerprints: Mapping[str, str] | None = None,
+    *,
+    checked: bool = False,
 ) -> None:
     """Write segments holding ``entries`` (key -> (kind, data or its summary) of nodes
-    already stored) with their documents' fingerprints (looked up unless given), when the
-    store keeps an index. A failed write costs only speed: the nodes are in their documents."""
+    already stored) with their documents' fingerprints (looked up unless ``checked``: then
+    ``fingerprints`` are the store's answer, None where it does not check), when the store
+    keeps an index. A failed write costs only speed: the nodes are in their documents."""
     if not entries or not store.indexed:
         return
-    if fingerprints is None:
+    if not checked:
         if not _pays(store._index_names(), len(entries)):
             return  # a lookup this small would not read the index: spare the listing
         fingerprints = store._fingerprints(list(entries))
     stamped = {
         key: (kind, summary_of(kind, data) if kind == "metric" and _has_vectors(data) else data,
-              fingerprints[key])
+              "" if fingerprints is None else fingerprints[key])
         for key, (kind, data) in entries.items()
-        if key in fingerprints
+        if fingerprints is None or key in fingerprints
     }  # fmt: skip
     for name, body in encode_segments(stamped):
         try:

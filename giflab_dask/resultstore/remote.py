@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from giflab_dask import roots, storage
+from giflab_dask import config, roots, storage
 from giflab_dask.errors import CacheIntegrityWarning, CacheWriteError, GiflabError
 from giflab_dask.resultstore.documents import make_document, max_document_bytes, verified
 from giflab_dask.resultstore.index import INDEX_FOLDER, SEGMENT_MAX_BYTES, segment_entries
@@ -127,9 +127,12 @@ class FsspecResultStore(storage.RemoteRoot, ResultStore):
         infos = {info["name"].rsplit("/", 1)[-1]: info for info in listing}
         return {n: i for n, i in infos.items() if segment_entries(n) is not None}
 
-    def _fingerprints(self, keys: list[str]) -> dict[str, str]:
+    def _fingerprints(self, keys: list[str]) -> dict[str, str] | None:
         """Size and ETag (or modification time) of each stored node's object, from one
-        listing of the store (a request per thousand objects on S3)."""
+        listing of the store (a request per thousand objects on S3); None (index entries are
+        trusted) unless ``giflab.results.verify-index`` is ``listing``."""
+        if config.choice("results.verify-index", ("listing", "none")) == "none":
+            return None
         wanted = set(keys)
         out: dict[str, str] = {}
         for path, info in self._documents().items():
