@@ -134,7 +134,7 @@ def _metric_shape(data: dict[str, Any], vectors: bool = True) -> str | None:
             return f"output {name!r} is not an object"
         if vectors:
             problem = _numbers(output.get("per_frame"), f"{name}.per_frame")
-            n = len(output["per_frame"]) if problem is None else 0
+            n: Any = len(output["per_frame"]) if problem is None else 0
         else:
             n = output.get("n")
             ok = isinstance(n, int) and not isinstance(n, bool) and n >= 0
