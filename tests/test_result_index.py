@@ -209,6 +209,10 @@ def test_lookup_is_one_listing_and_a_segment(
     writer = open_result_store(store_root)
     for key, (kind, data) in nodes.items():
         writer.put(key, kind, data)
+    _counted(store_root, s3)
+    absent = {_key(): "metric" for _ in range(50)}  # a cold lookup, no segment yet: a listing
+    assert writer.lookup(absent) == ({}, set())
+    assert sum(_counted(store_root, s3).values()) <= 3  # index prefix, store (+ its probe)
     writer.record(nodes)
     asked = {key: kind for key, (kind, _) in nodes.items()}
     asked[_key()] = "metric"  # one absent node: fetched on its own

@@ -70,7 +70,7 @@ class IndexedStore(Protocol):
     def get_many(
         self, keys: Iterable[str], kind: str | None = None
     ) -> dict[str, dict[str, Any] | None]: ...
-    def _fingerprints(self, keys: list[str]) -> dict[str, str] | None: ...
+    def _fingerprints(self, keys: list[str], listing: bool = False) -> dict[str, str] | None: ...
     def _index_names(self) -> list[str]: ...
     def _index_read(self, names: list[str]) -> list[bytes | None]: ...
     def _index_write(self, name: str, body: bytes) -> None: ...
@@ -172,7 +172,9 @@ def lookup(
     fingerprints: dict[str, str] | None = None
     candidates = dict(nodes)
     if indexed is not None:
-        fingerprints = store._fingerprints(list(nodes))  # None: entries are trusted
+        # None: entries are trusted. With no entry yet, the listing says which nodes exist:
+        # a cold batch is a request per thousand nodes, not a GET per node that misses.
+        fingerprints = store._fingerprints(list(nodes), listing=not indexed)
         for key, kind in nodes.items():
             entry = indexed.get(key)
             if entry is None or entry[0] != kind:

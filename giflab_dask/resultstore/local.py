@@ -162,7 +162,7 @@ class ResultStore:
 
     # -- the result index's segments (index.py): files in <root>/index, written atomically --
 
-    def _fingerprints(self, keys: list[str]) -> dict[str, str] | None:
+    def _fingerprints(self, keys: list[str], listing: bool = False) -> dict[str, str] | None:
         """Size, mtime and inode of each stored node's document (``lstat``, regular files
         only): what an index entry was made from, so a document replaced since is read."""
         by_shard: dict[str, list[str]] = {}

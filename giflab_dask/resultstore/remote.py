@@ -127,11 +127,11 @@ class FsspecResultStore(storage.RemoteRoot, ResultStore):
         infos = {info["name"].rsplit("/", 1)[-1]: info for info in listing}
         return {n: i for n, i in infos.items() if segment_entries(n) is not None}
 
-    def _fingerprints(self, keys: list[str]) -> dict[str, str] | None:
+    def _fingerprints(self, keys: list[str], listing: bool = False) -> dict[str, str] | None:
         """Size and ETag (or modification time) of each stored node's object, from one
         listing of the store (a request per thousand objects on S3); None (index entries are
-        trusted) unless ``giflab.results.verify-index`` is ``listing``."""
-        if config.choice("results.verify-index", ("listing", "none")) == "none":
+        trusted) unless ``listing`` or ``giflab.results.verify-index`` is ``listing``."""
+        if not listing and config.choice("results.verify-index", ("listing", "none")) == "none":
             return None
         wanted = set(keys)
         out: dict[str, str] = {}
