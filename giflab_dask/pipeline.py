@@ -276,6 +276,8 @@ def _derivable(
             continue
         if parent in found:  # found in summary form: its vector is in its document
             data: Mapping[str, Any] | None = st.results.get(outcome.metric_keys[parent], "metric")
+        elif parent in outcome.metric_keys:
+            continue  # in this batch and not found by its lookup: nothing to derive from
         else:
             parent_spec = next((s for s in st.options.metrics if s.name == parent), None)
             try:
