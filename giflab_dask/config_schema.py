@@ -59,6 +59,9 @@ SCHEMA: dict[str, Setting] = {
     "verdicts.profile": Setting((str,), "verdict profile used when none is named"),
     "verdicts.profiles": Setting((dict,), "thresholds per summary key, by profile name"),
     "results.root": Setting((str, _NONE), "result store location; null: <cache-dir>/results"),
+    "results.verify-index": Setting(
+        (str, _NONE), "URL root: check index entries against a listing (listing) or not (none)"
+    ),
     "storage-options": Setting((dict,), "fsspec filesystem options for URL roots"),
     "sampling.n": Setting((int, _NONE), "frames measured per pair; null: every frame"),
     "sampling.strategy": Setting((str,), "uniform, keyframes or adaptive"),

@@ -29,6 +29,7 @@ from giflab_dask.verdicts import evaluate
 if TYPE_CHECKING:
     from dask.delayed import Delayed
 
+    from giflab_dask.align import AlignOptions
     from giflab_dask.diagnostics import RunReport
     from giflab_dask.metrics import MetricSpec
     from giflab_dask.options import ValidateOptions
@@ -43,6 +44,7 @@ __all__ = [
     "pair_result",
     "record_alignments",
     "record_writes",
+    "stored_nodes",
 ]
 
 
@@ -66,6 +68,7 @@ class PairOutcome:
     result: PairResult | None = None
     sample: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> its sample record
     frame_measurements: int = 0  # frames x metrics its pair-metrics tasks measure (progress)
+    stored_alignment: bool = False  # its alignment node was found at planning
 
 
 def failure_message(failed: Mapping[str, str]) -> str:
@@ -115,6 +118,27 @@ def record_alignments(outcomes: list[PairOutcome], done: Iterable[tuple[int, Any
             outcome.failed["alignment"] = value["metric_error"]
         elif outcome.error is None:
             outcome.error = value["error"]
+
+
+def stored_nodes(
+    outcomes: list[PairOutcome],
+    done: Iterable[tuple[tuple[int, str], Any]],
+    align: AlignOptions,
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The nodes this run stored (key -> (kind, summary)), for the result index: each metric
+    node its ``result-write`` stored, each alignment node of a pair that finished without
+    error and had none stored before."""
+    from giflab_dask.resultstore import alignment_node_key
+
+    entries: dict[str, tuple[str, dict[str, Any]]] = {}
+    for (index, metric), value in done:
+        if isinstance(value, dict) and value.get("ok") and "node" in value:
+            entries[outcomes[index].metric_keys[metric]] = ("metric", value["node"])
+    for outcome in outcomes:
+        if outcome.error is None and outcome.alignment is not None and not outcome.stored_alignment:
+            o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
+            entries[alignment_node_key(o_key, c_key, align)] = ("alignment", outcome.alignment)
+    return entries
 
 
 def pair_result(
@@ -401,11 +425,14 @@ class BatchPlan:
         values, report = run([w for _, w in items] + [w for _, w in aligned])
         ran = time.perf_counter()
         report.prefixes.update(self.planning_tasks)
-        done, rest = values[: len(items)], values[len(items) :]
-        record_writes(self.outcomes, zip((i for i, _ in items), done, strict=True))
+        done = list(zip((ident for ident, _ in items), values[: len(items)], strict=True))
+        record_writes(self.outcomes, done)
+        rest = values[len(items) :]
         record_alignments(self.outcomes, zip((i for i, _ in aligned), rest, strict=True))
         for outcome in self.outcomes:
             self._finish(outcome)
+        if self.options.use_cache:  # the result index: what this run stored, in one segment
+            self.results.record(stored_nodes(self.outcomes, done, self.options.align))
         finished = time.perf_counter()
         phases = {
             "plan": self.earlier.get("plan", self._planned() - self.started),

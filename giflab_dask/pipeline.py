@@ -211,16 +211,24 @@ def _find_keys(st: _Planning) -> None:
 
 def _look_up_nodes(st: _Planning) -> None:
     """Phase 2, lookups: each pair's stored alignment and metric nodes (none with
-    ``use_cache`` off or ``refresh``), counted as hits; what is left is to compute."""
+    ``use_cache`` off or ``refresh``), counted as hits; what is left is to compute. The whole
+    batch is one bulk lookup (:meth:`ResultStore.lookup`: the result index, then the nodes
+    it lacks fetched together); metric nodes come back without their per-frame vectors."""
     specs = st.options.metrics
+    found: dict[str, dict[str, Any]] = {}
+    if st.options.looks_up:
+        nodes: dict[str, str] = {}
+        for _, outcome in st.pairs():
+            nodes[_alignment_key(st, outcome)] = "alignment"
+            nodes.update(dict.fromkeys(outcome.metric_keys.values(), "metric"))
+        found, _ = st.results.lookup(nodes)
     for index, outcome in st.pairs():
         stored: dict[str, dict[str, Any]] = {}
         if st.options.looks_up:
-            o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
-            node = alignment_node_key(o_key, c_key, st.options.align)
-            outcome.alignment = st.results.get(node, "alignment")
+            outcome.alignment = found.get(_alignment_key(st, outcome))
+            outcome.stored_alignment = outcome.alignment is not None
             for spec in specs:
-                data = st.results.get(outcome.metric_keys[spec.name], "metric")
+                data = found.get(outcome.metric_keys[spec.name])
                 if data is not None:
                     stored[spec.name] = data
         for name, data in stored.items():
@@ -232,6 +240,11 @@ def _look_up_nodes(st: _Planning) -> None:
                 outcome.sample[name] = data["sample"]
         st.stored[index] = stored
         st.missing[index] = [s for s in specs if s.name not in stored]
+
+
+def _alignment_key(st: _Planning, outcome: PairOutcome) -> str:
+    o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
+    return alignment_node_key(o_key, c_key, st.options.align)
 
 
 def _derive_from_stored(st: _Planning) -> None:
@@ -268,8 +281,10 @@ def _derivable(
         parent = spec.derive_from
         if parent is None or spec.derive is None:
             continue
-        if parent in found:
-            data: Mapping[str, Any] | None = found[parent]
+        if parent in found:  # found in summary form: its vector is in its document
+            data: Mapping[str, Any] | None = st.results.get(outcome.metric_keys[parent], "metric")
+        elif parent in outcome.metric_keys:
+            continue  # in this batch and not found by its lookup: nothing to derive from
         else:
             parent_spec = next((s for s in st.options.metrics if s.name == parent), None)
             try:

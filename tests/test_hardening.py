@@ -301,8 +301,11 @@ def test_four_processes_on_one_cache_root(small_batch: Path, tmp_path: Path) -> 
     assert all(t == tables[0] for t in tables)
     frames = [p for p in (cache / "frames").iterdir() if not p.name.startswith(".")]
     assert len(frames) == 2 + 6  # one entry per distinct GIF
-    nodes = list((cache / "results").glob("*/*.json"))
+    nodes = list((cache / "results").glob("[0-9a-f][0-9a-f]/*.json"))
     assert len(nodes) == 6 * (1 + 4)  # per pair: alignment + 4 metrics, exactly once each
+    # each process recorded what it stored in a result-index segment of its own (decision 60)
+    segments = list((cache / "results" / "index").glob("*.json"))
+    assert 1 <= len(segments) <= 4
 
 
 def test_a_cache_root_others_can_write_is_warned_about(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from giflab_dask.errors import (
 )
 from giflab_dask.metrics import BoundMetric, MetricSpec
 from giflab_dask.resultstore import open_result_store
+from giflab_dask.resultstore.documents import summary_of
 from giflab_dask.sampling import SampleDesign
 
 __all__ = [
@@ -346,7 +347,8 @@ def persist_node(
         "compute_seconds": measured + time.perf_counter() - started,
     }
     open_result_store(root).put(key, "metric", data)
-    return {"ok": True, "summary": node_summaries(data), "extra": extra}
+    node = summary_of("metric", data)  # for the result index, written once the batch is done
+    return {"ok": True, "summary": node_summaries(data), "extra": extra, "node": node}
 
 
 def write_derived(root: str, key: str, spec: MetricSpec, parent: np.ndarray) -> dict[str, Any]:
@@ -382,8 +384,14 @@ def write_sampled_node(
     data, info = _sampled_document(spec, design, vectors, record)
     data["compute_seconds"] = measured + time.perf_counter() - started
     open_result_store(root).put(key, "metric", data)
-    summary = node_summaries(data)
-    return {"ok": True, "summary": summary, "extra": data["pair_summary"], "sample": info}
+    summary, extra = node_summaries(data), data["pair_summary"]
+    return {
+        "ok": True,
+        "summary": summary,
+        "extra": extra,
+        "sample": info,
+        "node": summary_of("metric", data),
+    }
 
 
 def _sampled_vectors(

@@ -3,7 +3,9 @@
 - ``keys.py``: the keys of a pair's metric and alignment nodes;
 - ``documents.py``: node keys, and the checks a stored node must pass to be read;
 - ``local.py``: :class:`ResultStore`, one atomically written JSON file per node;
-- ``remote.py``: :class:`FsspecResultStore`, one object per node on an fsspec URL.
+- ``remote.py``: :class:`FsspecResultStore`, one object per node on an fsspec URL;
+- ``index.py``: the result index, checksummed segments of node summaries that make a batch's
+  lookups (:meth:`ResultStore.lookup`) a listing and a few reads.
 
 :func:`open_result_store` gives the store for a root (a local folder or an fsspec URL).
 """

@@ -27,6 +27,8 @@ __all__ = [
     "make_document",
     "max_document_bytes",
     "node_key",
+    "summary_of",
+    "summary_problem",
     "verified",
 ]
 
@@ -116,7 +118,9 @@ def _integers(value: Any, what: str, low: int = 0) -> str | None:
     return None
 
 
-def _metric_shape(data: dict[str, Any]) -> str | None:
+def _metric_shape(data: dict[str, Any], vectors: bool = True) -> str | None:
+    """A metric node's data; ``vectors=False``: its summary form (:func:`summary_of`), each
+    output's ``per_frame`` vector replaced by its length ``n``."""
     from giflab_dask.reduce import STATS
 
     if not isinstance(data.get("metric"), str):
@@ -128,12 +132,17 @@ def _metric_shape(data: dict[str, Any]) -> str | None:
     for name, output in outputs.items():
         if not isinstance(output, dict):
             return f"output {name!r} is not an object"
-        problem = _numbers(output.get("per_frame"), f"{name}.per_frame") or _numbers(
-            output.get("summary"), f"{name}.summary", len(STATS)
-        )
+        if vectors:
+            problem = _numbers(output.get("per_frame"), f"{name}.per_frame")
+            n: Any = len(output["per_frame"]) if problem is None else 0
+        else:
+            n = output.get("n")
+            ok = isinstance(n, int) and not isinstance(n, bool) and n >= 0
+            problem = None if ok else f"{name}.n is not a count"
+        problem = problem or _numbers(output.get("summary"), f"{name}.summary", len(STATS))
         if problem:
             return problem
-        lengths.add(len(output["per_frame"]))
+        lengths.add(n)
     if len(lengths) > 1:
         return "outputs have per-frame vectors of different lengths"
     extra = data.get("pair_summary", {})
@@ -193,3 +202,25 @@ def _alignment_shape(data: dict[str, Any]) -> str | None:
 
 
 _SHAPES = {"metric": _metric_shape, "alignment": _alignment_shape}
+
+
+def summary_of(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """What the result index holds of a node: an alignment node whole, a metric node without
+    its per-frame vectors (each output's ``per_frame`` becomes its length ``n``), which are
+    read from the node's document when first used."""
+    if kind != "metric":
+        return data
+    outputs = {
+        name: {"summary": output["summary"], "n": len(output["per_frame"])}
+        for name, output in data["outputs"].items()
+    }
+    return {**data, "outputs": outputs}
+
+
+def summary_problem(kind: Any, data: Any) -> str | None:
+    """Why ``data`` is not the summary form of a node of ``kind`` (:func:`summary_of`), or None."""
+    if kind not in _SHAPES:
+        return f"unknown kind {kind!r}"
+    if not isinstance(data, dict):
+        return "its data is not a JSON object"
+    return _metric_shape(data, vectors=False) if kind == "metric" else _SHAPES[kind](data)
