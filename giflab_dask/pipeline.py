@@ -38,7 +38,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,6 @@ from giflab_dask.errors import GiflabError
 from giflab_dask.graph.build import (
     PairDecodes,
     PairGraph,
-    PendingGif,
     derived_write,
     metric_groups,
 )
@@ -59,6 +58,7 @@ from giflab_dask.inputs import PairInput
 from giflab_dask.metrics import BoundMetric, MetricSpec, get_metric
 from giflab_dask.options import ValidateOptions
 from giflab_dask.outcomes import BatchPlan, BatchResult, LazyPairResult, PairOutcome
+from giflab_dask.planning import Planning
 from giflab_dask.results import PairResult
 from giflab_dask.resultstore import ResultStore, alignment_node_key, metric_node_key
 from giflab_dask.sampled_plan import pairs_needing_pilot, sampled_writes
@@ -69,7 +69,6 @@ if TYPE_CHECKING:
     from dask.delayed import Delayed
 
     from giflab_dask.budget import TaskLimits
-    from giflab_dask.decode import GifLayout
     from giflab_dask.framestore import FrameStore, StoredGif
 
 # The plan, its options and what it produces live in their own modules (outcomes, options);
@@ -89,105 +88,10 @@ __all__ = [
 GifLike = str | os.PathLike[str]
 
 
-# -- planning: the state the phases share -----------------------------------------------------
-
-
-@dataclass(eq=False)
-class _Planning:
-    """One call of :func:`plan_batch`: its options (stores resolved), the pairs' outcomes, and
-    what each phase leaves for the next."""
-
-    options: ValidateOptions
-    outcomes: list[PairOutcome]
-    pilot_store: ResultStore | None
-    frame_store: FrameStore | None = None
-    keys: dict[str, str | GiflabError] = field(default_factory=dict)  # path -> content key
-    layouts: dict[str, GifLayout | GiflabError] = field(default_factory=dict)  # key -> blocks
-    stored: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)  # found nodes
-    missing: dict[int, list[MetricSpec]] = field(default_factory=dict)  # index -> to compute
-    derived: dict[tuple[int, str], Delayed] = field(default_factory=dict)
-    stored_gifs: dict[str, StoredGif | None] = field(default_factory=dict)  # key -> entry
-    pending: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # key -> (path, root)
-    to_build: list[tuple[int, list[MetricSpec]]] = field(default_factory=list)
-    files: FileWork = field(default_factory=FileWork)  # hashes and scans: here or on workers
-    alignment_writes: dict[int, Delayed] = field(default_factory=dict)  # index -> its task
-
-    @property
-    def results(self) -> ResultStore:
-        assert self.options.results is not None
-        return self.options.results
-
-    def frames(self) -> FrameStore:
-        """The frame store, opened only when some pair needs frames: a run of pure lookups
-        never imports zarr (most of a hot batch's time otherwise)."""
-        if self.frame_store is None:
-            from giflab_dask.framestore import open_frame_store
-
-            self.frame_store = open_frame_store()
-        return self.frame_store
-
-    def key_of(self, path: str) -> str:
-        """A GIF's content key (cached per path), or the error naming the file."""
-        if path not in self.keys:
-            from giflab_dask.keys import gif_key
-
-            try:
-                self.keys[path] = gif_key(path)
-            except GiflabError as exc:
-                self.keys[path] = exc
-        value = self.keys[path]
-        if isinstance(value, GiflabError):
-            raise value
-        return value
-
-    def layout_of(self, path: str, key: str) -> GifLayout:
-        """A GIF's block structure (scanned once per content key), or the error naming it."""
-        if key not in self.layouts:
-            from giflab_dask.decode import scan_gif
-
-            try:
-                self.layouts[key] = scan_gif(path)
-            except GiflabError as exc:
-                self.layouts[key] = exc
-        layout = self.layouts[key]
-        if isinstance(layout, GiflabError):
-            raise layout
-        return layout
-
-    def gif_for(self, path: str, key: str) -> StoredGif | PendingGif:
-        """A stored GIF's entry, or what its decode task will store."""
-        stored = self.stored_gifs.get(key)
-        if stored is not None:
-            return stored
-        from giflab_dask.framestore import chunk_frames_for
-
-        layout = self.layout_of(path, key)
-        chunk = min(chunk_frames_for(layout.height, layout.width), layout.n_frames)
-        return PendingGif(key, Path(path), layout, chunk, self.frames().root)
-
-    def chunks_of(self, index: int) -> int:
-        """How many pair-metrics tasks a pair needs (time chunks of its original)."""
-        from giflab_dask.framestore import chunk_frames_for
-
-        outcome = self.outcomes[index]
-        path, key = outcome.input.original, outcome.original_key or ""
-        try:
-            gif = self.stored_gifs.get(key) or self.layout_of(path, key)
-        except GiflabError:
-            return 0  # an error row, found again when its tasks are built
-        n = gif.n_frames
-        chunk = getattr(gif, "chunk_frames", None) or chunk_frames_for(gif.height, gif.width)
-        return -(-n // min(chunk, n))
-
-    def pairs(self) -> Iterable[tuple[int, PairOutcome]]:
-        """The pairs that have no error (yet)."""
-        return ((i, o) for i, o in enumerate(self.outcomes) if not o.error)
-
-
 # -- planning: the phases, in order -----------------------------------------------------------
 
 
-def _find_keys(st: _Planning) -> None:
+def _find_keys(st: Planning) -> None:
     """Phase 1, keys: each pair's content keys and the keys of the nodes it needs; a file that
     cannot be read is its pair's error row."""
     from giflab_dask.keys import gif_keys
@@ -209,7 +113,7 @@ def _find_keys(st: _Planning) -> None:
         }
 
 
-def _look_up_nodes(st: _Planning) -> None:
+def _look_up_nodes(st: Planning) -> None:
     """Phase 2, lookups: each pair's stored alignment and metric nodes (none with
     ``use_cache`` off or ``refresh``), counted as hits; what is left is to compute. The whole
     batch is one bulk lookup (:meth:`ResultStore.lookup`: the result index, then the nodes
@@ -242,12 +146,12 @@ def _look_up_nodes(st: _Planning) -> None:
         st.missing[index] = [s for s in specs if s.name not in stored]
 
 
-def _alignment_key(st: _Planning, outcome: PairOutcome) -> str:
+def _alignment_key(st: Planning, outcome: PairOutcome) -> str:
     o_key, c_key = outcome.original_key or "", outcome.compressed_key or ""
     return alignment_node_key(o_key, c_key, st.options.align)
 
 
-def _derive_from_stored(st: _Planning) -> None:
+def _derive_from_stored(st: Planning) -> None:
     """Phase 3, derivations: a missing metric that is a function of a stored node (PSNR of
     MSE) gets a write from that node's vector; no frame is read for it."""
     if not st.options.looks_up or st.options.sample is not None:
@@ -266,7 +170,7 @@ def _derive_from_stored(st: _Planning) -> None:
 
 
 def _derivable(
-    st: _Planning,
+    st: Planning,
     outcome: PairOutcome,
     specs: Sequence[MetricSpec],
     found: Mapping[str, Mapping[str, Any]],
@@ -299,7 +203,7 @@ def _derivable(
     return out
 
 
-def _find_frames(st: _Planning) -> None:
+def _find_frames(st: Planning) -> None:
     """Phase 4, decodes: for each pair with work left, which of its GIFs are in the frame
     store and which the graph decodes (their blocks scanned now, all at once: an unreadable
     structure is an error row before any graph)."""
@@ -342,7 +246,7 @@ def _sides(outcome: PairOutcome) -> tuple[tuple[str, str], tuple[str, str]]:
     )
 
 
-def _pilot_first(st: _Planning, pairs: Sequence[PairInput]) -> BatchPlan | None:
+def _pilot_first(st: Planning, pairs: Sequence[PairInput]) -> BatchPlan | None:
     """An adaptive sample's pilot pass, when some pair lacks it: the pilot's values decide
     the final frames, so its plan comes first and its ``then`` plans the final pass."""
     options, sample = st.options, st.options.sample
@@ -362,7 +266,7 @@ def _pilot_first(st: _Planning, pairs: Sequence[PairInput]) -> BatchPlan | None:
     return pilot
 
 
-def _build_graph(st: _Planning) -> BatchPlan:
+def _build_graph(st: Planning) -> BatchPlan:
     """Phase 5, graph: each pair's alignment, limits and tasks; the plan of the batch."""
     options = st.options
     budget, pair_seconds = memory_budget(), max_pair_seconds()
@@ -404,7 +308,7 @@ def _build_graph(st: _Planning) -> BatchPlan:
 
 
 def _prepare_pair(
-    st: _Planning,
+    st: Planning,
     index: int,
     missing: Sequence[MetricSpec],
     limits: tuple[int | None, float | None],
@@ -437,7 +341,7 @@ def _prepare_pair(
 
 
 def _pair_inputs(
-    st: _Planning,
+    st: Planning,
     outcome: PairOutcome,
     missing: Sequence[MetricSpec],
     limits: tuple[int | None, float | None],
@@ -468,7 +372,7 @@ def _pair_inputs(
 
 
 def _alignment_job(
-    st: _Planning, outcome: PairOutcome, graph: PairGraph, o_gif: Any, c_gif: Any
+    st: Planning, outcome: PairOutcome, graph: PairGraph, o_gif: Any, c_gif: Any
 ) -> AlignmentJob | None:
     """Record a pair's alignment (mapping, sizes, pair facts) and give what a task needs to
     store its node (completing the facts that wait for the decodes); None when nothing is left
@@ -502,7 +406,7 @@ def _plan(
     hash and scan the files (None: here)."""
     started = time.perf_counter()  # the run's clock covers planning (decision 62)
     options = replace(options, results=options.result_store())
-    st = _Planning(options, [PairOutcome(p, error=p.error) for p in pairs], pilot_store)
+    st = Planning(options, [PairOutcome(p, error=p.error) for p in pairs], pilot_store)
     st.frame_store = options.store
     st.files = FileWork(client)
     _find_keys(st)
