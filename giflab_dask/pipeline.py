@@ -404,7 +404,7 @@ def _plan(
     """:func:`plan_batch` with its options built; ``pilot_store`` holds an adaptive sample's
     pilot nodes once its pilot pass has run; ``client``: a ``distributed.Client`` whose workers
     hash and scan the files (None: here)."""
-    started = time.perf_counter()  # the run's clock covers planning (decision 62)
+    started = time.perf_counter()  # the run's clock covers planning: a summary must not hide it
     options = replace(options, results=options.result_store())
     st = Planning(options, [PairOutcome(p, error=p.error) for p in pairs], pilot_store)
     st.frame_store = options.store
