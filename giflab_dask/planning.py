@@ -5,10 +5,10 @@ stored nodes, the metrics still to compute, stored GIFs, pending decodes).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from giflab_dask.errors import GiflabError
 from giflab_dask.graph.build import PendingGif
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from giflab_dask.resultstore import ResultStore
 
 __all__ = ["Planning"]
+
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -63,31 +65,15 @@ class Planning:
 
     def key_of(self, path: str) -> str:
         """A GIF's content key (cached per path), or the error naming the file."""
-        if path not in self.keys:
-            from giflab_dask.keys import gif_key
+        from giflab_dask.keys import gif_key
 
-            try:
-                self.keys[path] = gif_key(path)
-            except GiflabError as exc:
-                self.keys[path] = exc
-        value = self.keys[path]
-        if isinstance(value, GiflabError):
-            raise value
-        return value
+        return _memo(self.keys, path, lambda: gif_key(path))
 
     def layout_of(self, path: str, key: str) -> GifLayout:
         """A GIF's block structure (scanned once per content key), or the error naming it."""
-        if key not in self.layouts:
-            from giflab_dask.decode import scan_gif
+        from giflab_dask.decode import scan_gif
 
-            try:
-                self.layouts[key] = scan_gif(path)
-            except GiflabError as exc:
-                self.layouts[key] = exc
-        layout = self.layouts[key]
-        if isinstance(layout, GiflabError):
-            raise layout
-        return layout
+        return _memo(self.layouts, key, lambda: scan_gif(path))
 
     def gif_for(self, path: str, key: str) -> StoredGif | PendingGif:
         """A stored GIF's entry, or what its decode task will store."""
@@ -117,3 +103,17 @@ class Planning:
     def pairs(self) -> Iterable[tuple[int, PairOutcome]]:
         """The pairs that have no error (yet)."""
         return ((i, o) for i, o in enumerate(self.outcomes) if not o.error)
+
+
+def _memo(cache: dict[str, T | GiflabError], key: str, compute: Callable[[], T]) -> T:
+    """``compute()`` once per ``key``; an error naming the file is remembered and raised again
+    (a file that cannot be read is its pairs' error row, every time it is asked for)."""
+    if key not in cache:
+        try:
+            cache[key] = compute()
+        except GiflabError as exc:
+            cache[key] = exc
+    value = cache[key]
+    if isinstance(value, GiflabError):
+        raise value
+    return value
