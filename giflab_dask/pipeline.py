@@ -207,16 +207,19 @@ def _find_frames(st: Planning) -> None:
     """Phase 4, decodes: for each pair with work left, which of its GIFs are in the frame
     store and which the graph decodes (their blocks scanned now, all at once: an unreadable
     structure is an error row before any graph)."""
+    # lookups and derivations read no frame
+    reading = [(i, o) for i, o in st.pairs() if o.alignment is None or st.missing[i]]
+    # the frame store is the decode cache, whatever use_cache says; one bulk open of every
+    # entry the batch reads (on an object store, the manifests fetched concurrently)
+    wanted = [key for _, o in reading for _, key in _sides(o) if key not in st.stored_gifs]
+    opened = st.frames().open_many(wanted) if wanted else {}
     candidates = []
-    for index, outcome in st.pairs():
+    for index, outcome in reading:
         missing = st.missing[index]
-        if outcome.alignment is not None and not missing:
-            continue  # lookups and derivations: no frame is read
         try:
             for path, key in _sides(outcome):
                 if key not in st.stored_gifs:
-                    # the frame store is the decode cache, whatever use_cache says
-                    st.stored_gifs[key] = st.frames().open(key)
+                    st.stored_gifs[key] = _opened(opened, key)
                 if st.stored_gifs[key] is None:
                     st.pending.setdefault(key, (Path(path), st.frames().root))
         except GiflabError as exc:
@@ -236,6 +239,14 @@ def _find_frames(st: Planning) -> None:
             outcome.error = str(exc)
             continue
         st.to_build.append((index, missing))
+
+
+def _opened(opened: Mapping[str, StoredGif | GiflabError | None], key: str) -> StoredGif | None:
+    """An entry from ``open_many``, raising the error its ``open`` raised."""
+    stored = opened[key]
+    if isinstance(stored, GiflabError):
+        raise stored
+    return stored
 
 
 def _sides(outcome: PairOutcome) -> tuple[tuple[str, str], tuple[str, str]]:

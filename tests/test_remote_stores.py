@@ -434,3 +434,132 @@ def test_s3_half_written_entry_and_access_marker(s3_cache: str, tmp_path: Path) 
     rebuilt = store.ensure(gif)
     assert rebuilt.path != stored.path
     np.testing.assert_array_equal(rebuilt.frames().compute(), reference_frames(gif))
+
+
+# -- open_many: the batch's bulk open -----------------------------------------------------------
+
+
+def _store_with_damage(kind: str, gifs: list[Path], root: Path) -> tuple[FrameStore, list[str]]:
+    """A store holding ``gifs``: the first intact, then a manifest that is not JSON, one that is
+    not an object, an entry with a file missing; and the keys to open (plus one never stored)."""
+    url = _memory_url("frames") if kind == "memory" else str(root / uuid.uuid4().hex[:8])
+    store = open_frame_store(url)
+    keys = [store.ensure(gif).key for gif in gifs]
+
+    def write(key: str, rel: str, body: bytes | None) -> None:
+        if isinstance(store, FsspecFrameStore):
+            path = store._p(key, *rel.split("/"))
+            store.fs.rm_file(path) if body is None else store.fs.pipe_file(path, body)
+        else:
+            path = Path(store.entry_path(key), rel)
+            path.unlink() if body is None else path.write_bytes(body)
+
+    write(keys[1], MANIFEST, b"{not json")
+    write(keys[2], MANIFEST, b"[1, 2]")
+    data = str(store.open(keys[3]).path).replace("\\", "/").rsplit("/", 1)[-1]
+    chunk = "frames/c.0.0.0.0"
+    write(keys[3], chunk if kind == "local" else f"{data}/{chunk}", None)
+    return store, [*keys, "0" * 32, keys[0]]
+
+
+def _opened_view(store: FrameStore, found: list[Any], caught: list[Any]) -> Any:
+    """What opening showed: each entry's identity, the warnings (root-free), what is left."""
+    entries = [
+        None if s is None else (s.key, s.n_frames, s.height, s.width, s.attrs["created"] > 0)
+        for s in found
+    ]
+    messages = [str(w.message).replace(str(store.root), "<root>") for w in caught]
+    return entries, messages, sorted(e.key for e in store.entries())
+
+
+@pytest.mark.parametrize("kind", ["memory", "local"])
+def test_open_many_equals_open(kind: str, tmp_path: Path) -> None:
+    gifs = [write_pillow_gif(tmp_path / f"g{i}.gif", n_frames=3 + i, noise=True) for i in range(4)]
+    views = []
+    for bulk in (False, True):
+        store, keys = _store_with_damage(kind, gifs, tmp_path)
+        with pytest.warns(CacheIntegrityWarning) as caught:
+            if bulk:
+                opened = store.open_many(keys)
+                assert list(opened) == list(dict.fromkeys(keys))  # distinct, in order
+                found = [opened[k] for k in keys]
+            else:
+                found = [store.open(k) for k in keys]
+        views.append(_opened_view(store, found, list(caught)))
+    assert views[0] == views[1]
+    entries, messages, left = views[1]
+    assert entries[0] is not None and entries[0] == entries[-1]
+    assert entries[1:5] == [None] * 4 and len(messages) == 3
+    assert "unreadable metadata" in messages[0] and "not a JSON object" in messages[1]
+    assert "frames/c.0.0.0.0 is missing" in messages[2]
+    assert left == [entries[0][0]]  # the broken entries were removed, as open removes them
+
+
+def test_open_many_maps_an_open_error_to_its_key(tmp_path: Path) -> None:
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=3)
+    store = open_frame_store(_memory_url("frames"))
+    key = store.ensure(gif).key
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise FrameStoreError("frame store entry x: cannot be read")
+
+    store._touch_remote = broken  # type: ignore[method-assign]  # after verification
+    opened = store.open_many([key, "0" * 32])
+    assert isinstance(opened[key], FrameStoreError) and opened["0" * 32] is None
+    with pytest.raises(FrameStoreError, match="cannot be read"):
+        store.open(key)
+
+
+def test_s3_planning_fetches_the_manifests_in_one_call(
+    demo: Path, s3_cache: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = collect_pairs(demo)
+    single: list[str] = []
+    bulk: list[list[str]] = []
+    real_read, real_many = framestore_remote.read_manifest, FsspecFrameStore.open_many
+
+    def read_manifest(fs: Any, entry: str) -> Any:
+        single.append(entry)
+        return real_read(fs, entry)
+
+    def open_many(store: FsspecFrameStore, keys: Any, **kwargs: Any) -> Any:
+        bulk.append(list(keys))
+        return real_many(store, bulk[-1], **kwargs)
+
+    monkeypatch.setattr(framestore_remote, "read_manifest", read_manifest)
+    monkeypatch.setattr(FsspecFrameStore, "open_many", open_many)
+    gifs = {gif_key(p) for pair in pairs for p in (pair.original, pair.compressed)}
+    plan = plan_batch(pairs, metrics="psnr")  # cold: every GIF is decoded by the graph
+    assert single == [] and len(bulk) == 1 and set(bulk[0]) == gifs
+    assert plan.compute(scheduler="threads").counts()["error"] == 0
+    bulk.clear()
+    single.clear()
+    # warm frame store, results cleared: entries opened (and verified) from one bulk fetch
+    open_result_store().clear()
+    plan = plan_batch(pairs, metrics="psnr")
+    assert single == [] and len(bulk) == 1 and set(bulk[0]) == gifs
+    assert plan.compute(scheduler="threads").counts()["error"] == 0
+
+
+def test_an_open_error_is_the_error_row_of_each_pair_that_needs_the_entry(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = collect_pairs(demo)
+    with dask.config.set({"giflab.cache-dir": _memory_url("cache")}):
+        assert validate_batch(pairs, metrics="psnr").counts()["error"] == 0
+        open_result_store().clear()  # frames stored, results not: planning opens every entry
+        bad = gif_key(pairs[0].compressed)
+        real = FsspecFrameStore._touch_remote
+
+        def touch(store: FsspecFrameStore, key: str) -> None:
+            if key == bad:
+                raise FrameStoreError(f"frame store entry {key}: cannot be read")
+            real(store, key)
+
+        monkeypatch.setattr(FsspecFrameStore, "_touch_remote", touch)
+        plan = plan_batch(pairs, metrics="psnr")
+    errors = [o.error for o in plan.outcomes]
+    needs = [gif_key(p.compressed) == bad for p in pairs]
+    assert sum(needs) >= 1 and len(pairs) > sum(needs)
+    for error, need in zip(errors, needs, strict=True):
+        assert (error == f"frame store entry {bad}: cannot be read") if need else error is None

@@ -32,6 +32,7 @@ from giflab_dask.errors import (
     CacheIntegrityWarning,
     CacheWriteError,
     FrameStoreError,
+    GiflabError,
 )
 from giflab_dask.framestore.entry import (
     EntryInfo,
@@ -192,6 +193,20 @@ class FrameStore:
             return None
         self._touch(path)
         return stored
+
+    def open_many(
+        self, keys: Iterable[str], *, verify: str | None = None
+    ) -> dict[str, StoredGif | GiflabError | None]:
+        """:meth:`open` of each distinct key, in order; a key whose ``open`` raised a
+        :class:`GiflabError` maps to that error, so a batch pins it on the pairs that need it.
+        The fsspec store fetches the manifests in one round of concurrent requests."""
+        out: dict[str, StoredGif | GiflabError | None] = {}
+        for key in dict.fromkeys(keys):
+            try:
+                out[key] = self.open(key, verify=verify)
+            except GiflabError as exc:
+                out[key] = exc
+        return out
 
     def _check(self, path: Path, manifest: dict[str, Any], mode: str) -> str | None:
         if mode == "none":

@@ -15,7 +15,7 @@ from giflab_dask.framestore.layout import ACCESS, DATA, MANIFEST, MAX_MANIFEST_B
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-__all__ = ["data_name", "read_manifest", "remove_entry"]
+__all__ = ["data_name", "parse_manifest", "read_manifest", "remove_entry"]
 
 
 def read_manifest(fs: AbstractFileSystem, entry: str) -> dict[str, Any] | None:
@@ -24,6 +24,11 @@ def read_manifest(fs: AbstractFileSystem, entry: str) -> dict[str, Any] | None:
         raw = fs.cat_file(f"{entry}/{MANIFEST}", start=0, end=MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         return None
+    return parse_manifest(raw)
+
+
+def parse_manifest(raw: bytes) -> dict[str, Any]:
+    """A manifest's bytes, read with a cap of one byte over the limit, as a JSON object."""
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ValueError(f"the manifest is larger than {MAX_MANIFEST_BYTES} bytes")
     manifest = json.loads(raw)

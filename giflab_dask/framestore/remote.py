@@ -11,19 +11,26 @@ than the longest a decode may take.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import zarr
 
 from giflab_dask import config, roots, storage
 from giflab_dask.decode import scan_gif
-from giflab_dask.errors import CacheFileError, CacheIntegrityWarning, FrameStoreError
+from giflab_dask.errors import (
+    CacheFileError,
+    CacheIntegrityWarning,
+    FrameStoreError,
+    GiflabError,
+)
 from giflab_dask.framestore.entry import (
     EntryInfo,
     StoredGif,
@@ -33,7 +40,7 @@ from giflab_dask.framestore.entry import (
 )
 from giflab_dask.framestore.layout import ACCESS, DATA, MANIFEST, MAX_MANIFEST_BYTES, VERIFY_MODES
 from giflab_dask.framestore.local import FrameStore
-from giflab_dask.framestore.objects import data_name, read_manifest, remove_entry
+from giflab_dask.framestore.objects import data_name, parse_manifest, read_manifest, remove_entry
 from giflab_dask.framestore.read import zarr_store
 from giflab_dask.framestore.writer import FsspecWriter, write_entry
 from giflab_dask.keys import LAYOUT_VERSION, GifSource
@@ -79,10 +86,40 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
         ``checksum`` downloads and hashes every file). A failing entry is reported once and
         removed. Network errors are raised, never taken for a broken entry.
         """
+        return self._open_with(key, lambda: self._read_manifest(key), verify)
+
+    def open_many(
+        self, keys: Iterable[str], *, verify: str | None = None
+    ) -> dict[str, StoredGif | GiflabError | None]:
+        """:meth:`open` of each distinct key, the manifests fetched together (fsspec's
+        ``cat_ranges``: concurrent GETs on an async filesystem such as s3fs), then each entry
+        verified as ``open`` does. A key whose ``open`` would raise a :class:`GiflabError` maps
+        to it; a network error is raised, as ``open`` raises it."""
+        keys = list(dict.fromkeys(keys))
+        paths = [self._p(key, MANIFEST) for key in keys]
+        cap = MAX_MANIFEST_BYTES + 1
+        fetched = self.fs.cat_ranges(paths, 0, cap, on_error="return") if keys else []
+        blobs: list[bytes | None] = []
+        for raw in fetched:
+            if isinstance(raw, BaseException) and not isinstance(raw, FileNotFoundError):
+                raise raw  # network, permissions: never taken for a missing entry
+            blobs.append(None if isinstance(raw, BaseException) else raw)
+        out: dict[str, StoredGif | GiflabError | None] = {}
+        for key, raw in zip(keys, blobs, strict=True):
+            try:
+                out[key] = self._open_with(key, functools.partial(_manifest_of, raw), verify)
+            except GiflabError as exc:
+                out[key] = exc
+        return out
+
+    def _open_with(
+        self, key: str, read: Callable[[], dict[str, Any] | None], verify: str | None
+    ) -> StoredGif | None:
+        """``open`` given how to read the entry's manifest (None when it has none)."""
         mode = verify or config.choice("framestore.verify-remote", VERIFY_MODES)
         data = None
         try:
-            manifest = self._read_manifest(key)
+            manifest = read()
             if manifest is None:
                 return None
             data = data_name(manifest)
@@ -100,7 +137,7 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
                     f"frame store entry {self.entry_path(key)} failed verification ({problem}); "
                     "rebuilding it"
                 ),
-                stacklevel=2,
+                stacklevel=3,
             )
             self.remove(key, data=data)
             return None
@@ -306,6 +343,11 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
 
 
 _PROCESS_LOCKS: dict[str, Any] = {}
+
+
+def _manifest_of(raw: bytes | None) -> dict[str, Any] | None:
+    """A fetched manifest, None for an entry that has none."""
+    return None if raw is None else parse_manifest(raw)
 
 
 def _data_time(name: str) -> float:
