@@ -35,7 +35,7 @@ import importlib.util
 import threading
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -406,3 +406,40 @@ def draw_frame(
         return False
     _draw_kernel(indices, table, -1 if transparency is None else int(transparency), rgb, alpha)
     return True
+
+
+T = TypeVar("T")
+
+
+def loader(build: Callable[[Any], T], what: str) -> Callable[[], T | None]:
+    """A module's thread-safe ``load()``: ``build(numba)`` on the first call, its result from
+    then on; ``None`` when numba is not installed, or when ``build`` fails (a ``RuntimeWarning``
+    names ``what``; the numpy kernels, same values, are used instead)."""
+    state: dict[str, T | None] = {}
+    lock = threading.Lock()
+
+    def load() -> T | None:
+        if "value" not in state:
+            with lock:
+                if "value" not in state:
+                    state["value"] = _build_or_warn(build, what)
+        return state["value"]
+
+    return load
+
+
+def _build_or_warn(build: Callable[[Any], T], what: str) -> T | None:
+    try:
+        import numba
+    except ImportError:
+        return None
+    try:
+        return build(numba)
+    except Exception as exc:
+        warnings.warn(
+            f"numba could not compile {what} ({exc}); using the numpy kernels (same values, "
+            "slower).",
+            RuntimeWarning,
+            stacklevel=3,  # the caller of load()
+        )
+        return None

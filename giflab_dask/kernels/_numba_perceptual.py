@@ -21,8 +21,6 @@ release the GIL (``nogil=True``).
 
 from __future__ import annotations
 
-import threading
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -45,10 +43,6 @@ class Kernels(NamedTuple):
 
 # phasecong2's number of scales (perceptual._PC_NSCALE), a compile-time constant here.
 _NSCALE = 4
-
-_lock = threading.Lock()
-_kernels: Kernels | None = None
-_failed = False
 
 
 def _orientation(eo, eps, energy, an_all, an0):  # pragma: no cover - compiled by numba
@@ -208,39 +202,17 @@ def _block_planes_signatures(numba: Any) -> list[Any]:
     ]
 
 
-def load() -> Kernels | None:
-    """The compiled kernels, compiling them on first call; ``None`` when numba is unusable
-    (not installed, or it failed to compile: a ``RuntimeWarning`` says why)."""
-    global _kernels, _failed
-    if _kernels is not None or _failed:
-        return _kernels
-    with _lock:
-        if _kernels is None and not _failed:
-            try:
-                import numba
-            except ImportError:
-                _failed = True
-                return None
-            compile_ = _numba.njit_kernel
+def _build(numba: Any) -> Kernels:
+    compile_ = _numba.njit_kernel
+    return Kernels(
+        orientation=compile_(_SIGNATURES["orientation"], _orientation),
+        threshold=compile_(_SIGNATURES["threshold"], _threshold),
+        median_of_squares=compile_(_SIGNATURES["median_of_squares"], _median_of_squares),
+        block_planes=compile_(_block_planes_signatures(numba), _block_planes),
+        gradient_magnitude=compile_(_SIGNATURES["gradient_magnitude"], _gradient_magnitude),
+    )
 
-            try:
-                _kernels = Kernels(
-                    orientation=compile_(_SIGNATURES["orientation"], _orientation),
-                    threshold=compile_(_SIGNATURES["threshold"], _threshold),
-                    median_of_squares=compile_(
-                        _SIGNATURES["median_of_squares"], _median_of_squares
-                    ),
-                    block_planes=compile_(_block_planes_signatures(numba), _block_planes),
-                    gradient_magnitude=compile_(
-                        _SIGNATURES["gradient_magnitude"], _gradient_magnitude
-                    ),
-                )
-            except Exception as exc:
-                _failed = True
-                warnings.warn(
-                    f"numba could not compile the FSIM/GMSD kernels ({exc}); using the numpy "
-                    "kernels (same values, slower).",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-    return _kernels
+
+#: The compiled kernels, compiled on first call; ``None`` when numba is unusable (not
+#: installed, or it failed to compile: a ``RuntimeWarning`` says why).
+load = _numba.loader(_build, "the FSIM/GMSD kernels")

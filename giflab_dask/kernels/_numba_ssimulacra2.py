@@ -19,8 +19,6 @@ rounding. The functions release the GIL (``nogil=True``).
 
 from __future__ import annotations
 
-import threading
-import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -40,10 +38,6 @@ class Kernels(NamedTuple):
     scale_norms: Callable[..., np.ndarray]  # (lin1, lin2, scratch)
     downsample: Callable[..., np.ndarray]  # (lin, scratch, slot)
 
-
-_lock = threading.Lock()
-_kernels: Kernels | None = None
-_failed = False
 
 _CBRT_MAGIC = 709921077  # the exponent-thirding guess of cbrtf's bit pattern
 
@@ -333,39 +327,19 @@ def _entry_points(compiled: dict[str, Callable[..., None]]) -> Kernels:
     return Kernels(linear, scale_norms, downsample)
 
 
-def load() -> Kernels | None:
-    """The kernels, compiling them on first call; ``None`` when numba is unusable (not
-    installed, or it failed to compile: a ``RuntimeWarning`` says why)."""
-    global _kernels, _failed
-    if _kernels is not None or _failed:
-        return _kernels
-    with _lock:
-        if _kernels is None and not _failed:
-            try:
-                import numba
-            except ImportError:
-                _failed = True
-                return None
-            global _as_int32, _as_float32
-            compile_ = _numba.njit_kernel
+def _build(numba: Any) -> Kernels:
+    global _as_int32, _as_float32
+    functions: dict[str, Callable[..., None]] = {
+        "xyb": _xyb, "scale_norms": _scale_norms, "linear": _linear, "downsample": _downsample,
+    }  # fmt: skip
+    _as_int32, _as_float32 = _bit_casts(numba)
+    steps = ("_blur_row", "_blur_columns", "_add_maps")  # inlined into _scale_norms
+    _numba.compile_helpers(globals(), steps, inline=True)
+    signatures = _signatures(numba)
+    compiled = {k: _numba.njit_kernel(signatures[k], f) for k, f in functions.items()}
+    return _entry_points(compiled)
 
-            functions: dict[str, Callable[..., None]] = {
-                "xyb": _xyb, "scale_norms": _scale_norms, "linear": _linear,
-                "downsample": _downsample,
-            }  # fmt: skip
-            try:
-                _as_int32, _as_float32 = _bit_casts(numba)
-                steps = ("_blur_row", "_blur_columns", "_add_maps")  # inlined into _scale_norms
-                _numba.compile_helpers(globals(), steps, inline=True)
-                signatures = _signatures(numba)
-                compiled = {k: compile_(signatures[k], f) for k, f in functions.items()}
-                _kernels = _entry_points(compiled)
-            except Exception as exc:
-                _failed = True
-                warnings.warn(
-                    f"numba could not compile the SSIMULACRA2 kernels ({exc}); using the numpy "
-                    "kernels (same values, slower).",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-    return _kernels
+
+#: The kernels, compiled on first call; ``None`` when numba is unusable (not installed, or it
+#: failed to compile: a ``RuntimeWarning`` says why).
+load = _numba.loader(_build, "the SSIMULACRA2 kernels")
