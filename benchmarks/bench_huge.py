@@ -248,11 +248,15 @@ def _local_objects(cache: Path) -> Counter[str]:
 
 def measure(
     manifest: Path, store: str, scheduler: str, scratch: Path, s3: CountingS3 | None,
-    profile: str | None = None, cli: bool = False,
+    profile: str | None = None, cli: bool = False, runs: tuple[str, ...] = ("cold", "hot"),
+    keep: bool = False,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Cold then hot run of one batch on a fresh cache; one row each. ``cli``: then a hot run
-    of the CLI on the same local cache (``row["cli"]`` of the hot row)."""
-    tag = f"{store}-{scheduler}-{uuid.uuid4().hex[:8]}"
+    of the CLI on the same local cache (``row["cli"]`` of the hot row). ``keep``: the local
+    cache is named by store, scheduler and size under ``scratch`` and kept, so a later
+    ``runs=("hot",)`` measures it again (with another version of the code, say)."""
+    n = sum(1 for _ in manifest.open()) - 1
+    tag = f"{store}-{scheduler}-{n}" if keep else f"{store}-{scheduler}-{uuid.uuid4().hex[:8]}"
     if store == "s3":
         assert s3 is not None
         cache, options = f"s3://bench/{tag}", s3.options
@@ -264,7 +268,7 @@ def measure(
         "metrics": METRICS, "profile": profile,
     }  # fmt: skip
     rows = {}
-    for run in ("cold",) if profile else ("cold", "hot"):
+    for run in ("cold",) if profile else runs:
         if s3 is not None:
             s3.take()
         row = run_child(RUN, json.dumps(args))
@@ -276,9 +280,10 @@ def measure(
             print(f"  {row['errors']} error rows, first: {row['first_error']}", flush=True)
         rows[run] = row
     if store == "local":
-        if cli:
+        if cli and "hot" in rows:
             rows["hot"]["cli"] = cli_hot(manifest, Path(cache), Path(args["stat_index"]))
-        shutil.rmtree(cache, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(cache, ignore_errors=True)
     return rows
 
 
@@ -424,10 +429,17 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile a cold client too")
     parser.add_argument("--no-cli", action="store_true", help="skip the CLI hot run")
     parser.add_argument("--json", type=Path, help="write every row here")
+    parser.add_argument("--runs", default="cold,hot", help="cold,hot (default) or hot alone")
+    parser.add_argument(
+        "--keep", type=Path,
+        help="keep the local caches here (named by store, scheduler and size); with --runs hot,"
+        " measure a cache an earlier run kept",
+    )  # fmt: skip
     args = parser.parse_args()
     sizes = [200, 1000] if args.quick else [int(s) for s in args.sizes.split(",")]
     stores = args.stores.split(",")
     schedulers = args.scheduler.split(",")
+    runs = tuple(args.runs.split(","))
     if args.data is None:
         import platformdirs
 
@@ -438,22 +450,24 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="giflab-huge-") as tmp:
-            scratch = Path(tmp)
+            scratch = Path(tmp) if args.keep is None else args.keep
+            scratch.mkdir(parents=True, exist_ok=True)
             for n in sizes:
                 manifest = make_manifest(args.data, n)
                 for store in stores:
                     for scheduler in schedulers:
                         t = time.perf_counter()
                         cli = store == "local" and scheduler == "threads" and not args.no_cli
-                        rows = measure(manifest, store, scheduler, scratch, s3, cli=cli)
+                        rows = measure(manifest, store, scheduler, scratch, s3, cli=cli,
+                                       runs=runs, keep=args.keep is not None)  # fmt: skip
                         for run, row in rows.items():
                             results.append({"n": n, "store": store, "scheduler": scheduler,
                                             "run": run, **row})  # fmt: skip
-                        cold, hot = rows["cold"]["wall"], rows["hot"]["wall"]
+                        walls = ", ".join(f"{run} {row['wall']:.1f} s" for run, row in rows.items())
                         took = time.perf_counter() - t
-                        print(f"  {n} pairs, {store}, {scheduler}: cold {cold:.1f} s, hot "
-                              f"{hot:.1f} s ({took:.0f} s with start-up)", flush=True)  # fmt: skip
-                        if "cli" in rows["hot"]:
+                        print(f"  {n} pairs, {store}, {scheduler}: {walls} ({took:.0f} s with"
+                              " start-up)", flush=True)  # fmt: skip
+                        if "cli" in rows.get("hot", {}):
                             c = rows["hot"]["cli"]
                             said = _fmt(c["summary_seconds"], ".1f")
                             print(f"  CLI hot run, {n} pairs: process {c['process_wall']:.1f} s,"
