@@ -39,6 +39,8 @@ class Kernels(NamedTuple):
     downsample: Callable[..., np.ndarray]  # (lin, scratch, slot)
 
 
+_HALF_TAPS = 4  # the blur's 9 taps reach 4 rows up and down
+_RING = 2 * _HALF_TAPS + 2  # filtered rows kept for two output rows: i - 4 .. i + 5
 _CBRT_MAGIC = 709921077  # the exponent-thirding guess of cbrtf's bit pattern
 
 
@@ -116,21 +118,25 @@ def _xyb(lin, opsin, bias, bias_cbrt, out):  # pragma: no cover - numba
 def _scale_norms(img, taps, c2, ring, padded, zero, blurred, columns, out):  # pragma: no cover
     """``ssimulacra2._scale_norms_numpy`` after the XYB: ``img`` (6, h, w) into ``out`` (3, 6).
 
-    One pass down the rows: each row of the 15 blur inputs (img1 and img2 planes, then the
-    float32 products img1^2, img2^2, img1 img2) is filtered along x into a ring of 9 rows
-    (``ring`` (15, 9, w)), the column filter of output row ``i`` reads the ring (rows outside
-    the frame are ``zero``), and the row's map values are added per column (``columns``
-    (3, 6, w) float64); nothing frame-sized is written. ``padded`` (w + 8,) has zero borders;
-    ``blurred`` (15, w) is scratch.
+    One pass down the rows, two output rows at a time: each row of the 15 blur inputs (img1
+    and img2 planes, then the float32 products img1^2, img2^2, img1 img2) is filtered along x
+    into a ring of 10 rows (``ring`` (15, 10, w)); the column filter of output rows ``i`` and
+    ``i + 1`` reads the ring's 10 rows once for both (rows outside the frame are ``zero``),
+    and each row's map values are added per column (``columns`` (3, 6, w) float64); nothing
+    frame-sized is written. ``padded`` (w + 8,) has zero borders; ``blurred`` (2, 15, w) is
+    scratch.
     """
     _, h, w = img.shape
     columns[:] = 0.0
-    for i in range(-4, h):
-        if i + 4 < h:
-            _blur_row(img, i + 4, taps, padded, ring)
-        if i >= 0:
-            _blur_columns(ring, i, h, taps, zero, blurred)
-            _add_maps(img, i, blurred, c2, columns)
+    for y in range(min(_HALF_TAPS, h)):
+        _blur_row(img, y, taps, padded, ring)
+    for i in range(0, h, 2):
+        for y in range(i + _HALF_TAPS, min(i + _HALF_TAPS + 2, h)):
+            _blur_row(img, y, taps, padded, ring)
+        _blur_columns(ring, i, h, taps, zero, blurred)
+        _add_maps(img, i, blurred[0], c2, columns)
+        if i + 1 < h:
+            _add_maps(img, i + 1, blurred[1], c2, columns)
     n = h * w
     for ch in range(3):
         for j in range(6):
@@ -141,7 +147,7 @@ def _scale_norms(img, taps, c2, ring, padded, zero, blurred, columns, out):  # p
 
 
 def _blur_row(img, y, taps, padded, ring):  # pragma: no cover - numba
-    """Row ``y`` of the 15 blur inputs filtered along x into ring slot ``y % 9``. The 9 taps
+    """Row ``y`` of the 15 blur inputs filtered along x into ring slot ``y % 10``. The 9 taps
     are spelled out: a loop over them inside the pixel loop does not vectorise."""
     w = img.shape[2]
     t0, t1, t2, t3, t4 = taps[0], taps[1], taps[2], taps[3], taps[4]
@@ -155,7 +161,7 @@ def _blur_row(img, y, taps, padded, ring):  # pragma: no cover - numba
             b = img[c, y] if q < 9 else img[3 + c, y]
             for x in range(w):
                 row[x] = a[x] * b[x]
-        dest = ring[q, y % 9]
+        dest = ring[q, y % _RING]
         for x in range(w):
             acc = padded[x + 4] * t0
             acc = acc + (padded[x + 3] + padded[x + 5]) * t1
@@ -165,32 +171,45 @@ def _blur_row(img, y, taps, padded, ring):  # pragma: no cover - numba
 
 
 def _blur_columns(ring, i, h, taps, zero, blurred):  # pragma: no cover - numba
-    """Output row ``i`` of the 15 blurred planes into ``blurred``: the column filter over the
-    ring's rows (``zero`` for rows outside the frame)."""
+    """Output rows ``i`` and ``i + 1`` of the 15 blurred planes into ``blurred[0]`` and
+    ``blurred[1]``: the column filter over ring rows ``i - 4 .. i + 5`` (``zero`` outside the
+    frame), each loaded once for both rows (half the loads of one row at a time; each
+    output's operations are the one-row filter's, in its order). Row ``i + 1`` is garbage
+    when ``i + 1 == h``."""
     t0, t1, t2, t3, t4 = taps[0], taps[1], taps[2], taps[3], taps[4]
-    w = blurred.shape[1]
+    w = blurred.shape[2]
     for q in range(15):
-        m4 = ring[q, (i - 4) % 9] if i >= 4 else zero
-        m3 = ring[q, (i - 3) % 9] if i >= 3 else zero
-        m2 = ring[q, (i - 2) % 9] if i >= 2 else zero
-        m1 = ring[q, (i - 1) % 9] if i >= 1 else zero
-        p1 = ring[q, (i + 1) % 9] if i + 1 < h else zero
-        p2 = ring[q, (i + 2) % 9] if i + 2 < h else zero
-        p3 = ring[q, (i + 3) % 9] if i + 3 < h else zero
-        p4 = ring[q, (i + 4) % 9] if i + 4 < h else zero
-        c = ring[q, i % 9]
-        line = blurred[q]
+        m4 = ring[q, (i - 4) % _RING] if i >= 4 else zero
+        m3 = ring[q, (i - 3) % _RING] if i >= 3 else zero
+        m2 = ring[q, (i - 2) % _RING] if i >= 2 else zero
+        m1 = ring[q, (i - 1) % _RING] if i >= 1 else zero
+        c = ring[q, i % _RING]
+        p1 = ring[q, (i + 1) % _RING] if i + 1 < h else zero
+        p2 = ring[q, (i + 2) % _RING] if i + 2 < h else zero
+        p3 = ring[q, (i + 3) % _RING] if i + 3 < h else zero
+        p4 = ring[q, (i + 4) % _RING] if i + 4 < h else zero
+        p5 = ring[q, (i + 5) % _RING] if i + 5 < h else zero
+        first = blurred[0, q]
+        second = blurred[1, q]
         for x in range(w):
-            acc = c[x] * t0
-            acc = acc + (m1[x] + p1[x]) * t1
-            acc = acc + (m2[x] + p2[x]) * t2
-            acc = acc + (m3[x] + p3[x]) * t3
-            line[x] = acc + (m4[x] + p4[x]) * t4
+            r0, r1, r2, r3, r4 = m4[x], m3[x], m2[x], m1[x], c[x]
+            r5, r6, r7, r8, r9 = p1[x], p2[x], p3[x], p4[x], p5[x]
+            acc = r4 * t0
+            acc = acc + (r3 + r5) * t1
+            acc = acc + (r2 + r6) * t2
+            acc = acc + (r1 + r7) * t3
+            first[x] = acc + (r0 + r8) * t4
+            acc = r5 * t0
+            acc = acc + (r4 + r6) * t1
+            acc = acc + (r3 + r7) * t2
+            acc = acc + (r2 + r8) * t3
+            second[x] = acc + (r1 + r9) * t4
 
 
 def _add_maps(img, i, blurred, c2, columns):  # pragma: no cover - numba
     """Row ``i``'s SSIM' and edge-difference map values (and their 4th powers) added per
-    column into ``columns`` (3, 6, w)."""
+    column into ``columns`` (3, 6, w); ``blurred`` (15, w) is that row of the blurred planes.
+    (Both rows of a pair in one loop did not vectorise.)"""
     one = np.float32(1.0)
     two = np.float32(2.0)
     w = blurred.shape[1]
@@ -233,21 +252,27 @@ def _linear(frame, lut, out):  # pragma: no cover - numba
 
 
 def _downsample(lin, out):  # pragma: no cover - numba
-    """``ssimulacra2._downsample_numpy`` of ``lin`` (3, h, w) into ``out``."""
+    """``ssimulacra2._downsample_numpy`` of ``lin`` (3, h, w) into ``out``. The columns with
+    two inputs are one loop (it vectorises); an odd last column averages with itself."""
     _, h, w = lin.shape
     _, oh, ow = out.shape
     quarter = np.float32(0.25)
+    pairs = w // 2
     for c in range(3):
         for i in range(oh):
-            i0 = 2 * i
-            i1 = min(i0 + 1, h - 1)
-            for j in range(ow):
-                j0 = 2 * j
-                j1 = min(j0 + 1, w - 1)
-                s = lin[c, i0, j0] + lin[c, i0, j1]
-                s = s + lin[c, i1, j0]
-                s = s + lin[c, i1, j1]
-                out[c, i, j] = s * quarter
+            top = lin[c, 2 * i]
+            bottom = lin[c, min(2 * i + 1, h - 1)]
+            dest = out[c, i]
+            for j in range(pairs):
+                s = top[2 * j] + top[2 * j + 1]
+                s = s + bottom[2 * j]
+                s = s + bottom[2 * j + 1]
+                dest[j] = s * quarter
+            if pairs < ow:
+                s = top[w - 1] + top[w - 1]
+                s = s + bottom[w - 1]
+                s = s + bottom[w - 1]
+                dest[pairs] = s * quarter
 
 
 def _signatures(numba: Any) -> dict[str, Any]:
@@ -264,7 +289,7 @@ def _signatures(numba: Any) -> dict[str, Any]:
             f32[:, :, ::1],
             f32[::1],
             f32[::1],
-            f32[:, ::1],
+            f32[:, :, ::1],
             f64[:, :, ::1],
             f64[:, ::1],
         ),
@@ -311,9 +336,9 @@ def _entry_points(compiled: dict[str, Callable[..., None]]) -> Kernels:
             )
         out = np.empty((3, 6))
         compiled["scale_norms"](
-            img, s2._TAPS, s2._C2, scratch.get("ring", (15, 9, w), _F32),
+            img, s2._TAPS, s2._C2, scratch.get("ring", (15, _RING, w), _F32),
             scratch.get("padded", (w + 8,), _F32, zero=True),  # borders are never written
-            scratch.get("zero", (w,), _F32, zero=True), scratch.get("blurred", (15, w), _F32),
+            scratch.get("zero", (w,), _F32, zero=True), scratch.get("blurred", (2, 15, w), _F32),
             scratch.get("columns", (3, 6, w), np.float64), out,
         )  # fmt: skip
         return out
