@@ -39,6 +39,7 @@ from giflab_dask.framestore.entry import (
     manifest_problem,
 )
 from giflab_dask.framestore.layout import ACCESS, DATA, MANIFEST, MAX_MANIFEST_BYTES, VERIFY_MODES
+from giflab_dask.framestore.listing import unlisted
 from giflab_dask.framestore.local import FrameStore
 from giflab_dask.framestore.objects import data_name, parse_manifest, read_manifest, remove_entry
 from giflab_dask.framestore.read import zarr_store
@@ -93,19 +94,25 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
     ) -> dict[str, StoredGif | GiflabError | None]:
         """:meth:`open` of each distinct key, the manifests fetched together (fsspec's
         ``cat_ranges``: concurrent GETs on an async filesystem such as s3fs), then each entry
-        verified as ``open`` does. A key whose ``open`` would raise a :class:`GiflabError` maps
-        to it; a network error is raised, as ``open`` raises it."""
+        verified as ``open`` does. Keys a listing of the root does not show are not fetched
+        (:func:`~giflab_dask.framestore.listing.unlisted`: pages read only while they pay). A
+        key whose ``open`` would raise a :class:`GiflabError` maps to it; a network error is
+        raised, as ``open`` raises it."""
         keys = list(dict.fromkeys(keys))
-        paths = [self._p(key, MANIFEST) for key in keys]
+        fs = self.fs  # resolves self._base
+        absent = unlisted(fs, self._base, keys)
+        wanted = [key for key in keys if key not in absent]
+        paths = [self._p(key, MANIFEST) for key in wanted]
         cap = MAX_MANIFEST_BYTES + 1
-        fetched = self.fs.cat_ranges(paths, 0, cap, on_error="return") if keys else []
-        blobs: list[bytes | None] = []
-        for raw in fetched:
+        fetched = fs.cat_ranges(paths, 0, cap, on_error="return") if wanted else []
+        blobs: dict[str, bytes | None] = dict.fromkeys(absent)
+        for key, raw in zip(wanted, fetched, strict=True):
             if isinstance(raw, BaseException) and not isinstance(raw, FileNotFoundError):
                 raise raw  # network, permissions: never taken for a missing entry
-            blobs.append(None if isinstance(raw, BaseException) else raw)
+            blobs[key] = None if isinstance(raw, BaseException) else raw
         out: dict[str, StoredGif | GiflabError | None] = {}
-        for key, raw in zip(keys, blobs, strict=True):
+        for key in keys:
+            raw = blobs[key]
             try:
                 out[key] = self._open_with(key, functools.partial(_manifest_of, raw), verify)
             except GiflabError as exc:
