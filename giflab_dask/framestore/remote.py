@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import zarr
@@ -173,13 +173,18 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
                 return f"{rel} does not match its checksum"
         return None
 
-    def _load_remote(self, key: str, data: str, files: dict[str, Any]) -> StoredGif:
+    def _load_remote(
+        self, key: str, data: str, files: dict[str, Any], known: Mapping[str, bytes] = {}
+    ) -> StoredGif:
+        """The entry's :class:`StoredGif`; ``known``: files whose bytes are at hand (a writer's)."""
         url = f"{self.entry_path(key)}/{data}"
         base = self._p(key, data)
 
         def read(rel: str) -> bytes:  # only files the manifest lists, at most their size
             if rel not in files:
                 raise CacheFileError(f"{url}/{rel} is not listed in the entry's manifest")
+            if rel in known:
+                return known[rel]
             return self.fs.cat_file(f"{base}/{rel}", start=0, end=int(files[rel][0]))
 
         stored = StoredGif.from_documents(key, url, read)
@@ -192,13 +197,16 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
     def _touch_remote(self, key: str) -> None:
         # No appends on an object store: the marker is rewritten (read-modify-write, so
         # concurrent opens may count once; it only orders eviction).
-        path = self._p(key, ACCESS)
         opens = 0
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            opens = int(json.loads(self.fs.cat_file(path, start=0, end=4096))["opens"])
-        body = json.dumps({"last_access": time.time(), "opens": opens + 1}).encode()
+            raw = self.fs.cat_file(self._p(key, ACCESS), start=0, end=4096)
+            opens = int(json.loads(raw)["opens"])
+        self._write_access(key, opens + 1)
+
+    def _write_access(self, key: str, opens: int) -> None:
+        body = json.dumps({"last_access": time.time(), "opens": opens}).encode()
         with contextlib.suppress(OSError):
-            self.fs.pipe_file(path, body)
+            self.fs.pipe_file(self._p(key, ACCESS), body)
 
     # -- writing ---------------------------------------------------------------------------
     def ensure(self, source: GifSource | str | os.PathLike[str]) -> StoredGif:
@@ -211,19 +219,18 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
         """
         if not isinstance(source, GifSource):
             source = GifSource.from_path(source)
-        stored = self.open(source.key)
-        if stored is not None:
-            return stored
-        name = f"{self.root}/{source.key}"
-        lock = _PROCESS_LOCKS.setdefault(name, threading.Lock())
-        try:
-            with lock:
-                stored = self.open(source.key)
-                if stored is not None:
-                    return stored
-                return self._write(source)
-        finally:
-            _PROCESS_LOCKS.pop(name, None)  # later callers find the entry (or write again)
+        with _writes_of(f"{self.root}/{source.key}") as writes:
+            stored = self.open(source.key)
+            if stored is not None:
+                return stored
+            with writes.lock:
+                # open again only after another thread's write (a writer elsewhere loses to
+                # the manifest already there, and opens that one)
+                stored = self.open(source.key) if writes.done else None
+                if stored is None:
+                    stored = self._write(source)
+                    writes.done = True
+                return stored
 
     def _write(self, source: GifSource) -> StoredGif:
         layout = scan_gif(source.path)
@@ -238,10 +245,13 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
             with contextlib.suppress(Exception):
                 self.fs.rm(base, recursive=True)
             raise
-        if not committed:
-            # Another writer's manifest came first; its entry is as good as ours.
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.rm(base, recursive=True)
+        if committed:  # what we wrote is the entry: read back none of it
+            written = self._load_remote(source.key, data, manifest["files"], out.kept)
+            self._write_access(source.key, 1)
+            return written
+        # Another writer's manifest came first; its entry is as good as ours.
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(base, recursive=True)
         stored = self.open(source.key, verify="size")
         if stored is None:
             raise FrameStoreError(
@@ -349,7 +359,34 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
         return removed
 
 
-_PROCESS_LOCKS: dict[str, Any] = {}
+class _Writes:
+    """The threads of this process ensuring one entry: one writes at a time, and those whose
+    open came before its write learn that it wrote."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = False
+        self.users = 0
+
+
+_WRITES: dict[str, _Writes] = {}
+_WRITES_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _writes_of(name: str) -> Iterator[_Writes]:
+    """The entry's :class:`_Writes`, shared while any thread is ensuring it (then forgotten:
+    a later caller's open finds what was written)."""
+    with _WRITES_GUARD:
+        writes = _WRITES.setdefault(name, _Writes())
+        writes.users += 1
+    try:
+        yield writes
+    finally:
+        with _WRITES_GUARD:
+            writes.users -= 1
+            if not writes.users:
+                del _WRITES[name]
 
 
 def _manifest_of(raw: bytes | None) -> dict[str, Any] | None:

@@ -1,10 +1,12 @@
-"""A bulk open skips the manifests a listing of the root does not show (decision 64): a cold
-batch on S3 is one listing, not a GET per GIF; pages are read in key order only while each
-saved ``GETS_PER_PAGE`` GETs; a stale listing costs a decode task, never a wrong entry."""
+"""The requests a cold batch makes on S3 (decision 64). A bulk open skips the manifests a
+listing of the root does not show: a cold batch is one listing, not a GET per GIF; pages are
+read in key order only while each saved ``GETS_PER_PAGE`` GETs; a stale listing costs a decode
+task, never a wrong entry. A decode reads back nothing it wrote."""
 
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -181,3 +183,67 @@ def test_an_entry_committed_after_the_listing_is_found_by_its_decode(
         assert [c for c in children if c.startswith("w-")] == [manifest["data"]]
     # planning fetched no manifest: the listing answered for every GIF
     assert planning["LIST"] >= 1 and "GET" not in planning, planning
+
+
+# -- a decode: one GET (is it there?) and a PUT per file ----------------------------------------
+
+
+def test_a_cold_decode_reads_back_nothing_it_wrote(
+    s3_frames: FsspecFrameStore, s3: CountingS3, tmp_path: Path
+) -> None:
+    from .conftest import write_pillow_gif
+
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=7, noise=True)
+    s3.take()
+    written = s3_frames.ensure(gif)
+    counts = s3.take()
+    manifest = json.loads(s3_frames.fs.cat_file(s3_frames._p(written.key, MANIFEST)))
+    files = len(manifest["files"])
+    assert counts == {"GET": 1, "PUT": files + 2}, counts  # the files, manifest, access marker
+    opened = s3_frames.open(written.key, verify="checksum")
+    assert opened is not None
+    assert (written.path, written.attrs, written.shape) == (opened.path, opened.attrs, opened.shape)
+    assert written.durations_ms.tolist() == opened.durations_ms.tolist()
+    assert (written.frames().compute() == opened.frames().compute()).all()
+    assert [e.hits for e in s3_frames.entries()] == [1]  # the writer's open and ours
+
+
+def test_threads_of_a_process_decode_an_entry_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread whose open missed before another thread's write finished, even one that
+    finished and left, opens that write instead of writing again."""
+    from .conftest import write_pillow_gif
+
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=4)
+    store = open_frame_store(f"memory://giflab-test-{uuid.uuid4().hex[:12]}/frames")
+    assert isinstance(store, FsspecFrameStore)
+    first_done, late_missed = threading.Event(), threading.Event()
+    writes: list[str] = []
+    real_open, real_write = FsspecFrameStore.open, FsspecFrameStore._write
+
+    def open_(self: FsspecFrameStore, key: str, **kwargs: Any) -> Any:
+        found = real_open(self, key, **kwargs)
+        if threading.current_thread().name == "late" and not late_missed.is_set():
+            late_missed.set()  # missed: now let the other thread write and leave
+            assert found is None and first_done.wait(10)
+        return found
+
+    def write(self: FsspecFrameStore, source: Any) -> Any:
+        writes.append(threading.current_thread().name)
+        return real_write(self, source)
+
+    monkeypatch.setattr(FsspecFrameStore, "open", open_)
+    monkeypatch.setattr(FsspecFrameStore, "_write", write)
+    got: dict[str, Any] = {}
+
+    def late() -> None:
+        got["late"] = store.ensure(gif)
+
+    thread = threading.Thread(target=late, name="late")
+    thread.start()
+    assert late_missed.wait(10)
+    got["first"] = store.ensure(gif)
+    first_done.set()
+    thread.join(10)
+    assert writes == ["MainThread"] and got["late"].path == got["first"].path
