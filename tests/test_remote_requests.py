@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from giflab_dask.demo import write_demo_data
-from giflab_dask.framestore import MANIFEST, FsspecFrameStore, open_frame_store
+from giflab_dask.framestore import MANIFEST, FsspecFrameStore, open_frame_store, read_frames
 from giflab_dask.framestore import listing as framestore_listing
 from giflab_dask.framestore import remote as framestore_remote
 from giflab_dask.inputs import collect_pairs
@@ -193,19 +193,23 @@ def test_a_cold_decode_reads_back_nothing_it_wrote(
 ) -> None:
     from .conftest import write_pillow_gif
 
-    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=7, noise=True)
-    s3.take()
-    written = s3_frames.ensure(gif)
-    counts = s3.take()
+    gif = write_pillow_gif(tmp_path / "a.gif", n_frames=7, size=(40, 30), noise=True)
+    with dask.config.set({"giflab.framestore.chunk-mib": 3 * 30 * 40 * 3 / 2**20}):
+        s3.take()
+        written = s3_frames.ensure(gif)
+        counts = s3.take()
     manifest = json.loads(s3_frames.fs.cat_file(s3_frames._p(written.key, MANIFEST)))
-    files = len(manifest["files"])
-    assert counts == {"GET": 1, "PUT": files + 2}, counts  # the files, manifest, access marker
+    assert counts == {"GET": 1, "PUT": len(manifest["files"]) + 1}, counts  # files, manifest
+    # a read task of this process reads the chunks it needs, not the metadata written
+    s3.take()
+    frames = read_frames(str(written.path), "frames", slice(0, 7))
+    assert s3.take() == {"GET": 3}  # 3 chunks of 3 frames
     opened = s3_frames.open(written.key, verify="checksum")
-    assert opened is not None
+    assert opened is not None and written.shape == (7, 30, 40, 3)
     assert (written.path, written.attrs, written.shape) == (opened.path, opened.attrs, opened.shape)
     assert written.durations_ms.tolist() == opened.durations_ms.tolist()
-    assert (written.frames().compute() == opened.frames().compute()).all()
-    assert [e.hits for e in s3_frames.entries()] == [1]  # the writer's open and ours
+    assert (frames == opened.frames().compute()).all()
+    assert [e.hits for e in s3_frames.entries()] == [1]  # the writer's open counted
 
 
 def test_threads_of_a_process_decode_an_entry_once(

@@ -429,7 +429,9 @@ def test_s3_half_written_entry_and_access_marker(s3_cache: str, tmp_path: Path) 
     gif = write_pillow_gif(tmp_path / "a.gif", n_frames=7, size=(40, 30), noise=True)
     store = open_frame_store()
     stored = store.ensure(gif)
-    assert json.loads(store.fs.cat_file(store._p(stored.key, ACCESS)))["opens"] == 1
+    assert not store.fs.exists(store._p(stored.key, ACCESS))  # the writer's open, not written
+    assert store.open(stored.key) is not None and [e.hits for e in store.entries()] == [1]
+    assert json.loads(store.fs.cat_file(store._p(stored.key, ACCESS)))["opens"] == 2
     store.fs.rm_file(store._p(stored.key, MANIFEST))  # chunks without a manifest
     assert store.open(stored.key) is None and store.entries() == []
     rebuilt = store.ensure(gif)

@@ -42,7 +42,7 @@ from giflab_dask.framestore.layout import ACCESS, DATA, MANIFEST, MAX_MANIFEST_B
 from giflab_dask.framestore.listing import unlisted
 from giflab_dask.framestore.local import FrameStore
 from giflab_dask.framestore.objects import data_name, parse_manifest, read_manifest, remove_entry
-from giflab_dask.framestore.read import zarr_store
+from giflab_dask.framestore.read import remember_document, zarr_store
 from giflab_dask.framestore.writer import FsspecWriter, write_entry
 from giflab_dask.keys import LAYOUT_VERSION, GifSource
 
@@ -196,17 +196,23 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
 
     def _touch_remote(self, key: str) -> None:
         # No appends on an object store: the marker is rewritten (read-modify-write, so
-        # concurrent opens may count once; it only orders eviction).
-        opens = 0
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            raw = self.fs.cat_file(self._p(key, ACCESS), start=0, end=4096)
-            opens = int(json.loads(raw)["opens"])
-        self._write_access(key, opens + 1)
-
-    def _write_access(self, key: str, opens: int) -> None:
-        body = json.dumps({"last_access": time.time(), "opens": opens}).encode()
+        # concurrent opens may count once; it only orders eviction). The writer writes none:
+        # a missing marker stands for the writer's own open.
+        path = self._p(key, ACCESS)
+        try:
+            raw = self.fs.cat_file(path, start=0, end=4096)
+        except FileNotFoundError:
+            opens = 1
+        except OSError:
+            opens = 0
+        else:
+            try:
+                opens = int(json.loads(raw)["opens"])
+            except (ValueError, KeyError, TypeError):
+                opens = 0
+        body = json.dumps({"last_access": time.time(), "opens": opens + 1}).encode()
         with contextlib.suppress(OSError):
-            self.fs.pipe_file(self._p(key, ACCESS), body)
+            self.fs.pipe_file(path, body)
 
     # -- writing ---------------------------------------------------------------------------
     def ensure(self, source: GifSource | str | os.PathLike[str]) -> StoredGif:
@@ -246,9 +252,11 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
                 self.fs.rm(base, recursive=True)
             raise
         if committed:  # what we wrote is the entry: read back none of it
-            written = self._load_remote(source.key, data, manifest["files"], out.kept)
-            self._write_access(source.key, 1)
-            return written
+            url = f"{self.entry_path(source.key)}/{data}"
+            for name in ("frames", "alpha"):  # a read task of this process opens them next
+                if f"{name}/zarr.json" in out.kept:
+                    remember_document(url, name, out.kept[f"{name}/zarr.json"])
+            return self._load_remote(source.key, data, manifest["files"], out.kept)
         # Another writer's manifest came first; its entry is as good as ours.
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(base, recursive=True)
