@@ -35,10 +35,9 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,7 +63,6 @@ from giflab_dask.results import PairResult
 from giflab_dask.resultstore import ResultStore, alignment_node_key, metric_node_key
 from giflab_dask.sampled_plan import pairs_needing_pilot, sampled_writes
 from giflab_dask.sampling import SampleSpec
-from giflab_dask.storage import RemoteRoot
 
 if TYPE_CHECKING:
     import numpy as np
@@ -113,16 +111,6 @@ def _find_keys(st: Planning) -> None:
         outcome.metric_keys = {
             s.name: metric_node_key(o_key, c_key, align, s, sample) for s in st.options.metrics
         }
-
-
-def _open_meanwhile(store: ResultStore) -> Callable[[], None]:
-    """Start opening a URL store's filesystem on a thread while the files are hashed (it
-    mostly waits on imports and the network); returns the wait for it."""
-    if not isinstance(store, RemoteRoot):
-        return lambda: None
-    thread = threading.Thread(target=store.connect, name="giflab-open-store", daemon=True)
-    thread.start()
-    return thread.join
 
 
 def _look_up_nodes(st: Planning) -> None:
@@ -432,9 +420,7 @@ def _plan(
     st = Planning(options, [PairOutcome(p, error=p.error) for p in pairs], pilot_store)
     st.frame_store = options.store
     st.files = FileWork(client)
-    opened = _open_meanwhile(st.results)
     _find_keys(st)
-    opened()
     _look_up_nodes(st)
     _derive_from_stored(st)
     _find_frames(st)

@@ -12,7 +12,6 @@ and the backend's (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ``~/.aws/``) app
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
@@ -159,12 +158,3 @@ class RemoteRoot:
         if self._fs is None:
             self._fs, self._base = filesystem(self.root)
         return self._fs
-
-    def connect(self) -> None:
-        """Open the filesystem and start its client now (importing s3fs and starting its
-        session take ~0.3 s in a fresh process), so a thread can do it while the caller works;
-        a failure is left for the first real use to raise."""
-        with contextlib.suppress(Exception):
-            connect = getattr(self.fs, "connect", None)  # s3fs: the aiobotocore client
-            if callable(connect):
-                connect()

@@ -251,24 +251,3 @@ def test_threads_of_a_process_decode_an_entry_once(
     first_done.set()
     thread.join(10)
     assert writes == ["MainThread"] and got["late"].path == got["first"].path
-
-
-def test_planning_opens_a_url_store_while_it_hashes(
-    demo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from giflab_dask.storage import RemoteRoot
-
-    opened: list[str] = []
-    real = RemoteRoot.connect
-
-    def connect(self: RemoteRoot) -> None:
-        opened.append(threading.current_thread().name)
-        real(self)
-
-    monkeypatch.setattr(RemoteRoot, "connect", connect)
-    url = f"memory://giflab-test-{uuid.uuid4().hex[:12]}"
-    with dask.config.set({"giflab.cache-dir": url}):
-        plan_batch(collect_pairs(demo), metrics=METRICS)
-    assert opened == ["giflab-open-store"]
-    plan_batch(collect_pairs(demo), metrics=METRICS)  # a local cache: nothing to open
-    assert opened == ["giflab-open-store"]
