@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import threading
 import uuid
 import warnings
 from collections import Counter
@@ -34,7 +32,7 @@ from giflab_dask.resultstore import local as local_store
 from giflab_dask.resultstore import remote as remote_store
 from giflab_dask.resultstore.documents import summary_of
 
-from .conftest import REQUIRE_TOOLS
+from .conftest import CountingS3
 
 METRICS = "ssim,psnr"
 
@@ -76,62 +74,6 @@ def _nodes(n: int) -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 # -- stores: local, memory://, s3:// (moto on 127.0.0.1, every request counted) -------------
-
-
-class CountingS3:
-    """moto's S3 server on 127.0.0.1 behind a WSGI middleware counting requests by method."""
-
-    def __init__(self) -> None:
-        from moto.server import DomainDispatcherApplication, create_backend_app
-        from werkzeug.serving import make_server
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        app = DomainDispatcherApplication(create_backend_app)
-
-        def counting(environ: dict[str, Any], start_response: Any) -> Any:
-            with self._lock:
-                self.counts[environ.get("REQUEST_METHOD", "?")] += 1
-            return app(environ, start_response)
-
-        self._server = make_server("127.0.0.1", 0, counting, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        self.options = {
-            "key": "testing",
-            "secret": "testing",
-            "client_kwargs": {"endpoint_url": f"http://{host}:{port}", "region_name": "us-east-1"},
-        }
-        import boto3
-
-        boto3.client(
-            "s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        ).create_bucket(Bucket="giflab")  # fmt: skip
-
-    def take(self) -> Counter[str]:
-        with self._lock:
-            counts, self.counts = self.counts, Counter()
-        return counts
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[CountingS3]:
-    try:
-        import s3fs  # noqa: F401
-        from moto.server import DomainDispatcherApplication  # noqa: F401
-    except ImportError as exc:
-        message = f"the s3 extra is not installed ({exc}): pip install 'giflab-dask[s3]'"
-        if REQUIRE_TOOLS:
-            pytest.fail(message + "; GIFLAB_REQUIRE_TOOLS=1 forbids skipping")
-        pytest.skip(message)
-    server = CountingS3()
-    try:
-        yield server
-    finally:
-        server._server.shutdown()
 
 
 @pytest.fixture(params=["local", "memory", "s3"])

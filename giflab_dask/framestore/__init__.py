@@ -7,6 +7,7 @@ In the order a GIF's frames flow through it:
 - ``codec.py``: the chunk codec, byte for byte what Zarr writes and reads;
 - ``local.py``: :class:`FrameStore`, entries committed by rename under a file lock;
 - ``remote.py``: :class:`FsspecFrameStore`, entries committed by a manifest on an object store;
+- ``listing.py``: which entries a listing of an object-store root shows (read while it pays);
 - ``entry.py``: :class:`StoredGif`, a verified entry, and the checks that verify it;
 - ``read.py``: frames read back from an entry's chunk files, on whichever worker needs them.
 

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     import dask.array as da
     from fsspec import AbstractFileSystem
 
-__all__ = ["open_entry_array", "read_frames", "read_task_array"]
+__all__ = ["open_entry_array", "read_frames", "read_task_array", "remember_document"]
 
 
 class _MissingChunksRaise:
@@ -109,6 +110,21 @@ class ChunkFiles:
         return f"{self.base}/{self.encode_key((t, *self.zero))}"
 
 
+#: metadata documents this process wrote to URL entries, kept for the reads that follow
+_WRITTEN_DOCUMENTS: dict[tuple[str, str], bytes] = {}
+_WRITTEN_KEPT = 256
+_WRITTEN_LOCK = threading.Lock()
+
+
+def remember_document(entry: str, name: str, raw: bytes) -> None:
+    """Array ``name``'s metadata document, just written to the URL entry ``entry``: the first
+    :func:`chunk_files` of it in this process reads it from here instead of the store."""
+    with _WRITTEN_LOCK:
+        while len(_WRITTEN_DOCUMENTS) >= _WRITTEN_KEPT:
+            del _WRITTEN_DOCUMENTS[next(iter(_WRITTEN_DOCUMENTS))]  # the oldest
+        _WRITTEN_DOCUMENTS[entry, name] = raw
+
+
 @functools.lru_cache(maxsize=64)
 def chunk_files(entry: str, name: str) -> ChunkFiles:
     """How to read array ``name`` of an entry: from its metadata document when it is the one
@@ -120,7 +136,9 @@ def chunk_files(entry: str, name: str) -> ChunkFiles:
 
     fs, fs_base = storage.filesystem(f"{entry}/{name}") if roots.is_url(entry) else (None, "")
     try:
-        raw = (
+        with _WRITTEN_LOCK:
+            written = _WRITTEN_DOCUMENTS.pop((entry, name), None)
+        raw = written or (
             fs.cat_file(f"{fs_base}/zarr.json", start=0, end=MAX_METADATA_BYTES)
             if fs
             else storage.read_beneath(Path(entry), f"{name}/zarr.json", MAX_METADATA_BYTES)

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import zarr
@@ -39,9 +39,10 @@ from giflab_dask.framestore.entry import (
     manifest_problem,
 )
 from giflab_dask.framestore.layout import ACCESS, DATA, MANIFEST, MAX_MANIFEST_BYTES, VERIFY_MODES
+from giflab_dask.framestore.listing import unlisted
 from giflab_dask.framestore.local import FrameStore
 from giflab_dask.framestore.objects import data_name, parse_manifest, read_manifest, remove_entry
-from giflab_dask.framestore.read import zarr_store
+from giflab_dask.framestore.read import remember_document, zarr_store
 from giflab_dask.framestore.writer import FsspecWriter, write_entry
 from giflab_dask.keys import LAYOUT_VERSION, GifSource
 
@@ -93,19 +94,25 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
     ) -> dict[str, StoredGif | GiflabError | None]:
         """:meth:`open` of each distinct key, the manifests fetched together (fsspec's
         ``cat_ranges``: concurrent GETs on an async filesystem such as s3fs), then each entry
-        verified as ``open`` does. A key whose ``open`` would raise a :class:`GiflabError` maps
-        to it; a network error is raised, as ``open`` raises it."""
+        verified as ``open`` does. Keys a listing of the root does not show are not fetched
+        (:func:`~giflab_dask.framestore.listing.unlisted`: pages read only while they pay). A
+        key whose ``open`` would raise a :class:`GiflabError` maps to it; a network error is
+        raised, as ``open`` raises it."""
         keys = list(dict.fromkeys(keys))
-        paths = [self._p(key, MANIFEST) for key in keys]
+        fs = self.fs  # resolves self._base
+        absent = unlisted(fs, self._base, keys)
+        wanted = [key for key in keys if key not in absent]
+        paths = [self._p(key, MANIFEST) for key in wanted]
         cap = MAX_MANIFEST_BYTES + 1
-        fetched = self.fs.cat_ranges(paths, 0, cap, on_error="return") if keys else []
-        blobs: list[bytes | None] = []
-        for raw in fetched:
+        fetched = fs.cat_ranges(paths, 0, cap, on_error="return") if wanted else []
+        blobs: dict[str, bytes | None] = dict.fromkeys(absent)
+        for key, raw in zip(wanted, fetched, strict=True):
             if isinstance(raw, BaseException) and not isinstance(raw, FileNotFoundError):
                 raise raw  # network, permissions: never taken for a missing entry
-            blobs.append(None if isinstance(raw, BaseException) else raw)
+            blobs[key] = None if isinstance(raw, BaseException) else raw
         out: dict[str, StoredGif | GiflabError | None] = {}
-        for key, raw in zip(keys, blobs, strict=True):
+        for key in keys:
+            raw = blobs[key]
             try:
                 out[key] = self._open_with(key, functools.partial(_manifest_of, raw), verify)
             except GiflabError as exc:
@@ -166,13 +173,18 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
                 return f"{rel} does not match its checksum"
         return None
 
-    def _load_remote(self, key: str, data: str, files: dict[str, Any]) -> StoredGif:
+    def _load_remote(
+        self, key: str, data: str, files: dict[str, Any], known: Mapping[str, bytes] = {}
+    ) -> StoredGif:
+        """The entry's :class:`StoredGif`; ``known``: files whose bytes are at hand (a writer's)."""
         url = f"{self.entry_path(key)}/{data}"
         base = self._p(key, data)
 
         def read(rel: str) -> bytes:  # only files the manifest lists, at most their size
             if rel not in files:
                 raise CacheFileError(f"{url}/{rel} is not listed in the entry's manifest")
+            if rel in known:
+                return known[rel]
             return self.fs.cat_file(f"{base}/{rel}", start=0, end=int(files[rel][0]))
 
         stored = StoredGif.from_documents(key, url, read)
@@ -184,11 +196,20 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
 
     def _touch_remote(self, key: str) -> None:
         # No appends on an object store: the marker is rewritten (read-modify-write, so
-        # concurrent opens may count once; it only orders eviction).
+        # concurrent opens may count once; it only orders eviction). The writer writes none:
+        # a missing marker stands for the writer's own open.
         path = self._p(key, ACCESS)
-        opens = 0
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            opens = int(json.loads(self.fs.cat_file(path, start=0, end=4096))["opens"])
+        try:
+            raw = self.fs.cat_file(path, start=0, end=4096)
+        except FileNotFoundError:
+            opens = 1
+        except OSError:
+            opens = 0
+        else:
+            try:
+                opens = int(json.loads(raw)["opens"])
+            except (ValueError, KeyError, TypeError):
+                opens = 0
         body = json.dumps({"last_access": time.time(), "opens": opens + 1}).encode()
         with contextlib.suppress(OSError):
             self.fs.pipe_file(path, body)
@@ -204,19 +225,18 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
         """
         if not isinstance(source, GifSource):
             source = GifSource.from_path(source)
-        stored = self.open(source.key)
-        if stored is not None:
-            return stored
-        name = f"{self.root}/{source.key}"
-        lock = _PROCESS_LOCKS.setdefault(name, threading.Lock())
-        try:
-            with lock:
-                stored = self.open(source.key)
-                if stored is not None:
-                    return stored
-                return self._write(source)
-        finally:
-            _PROCESS_LOCKS.pop(name, None)  # later callers find the entry (or write again)
+        with _writes_of(f"{self.root}/{source.key}") as writes:
+            stored = self.open(source.key)
+            if stored is not None:
+                return stored
+            with writes.lock:
+                # open again only after another thread's write (a writer elsewhere loses to
+                # the manifest already there, and opens that one)
+                stored = self.open(source.key) if writes.done else None
+                if stored is None:
+                    stored = self._write(source)
+                    writes.done = True
+                return stored
 
     def _write(self, source: GifSource) -> StoredGif:
         layout = scan_gif(source.path)
@@ -231,10 +251,15 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
             with contextlib.suppress(Exception):
                 self.fs.rm(base, recursive=True)
             raise
-        if not committed:
-            # Another writer's manifest came first; its entry is as good as ours.
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.rm(base, recursive=True)
+        if committed:  # what we wrote is the entry: read back none of it
+            url = f"{self.entry_path(source.key)}/{data}"
+            for name in ("frames", "alpha"):  # a read task of this process opens them next
+                if f"{name}/zarr.json" in out.kept:
+                    remember_document(url, name, out.kept[f"{name}/zarr.json"])
+            return self._load_remote(source.key, data, manifest["files"], out.kept)
+        # Another writer's manifest came first; its entry is as good as ours.
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(base, recursive=True)
         stored = self.open(source.key, verify="size")
         if stored is None:
             raise FrameStoreError(
@@ -342,7 +367,34 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
         return removed
 
 
-_PROCESS_LOCKS: dict[str, Any] = {}
+class _Writes:
+    """The threads of this process ensuring one entry: one writes at a time, and those whose
+    open came before its write learn that it wrote."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = False
+        self.users = 0
+
+
+_WRITES: dict[str, _Writes] = {}
+_WRITES_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _writes_of(name: str) -> Iterator[_Writes]:
+    """The entry's :class:`_Writes`, shared while any thread is ensuring it (then forgotten:
+    a later caller's open finds what was written)."""
+    with _WRITES_GUARD:
+        writes = _WRITES.setdefault(name, _Writes())
+        writes.users += 1
+    try:
+        yield writes
+    finally:
+        with _WRITES_GUARD:
+            writes.users -= 1
+            if not writes.users:
+                del _WRITES[name]
 
 
 def _manifest_of(raw: bytes | None) -> dict[str, Any] | None:

@@ -60,15 +60,22 @@ class DirWriter(EntryWriter):
 
 
 class FsspecWriter(EntryWriter):
-    """Into a directory of an fsspec filesystem (one PUT per file on an object store)."""
+    """Into a directory of an fsspec filesystem (one PUT per file on an object store).
+
+    Keeps the bytes of what an open reads (the metadata documents and the durations chunk),
+    so the writer's own open of the committed entry fetches none of them back.
+    """
 
     def __init__(self, fs: AbstractFileSystem, root: str) -> None:
         super().__init__()
         self.fs = fs
         self.root = root
+        self.kept: dict[str, bytes] = {}
 
     def _write(self, rel: str, data: bytes) -> None:
         self.fs.pipe_file(f"{self.root}/{rel}", data)
+        if rel.endswith("zarr.json") or rel.startswith("durations_ms/"):
+            self.kept[rel] = bytes(data)
 
 
 def write_entry(out: EntryWriter, source: GifSource, layout: GifLayout) -> None:
