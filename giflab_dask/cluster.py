@@ -39,6 +39,7 @@ import functools
 import re
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,7 @@ from giflab_dask.progress import BatchProgress, distributed_progress
 
 if TYPE_CHECKING:
     from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
 
 __all__ = [
     "INSTALL_HINT",
@@ -72,6 +74,8 @@ __all__ = [
     "send_config",
 ]
 
+#: The stages whose tasks are a batch's outputs (a layer each in its graph).
+WRITES = ("result-write", "alignment-write")
 #: Scheduler names ``giflab.scheduler`` and ``--scheduler`` take (besides an address).
 SCHEDULERS = ("threads", "processes", "sync", "local-cluster")
 INSTALL_HINT = "pip install 'giflab-dask[distributed]'"
@@ -400,14 +404,16 @@ def execute(
     make, ``BatchPlan.frame_measurements``) lets the local schedulers show it in frames.
 
     ``scheduler``, ``address`` and ``num_workers`` pick the scheduler as
-    :func:`scheduler_context` does; other keyword arguments go to ``dask.compute`` (or
-    ``Client.compute`` on a cluster). ``optimize_graph`` defaults to False (stage names stay
-    readable on the dashboard; nothing is optimized twice).
+    :func:`scheduler_context` does; other keyword arguments go to dask's scheduler function
+    (or ``Client.get`` on a cluster). The writes' graphs are run as one graph, as built (no
+    optimization: stage names stay readable on the dashboard): ``dask.compute`` over many
+    ``Delayed`` converts and repacks per object, in time quadratic in their number.
     """
     scheduler = compute_kwargs.pop("scheduler", None)
     address = compute_kwargs.pop("address", None)
     workers = compute_kwargs.pop("num_workers", None)
-    compute_kwargs.setdefault("optimize_graph", False)
+    for ignored in ("optimize_graph", "traverse"):
+        compute_kwargs.pop(ignored, None)
     if not writes:  # every node was stored: nothing to run, no cluster to start
         return [], RunReport("nothing to compute", None, 0.0)
     with scheduler_context(scheduler, workers, address) as session:
@@ -430,7 +436,7 @@ def execute(
 def _execute_local(
     writes: Sequence[Delayed], progress: bool, kwargs: dict[str, Any], frames_total: int = 0
 ) -> tuple[list[Any], dict[str, tuple[int, float]], dict[str, float]]:
-    from dask.base import named_schedulers
+    from dask.base import get_scheduler, named_schedulers
     from dask.multiprocessing import get as processes_get
 
     # dask's scheduler function, not its name: resolving a name imports distributed to look
@@ -450,16 +456,18 @@ def _execute_local(
         if progress:
             # under processes the frame counter grows in the pool's processes: count tasks
             stack.enter_context(BatchProgress(0 if processes else frames_total))
+        schedule = get_scheduler(scheduler=kwargs.pop("scheduler", None), collections=writes)
+        graph, keys = one_graph(writes)
         values: list[Any]
         try:
-            values = list(dask.compute(*writes, **kwargs)) if writes else []
+            values = list(schedule(graph, keys, **kwargs))
         except Exception:
             # Finished nodes are already stored; rebuild the rest write by write, so a failure
             # is pinned on its own pair and metric rather than failing the batch.
             values = []
-            for write in writes:
+            for key in keys:
                 try:
-                    (value,) = dask.compute(write, **kwargs)
+                    (value,) = schedule(graph.cull({key}), [key], **kwargs)
                 except Exception as exc:
                     value = exc
                 values.append(value)
@@ -469,6 +477,30 @@ def _execute_local(
         after = activity_totals()
         activities = {k: v - before.get(k, 0.0) for k, v in after.items() if v > before.get(k, 0)}
     return values, prefixes, activities
+
+
+def one_graph(writes: Sequence[Delayed]) -> tuple[HighLevelGraph, list[Any]]:
+    """The graph of ``writes`` and their keys. A batch's writes share one graph
+    (:class:`~giflab_dask.graph.build.BatchGraph`), taken once; other writes' graphs are merged.
+    Culled when the writes are some of those their graph holds, so only what they need runs."""
+    from dask.highlevelgraph import HighLevelGraph
+
+    graphs = {id(g): g for g in (w.__dask_graph__() for w in writes)}
+    graph = (
+        HighLevelGraph.merge(*graphs.values()) if len(graphs) > 1 else next(iter(graphs.values()))
+    )
+    if not isinstance(graph, HighLevelGraph):
+        graph = HighLevelGraph.from_collections(uuid.uuid4().hex, graph, ())
+    keys = [w.key for w in writes]
+    held = sum(len(layer) for name, layer in graph.layers.items() if _stage(name) in WRITES)
+    if len(set(keys)) < held:
+        graph = graph.cull(set(keys))
+    return graph, keys
+
+
+def _stage(layer: str) -> str:
+    """The stage of a batch graph's layer (``result-write-<batch id>``)."""
+    return layer.rsplit("-", 1)[0]
 
 
 def _execute_distributed(
@@ -481,17 +513,18 @@ def _execute_distributed(
     with distributed.span("giflab-batch") as batch_id:
         outer = dask.get_annotations()["span"]
         with dask.annotate(span=StageSpans(tuple(outer["name"]), tuple(outer["ids"]))):
+            graph, keys = one_graph(writes)
             try:
-                futures = client.compute(list(writes), **kwargs) if writes else []
+                futures = client.get(graph, keys, sync=False, **kwargs) if writes else []
             except Exception:
                 futures = None
             if futures is None:
                 # The graph as a whole could not be submitted (e.g. a kernel that does not
                 # serialize): submit write by write, so the failure is pinned on its metric.
                 futures = []
-                for write in writes:
+                for key in keys:
                     try:
-                        futures.append(client.compute(write, **kwargs))
+                        futures += client.get(graph.cull({key}), [key], sync=False, **kwargs)
                     except Exception as exc:
                         futures.append(exc)
     pending = [f for f in futures if not isinstance(f, BaseException)]

@@ -43,7 +43,7 @@ _APPLICATION = 0xFF
 _PLAIN_TEXT = 0x01
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a huge batch plans with every frame's record
 class FrameRecord:
     """One image of a GIF as its blocks declare it (no pixels decoded)."""
 
@@ -72,6 +72,9 @@ class GifLayout:
     loop: int | None  # NETSCAPE2.0 loop count (0 = forever); None = no looping extension
     frames: tuple[FrameRecord, ...] = field(repr=False)
     has_trailer: bool = True
+    #: False: scanned without colour tables (what planning keeps of a batch's GIFs): every
+    #: palette is None, and decoding scans the file again
+    colour_tables: bool = True
 
     @property
     def n_frames(self) -> int:
@@ -129,11 +132,12 @@ class _Reader:
     ``read(1)``/``seek`` per sub-block (the scan runs on the client, serially, for every GIF of
     a batch)."""
 
-    def __init__(self, path: Path, buf: bytes | mmap.mmap) -> None:
+    def __init__(self, path: Path, buf: bytes | mmap.mmap, colour_tables: bool = True) -> None:
         self.path = path
         self.buf = buf
         self.pos = 0
         self.end = len(buf)
+        self.colour_tables = colour_tables
 
     def truncated(self, what: str) -> GifDecodeError:
         return GifDecodeError(
@@ -190,9 +194,11 @@ def _mapped(path: Path) -> Iterator[bytes | mmap.mmap]:
                 mapped.close()
 
 
-def _colour_table(reader: _Reader, packed: int, what: str) -> np.ndarray:
+def _colour_table(reader: _Reader, packed: int, what: str) -> np.ndarray | None:
     n = 2 << (packed & 0x07)
     raw = reader.read(3 * n, what)
+    if not reader.colour_tables:
+        return None
     return np.frombuffer(raw, dtype=np.uint8).reshape(n, 3)
 
 
@@ -210,8 +216,13 @@ def _open(path: Path) -> BinaryIO:
         raise GifDecodeError(path, f"cannot read file ({exc.strerror or exc})") from None
 
 
-def scan_gif(path: str | os.PathLike[str], limits: Limits | None = None) -> GifLayout:
+def scan_gif(
+    path: str | os.PathLike[str], limits: Limits | None = None, *, colour_tables: bool = True
+) -> GifLayout:
     """Parse a GIF's block structure without decoding pixels (one pass, constant memory per frame).
+
+    ``colour_tables=False`` skips the colour tables (checked, not kept): what planning needs
+    of a batch's GIFs, a few hundred bytes per frame less (:attr:`GifLayout.colour_tables`).
 
     Raises :class:`GifDecodeError` naming the file for an empty file, a file that is not a GIF,
     a file truncated inside a block, an unknown block, or a GIF with no image; and
@@ -221,7 +232,7 @@ def scan_gif(path: str | os.PathLike[str], limits: Limits | None = None) -> GifL
     path = Path(path)
     limits = limits if limits is not None else Limits.from_config()
     with _mapped(path) as buf:
-        reader = _Reader(path, buf)
+        reader = _Reader(path, buf, colour_tables)
         width, height, packed, background = _read_screen(reader, limits)
         global_palette = (
             _colour_table(reader, packed, "global colour table") if packed & 0x80 else None
@@ -240,6 +251,7 @@ def scan_gif(path: str | os.PathLike[str], limits: Limits | None = None) -> GifL
         loop=blocks.loop,
         frames=tuple(blocks.frames),
         has_trailer=blocks.has_trailer,
+        colour_tables=colour_tables,
     )
 
 
@@ -556,7 +568,8 @@ def iter_frames(
     import time
 
     path = Path(path)
-    layout = layout if layout is not None else scan_gif(path)
+    if layout is None or not layout.colour_tables:
+        layout = scan_gif(path)
     limit_s = Limits.from_config().max_decode_seconds
     deadline = None if limit_s is None else time.monotonic() + limit_s
     height, width = layout.height, layout.width

@@ -165,7 +165,9 @@ def _derive_from_stored(st: Planning) -> None:
         for spec in missing:
             if spec.name in parents:
                 node = outcome.metric_keys[spec.name]
-                st.derived[(index, spec.name)] = derived_write(root, node, spec, parents[spec.name])
+                st.derived[(index, spec.name)] = derived_write(
+                    st.graph, root, node, spec, parents[spec.name]
+                )
         st.missing[index] = [s for s in missing if s.name not in parents]
 
 
@@ -343,7 +345,7 @@ def _prepare_pair(
         return None
     target = str(st.results.root)
     graph = PairGraph.of(
-        o_gif, c_gif, facts, target, st.frames().root, pair_decodes, task_limits
+        st.graph, o_gif, c_gif, facts, target, st.frames().root, pair_decodes, task_limits
     )  # fmt: skip
     alignment = None
     if outcome.alignment is None:

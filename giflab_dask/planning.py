@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from giflab_dask.errors import GiflabError
-from giflab_dask.graph.build import PendingGif
+from giflab_dask.graph.build import BatchGraph, PendingGif
 from giflab_dask.graph.files import FileWork
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ class Planning:
     to_build: list[tuple[int, list[MetricSpec]]] = field(default_factory=list)
     files: FileWork = field(default_factory=FileWork)  # hashes and scans: here or on workers
     alignment_writes: dict[int, Delayed] = field(default_factory=dict)  # index -> its task
+    graph: BatchGraph = field(default_factory=BatchGraph)  # every task of the batch
 
     @property
     def results(self) -> ResultStore:
@@ -73,7 +74,7 @@ class Planning:
         """A GIF's block structure (scanned once per content key), or the error naming it."""
         from giflab_dask.decode import scan_gif
 
-        return _memo(self.layouts, key, lambda: scan_gif(path))
+        return _memo(self.layouts, key, lambda: scan_gif(path, colour_tables=False))
 
     def gif_for(self, path: str, key: str) -> StoredGif | PendingGif:
         """A stored GIF's entry, or what its decode task will store."""

@@ -2,6 +2,8 @@
 ``HighLevelGraph``\\ s. The planner (:mod:`giflab_dask.pipeline`) decides what to compute; this
 module turns one pair's decision into ``gif-decode``, ``alignment-write``, ``pair-metrics``
 and ``result-write`` tasks (:mod:`.tasks`) and gives each node's write as a ``Delayed``.
+Every task of a batch goes into one :class:`BatchGraph`, a layer per stage, which all the
+batch's ``Delayed`` share: a huge batch is four layers, not a graph per write.
 
 A pair costs one ``pair-metrics`` task per time chunk of its original (and group of metrics)
 plus one ``result-write`` per metric: frames are read, aligned and measured in one task, and
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FUSE_FROM_TASKS",
+    "BatchGraph",
     "PairDecodes",
     "PairGraph",
     "PendingGif",
@@ -196,20 +199,50 @@ def _side(gif: StoredGif | PendingGif) -> Side:
     return Side(gif.key, str(gif.path), gif.has_alpha)
 
 
-def _write_delayed(write_key: str, task: tuple[Any, ...], dsk: Mapping[Any, Any]) -> Delayed:
-    from dask.delayed import Delayed
-    from dask.highlevelgraph import HighLevelGraph
+#: The stages of a batch's graph, one layer each, and the layers each one's tasks read.
+LAYERS = {
+    "gif-decode": (),
+    "pair-metrics": ("gif-decode",),
+    "result-write": ("gif-decode", "pair-metrics"),
+    "alignment-write": ("gif-decode",),
+}
 
-    graph = HighLevelGraph.from_collections(write_key, {**dsk, write_key: task}, dependencies=())
-    return Delayed(write_key, graph)
+
+class BatchGraph:
+    """The tasks of one batch, a dict per stage (:data:`LAYERS`), and one ``HighLevelGraph``
+    over them that every write's ``Delayed`` shares (tasks added later are in it too: the
+    layers hold the dicts, not copies). Layer names carry the batch's id, so the graphs of two
+    batches merge without one's stage replacing the other's."""
+
+    def __init__(self) -> None:
+        from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
+        self.id = uuid.uuid4().hex[:12]
+        self.tasks: dict[str, dict[Any, Any]] = {stage: {} for stage in LAYERS}
+        layers = {self.layer(s): MaterializedLayer(dsk) for s, dsk in self.tasks.items()}
+        needs = {self.layer(s): {self.layer(d) for d in deps} for s, deps in LAYERS.items()}
+        self.graph = HighLevelGraph(layers, needs)  # type: ignore[arg-type]
+
+    def layer(self, stage: str) -> str:
+        return f"{stage}-{self.id}"
+
+    def add(self, stage: str, dsk: Mapping[Any, Any]) -> None:
+        self.tasks[stage].update(dsk)
+
+    def write(self, stage: str, key: str, task: tuple[Any, ...]) -> Delayed:
+        """Add a write task; its ``Delayed`` over the batch's graph."""
+        from dask.delayed import Delayed
+
+        self.tasks[stage][key] = task
+        return Delayed(key, self.graph, layer=self.layer(stage))
 
 
-def derived_write(root: str, node: str, spec: MetricSpec, parent: np.ndarray) -> Delayed:
+def derived_write(
+    batch: BatchGraph, root: str, node: str, spec: MetricSpec, parent: np.ndarray
+) -> Delayed:
     """The ``result-write`` of a metric derived from a stored node's per-frame vector."""
-    from dask.delayed import Delayed
-
     write_key = f"result-write-{node}-{root_token(root)}"
-    return Delayed(write_key, {write_key: (write_derived, root, node, spec, parent)})
+    return batch.write("result-write", write_key, (write_derived, root, node, spec, parent))
 
 
 @dataclass(frozen=True, eq=False)
@@ -217,9 +250,10 @@ class PairGraph:
     """What every task of one pair shares: its two sides, the decode tasks they wait for (and
     the keys of their results, None for a GIF already stored), where results are written."""
 
+    batch: BatchGraph
     sides: tuple[Side, Side]
     refs: list[Any]
-    decode_dsk: dict[Any, Any]
+    decode_dsk: Mapping[Any, Any]
     facts: FrameAlignment
     root: str  # the result store's root
     roots: str  # token of the frame and result store roots, for task keys
@@ -230,6 +264,7 @@ class PairGraph:
     @classmethod
     def of(
         cls,
+        batch: BatchGraph,
         original: StoredGif | PendingGif,
         compressed: StoredGif | PendingGif,
         facts: FrameAlignment,
@@ -240,12 +275,12 @@ class PairGraph:
     ) -> PairGraph:
         sides = (_side(original), _side(compressed))
         refs: list[Any] = [None, None]
-        decode_dsk: dict[Any, Any] = {}
+        decode_dsk: Mapping[Any, Any] = {}
         if pair_decodes is not None:
             refs = [pair_decodes.decodes.get(side.key) for side in sides]
-            decode_dsk = dict(pair_decodes.dsk)
+            decode_dsk = pair_decodes.dsk
         return cls(
-            sides, refs, decode_dsk, facts, root, root_token(store_root, root),
+            batch, sides, refs, decode_dsk, facts, root, root_token(store_root, root),
             original.n_frames, original.chunk_frames, limits or TaskLimits(),
         )  # fmt: skip
 
@@ -253,8 +288,9 @@ class PairGraph:
         """The ``alignment-write`` of the pair's alignment node, after the pair's decodes
         (which count the frames its facts need); for a pair with no metric to write."""
         name = job.node or uuid.uuid4().hex  # not stored: a task of this graph alone
+        self.batch.add("gif-decode", self.decode_dsk)
         task = (write_alignment, job, *self.refs)
-        return _write_delayed(f"alignment-write-{name}-{self.roots}", task, self.decode_dsk)
+        return self.batch.write("alignment-write", f"alignment-write-{name}-{self.roots}", task)
 
     def _job(self, start: int, stop: int, previous: bool, mapping: np.ndarray,
              metrics: tuple[BoundMetric, ...], frames: np.ndarray | None = None,
@@ -265,11 +301,12 @@ class PairGraph:
             options.resize, metrics, frames, keep, self.limits,
         )  # fmt: skip
 
-    def _chunks(self, name: str, jobs: Sequence[ChunkJob]) -> tuple[dict[Any, Any], list[Any]]:
-        dsk = dict(self.decode_dsk)
-        for i, job in enumerate(jobs):
-            dsk[(name, i)] = (pair_chunk, job, *self.refs)
-        return dsk, [k for k in dsk if isinstance(k, tuple)]
+    def _chunks(self, name: str, jobs: Sequence[ChunkJob]) -> list[Any]:
+        """Add the pair's decodes and a ``pair-metrics`` task per job; their keys."""
+        self.batch.add("gif-decode", self.decode_dsk)
+        dsk = {(name, i): (pair_chunk, job, *self.refs) for i, job in enumerate(jobs)}
+        self.batch.add("pair-metrics", dsk)
+        return list(dsk)
 
     def fused_writes(
         self,
@@ -302,7 +339,7 @@ class PairGraph:
                 mapping = self.facts.mapping[start - 1 if lead else start : stop]
                 jobs.append(self._job(start, stop, lead, mapping, metrics))
                 measurements += (stop - start) * len(metrics)
-            dsk, chunk_keys = self._chunks(f"pair-metrics-{token}", jobs)
+            chunk_keys = self._chunks(f"pair-metrics-{token}", jobs)
             for spec in group:
                 node = metric_keys[spec.name]
                 task: tuple[Any, ...] = (
@@ -311,7 +348,8 @@ class PairGraph:
                 if alignment is not None:
                     task = (write_with_alignment, alignment, *task[1:])
                     alignment = None
-                writes[spec.name] = _write_delayed(f"result-write-{node}-{self.roots}", task, dsk)
+                key = f"result-write-{node}-{self.roots}"
+                writes[spec.name] = self.batch.write("result-write", key, task)
         # in the order asked (the table's columns)
         return {s.name: writes[s.name] for s in specs}, measurements
 
@@ -344,7 +382,7 @@ class PairGraph:
         token = tokenize(
             self.sides, facts.options, facts.mode, facts.size, metrics, self.roots, where
         )
-        dsk, chunk_keys = self._chunks(f"pair-metrics-{token}", jobs)
+        chunk_keys = self._chunks(f"pair-metrics-{token}", jobs)
         out = []
         for spec in group:
             key = metric_keys[spec.name]
@@ -352,5 +390,6 @@ class PairGraph:
                 write_sampled_node, self.root, key, spec, list(self.refs), chunk_keys,
                 records[spec.name],
             )  # fmt: skip
-            out.append((spec, _write_delayed(f"result-write-{key}-{self.roots}", task, dsk)))
+            write_key = f"result-write-{key}-{self.roots}"
+            out.append((spec, self.batch.write("result-write", write_key, task)))
         return out

@@ -47,13 +47,14 @@ def scan_task(paths: Sequence[str], limits: Limits) -> tuple[list[GifLayout | Gi
 
 
 def scan_files(paths: Sequence[str], limits: Limits | None = None) -> list[GifLayout | GiflabError]:
-    """:func:`~giflab_dask.decode.scan_gif` of each file, or the error naming it."""
+    """:func:`~giflab_dask.decode.scan_gif` of each file (its structure: planning keeps no
+    colour table), or the error naming it."""
     from giflab_dask.decode import scan_gif
 
     out: list[GifLayout | GiflabError] = []
     for path in paths:
         try:
-            out.append(scan_gif(path, limits))
+            out.append(scan_gif(path, limits, colour_tables=False))
         except GiflabError as exc:
             out.append(exc)
     return out
