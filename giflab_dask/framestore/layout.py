@@ -10,8 +10,7 @@ Under a local root (``giflab.framestore.root``)::
         durations_ms/           (T,) int32 declared frame delays (one chunk, c.0)
         giflab-manifest.json    size and BLAKE2b of every file above, written last
         giflab-access           appended one byte per open: size = hits, mtime = last use (LRU)
-    .tmp-<key>-writing/         an entry being written (renamed to <key>/ when complete;
-                                one name per key: only the holder of the key's lock writes)
+    .tmp-<key>-<uuid>/          an entry being written (renamed to <key>/ when complete)
     .trash-<key>-<uuid>/        an entry being removed (renamed away first, then deleted)
     .locks/<key>.lock           one decoder at a time per key, across processes
 
@@ -39,8 +38,6 @@ ACCESS = "giflab-access"
 LOCKS = ".locks"
 TMP = ".tmp-"
 TRASH = ".trash-"
-#: suffix of the temporary folder an entry is written in (``.tmp-<key>-writing``)
-WRITING = "writing"
 DATA = "w-"
 VERIFY_MODES = ("checksum", "size", "none")
 #: An entry's folder name: a content key (``keys.key_from_digest``, 32 hex digits).

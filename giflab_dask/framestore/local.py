@@ -52,7 +52,6 @@ from giflab_dask.framestore.layout import (
     TMP,
     TRASH,
     VERIFY_MODES,
-    WRITING,
 )
 from giflab_dask.framestore.writer import DirWriter, write_entry
 from giflab_dask.keys import GifSource
@@ -72,19 +71,21 @@ _PRUNE_STATE_LOCK = threading.Lock()
 PRUNE_SLACK = 1 / 64
 
 
-def _due_for_prune(root: Path, written: int, max_bytes: int) -> bool:
-    """Whether a write of ``written`` bytes should be followed by a size check of the store.
+def _due_for_prune(root: Path, written: int, max_bytes: int | None) -> bool:
+    """Whether a write of ``written`` bytes should be followed by a size check of the store
+    (and a sweep of dead writers' leftovers).
 
     A check lists every entry (a manifest read each), so checking after every decode would make
     a batch of N new GIFs cost O(N^2) reads of the store. The first write of a process checks;
     later ones when the process has written ``max-bytes x PRUNE_SLACK`` since its last check
     (like ccache's cleanup): the store stays within ``max-bytes`` plus that much per writing
-    process.
+    process. An unbounded store (``max_bytes`` None) is swept at a process's first write only.
     """
     key = str(root)
+    slack = float("inf") if max_bytes is None else max_bytes * PRUNE_SLACK
     with _PRUNE_STATE_LOCK:
         since = _WRITTEN_SINCE_PRUNE.get(key)
-        if since is None or since + written >= max_bytes * PRUNE_SLACK:
+        if since is None or since + written >= slack:
             _WRITTEN_SINCE_PRUNE[key] = 0
             return True
         _WRITTEN_SINCE_PRUNE[key] = since + written
@@ -274,20 +275,20 @@ class FrameStore:
                 raise
             raise CacheWriteError("frame store", self.root, exc.strerror or str(exc)) from exc
         max_bytes = configured_max_bytes()
-        if max_bytes is not None and _due_for_prune(self.root, written, max_bytes):
+        if _due_for_prune(self.root, written, max_bytes):
             self.prune(max_bytes, keep={source.key})
         return stored
 
     def _write_local(self, source: GifSource) -> tuple[StoredGif, int]:
         """Decode ``source`` into a new entry: the entry and the bytes its files hold.
 
-        Only called with the key's lock held, so the temporary folder's name is the key's
-        alone: a folder left under it was a dead writer's (one ``lstat`` finds it; a listing
-        of the root per decode made a batch of N new GIFs O(N^2))."""
+        The temporary folder's name is this writer's own, so writers racing where locks do not
+        work (docs/clusters.md) never share one. A dead writer's folder is left to
+        :meth:`prune`'s sweep of leftovers (a process's first write, then one per
+        ``PRUNE_SLACK`` of bytes): looking for it on every decode lists the whole root, which
+        made a batch of N new GIFs cost O(N^2)."""
         layout = scan_gif(source.path)
-        tmp = self.root / f"{TMP}{source.key}-{WRITING}"
-        if os.path.lexists(tmp):
-            _delete(tmp)
+        tmp = self.root / f"{TMP}{source.key}-{uuid.uuid4().hex}"
         sync = storage.fsync_each_write()
         committed = False
         try:
