@@ -62,6 +62,9 @@ SCHEMA: dict[str, Setting] = {
     "results.verify-index": Setting(
         (str, _NONE), "URL root: check index entries against a listing (listing) or not (none)"
     ),
+    "fsync": Setting(
+        (bool,), "local roots: fsync each frame-store entry and result node before its rename"
+    ),
     "storage-options": Setting((dict,), "fsspec filesystem options for URL roots"),
     "sampling.n": Setting((int, _NONE), "frames measured per pair; null: every frame"),
     "sampling.strategy": Setting((str,), "uniform, keyframes or adaptive"),

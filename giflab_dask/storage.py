@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RemoteRoot",
     "filesystem",
+    "fsync_each_write",
     "open_beneath",
     "read_beneath",
     "real_dir",
@@ -125,6 +126,13 @@ def read_beneath(base: Path, rel: str, max_bytes: int) -> bytes:
     if len(data) > st.st_size:  # the store never appends to what it reads
         raise CacheFileError(f"{base}/{rel} grew while it was read: not read")
     return data
+
+
+def fsync_each_write() -> bool:
+    """``giflab.fsync``: whether each frame-store entry and result node written on a local
+    root is fsynced before it is renamed into place (off: the rename alone publishes it, and
+    what a power loss tears is caught by the checks every read makes; docs/design.md, 66)."""
+    return bool(config.get("fsync"))
 
 
 def real_dir(path: Path) -> bool:

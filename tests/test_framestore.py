@@ -283,6 +283,37 @@ def test_lru_eviction_keeps_store_under_max_bytes(tmp_path: Path) -> None:
     assert store.entries() == []
 
 
+def test_decodes_list_the_root_once_per_process_and_sweep_dead_writers_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decode no longer looks for its key's dead writers by listing the root (N new GIFs
+    cost O(N^2)); a process's first write sweeps every leftover, even in an unbounded store."""
+    gifs = [
+        write_pillow_gif(tmp_path / f"g{i}.gif", n_frames=3, size=(40, 30), seed=i, noise=True)
+        for i in range(4)
+    ]
+    store = open_frame_store()
+    store.root.mkdir(parents=True)
+    wrecks = [store.root / f".tmp-{gif_key(g)}-dead" for g in gifs[:2]]
+    for wreck in wrecks:
+        (wreck / "frames").mkdir(parents=True)
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def counting_scandir(path: object = ".") -> object:
+        if Path(str(path)) == store.root:
+            listed.append(str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", counting_scandir)
+    with dask.config.set({"giflab.framestore.max-bytes": None}):
+        for gif in gifs:
+            store.ensure(gif)
+    assert not any(w.exists() for w in wrecks)
+    assert len(listed) == 1
+    assert sorted(e.key for e in store.entries()) == sorted(gif_key(g) for g in gifs)
+
+
 def test_store_size_is_checked_once_per_slack_not_after_every_decode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

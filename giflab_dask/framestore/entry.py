@@ -99,12 +99,13 @@ class StoredGif:
             raise FrameStoreCorruptError(
                 f"frame store chunk {path}/{rel} holds {len(durations)} durations, expected {n}"
             )
-        return cls._from_attrs(key, path, attrs, durations.astype(np.int32))
+        return cls.from_attrs(key, path, attrs, durations.astype(np.int32))
 
     @classmethod
-    def _from_attrs(
+    def from_attrs(
         cls, key: str, path: Path | str, attrs: dict[str, Any], durations_ms: np.ndarray
     ) -> StoredGif:
+        """The entry with these checked (or just written) attributes and durations."""
         return cls(
             key=key,
             path=path,
@@ -131,7 +132,7 @@ class StoredGif:
         if not isinstance(array, zarr.Array):
             raise FrameStoreCorruptError(f"{path}/durations_ms is not an array")
         durations = np.asarray(array[...], dtype=np.int32)
-        return cls._from_attrs(key, path, attrs, durations)
+        return cls.from_attrs(key, path, attrs, durations)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

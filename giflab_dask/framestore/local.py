@@ -1,10 +1,11 @@
 """The frame store on a local root: entries committed by rename, one decoder per key.
 
-An entry is written into a temporary directory, its manifest written last and fsynced, then
-the directory is renamed into place; a decoder holds the key's file lock, so concurrent
-callers for the same content decode it once. Nothing under the root is followed through a
-symlink (``storage.open_beneath``), every document read is size-capped and checked for shape,
-and housekeeping deletes only names this store writes (content keys, ``.tmp-``, ``.trash-``).
+An entry is written into a temporary directory, its manifest written last, then the directory
+is renamed into place (fsynced first with ``giflab.fsync``); a decoder holds the key's file
+lock, so concurrent callers for the same content decode it once. Nothing under the root is
+followed through a symlink (``storage.open_beneath``), every document read is size-capped and
+checked for shape, and housekeeping deletes only names this store writes (content keys,
+``.tmp-``, ``.trash-``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
@@ -69,19 +71,21 @@ _PRUNE_STATE_LOCK = threading.Lock()
 PRUNE_SLACK = 1 / 64
 
 
-def _due_for_prune(root: Path, written: int, max_bytes: int) -> bool:
-    """Whether a write of ``written`` bytes should be followed by a size check of the store.
+def _due_for_prune(root: Path, written: int, max_bytes: int | None) -> bool:
+    """Whether a write of ``written`` bytes should be followed by a size check of the store
+    (and a sweep of dead writers' leftovers).
 
     A check lists every entry (a manifest read each), so checking after every decode would make
     a batch of N new GIFs cost O(N^2) reads of the store. The first write of a process checks;
     later ones when the process has written ``max-bytes x PRUNE_SLACK`` since its last check
     (like ccache's cleanup): the store stays within ``max-bytes`` plus that much per writing
-    process.
+    process. An unbounded store (``max_bytes`` None) is swept at a process's first write only.
     """
     key = str(root)
+    slack = float("inf") if max_bytes is None else max_bytes * PRUNE_SLACK
     with _PRUNE_STATE_LOCK:
         since = _WRITTEN_SINCE_PRUNE.get(key)
-        if since is None or since + written >= max_bytes * PRUNE_SLACK:
+        if since is None or since + written >= slack:
             _WRITTEN_SINCE_PRUNE[key] = 0
             return True
         _WRITTEN_SINCE_PRUNE[key] = since + written
@@ -264,7 +268,6 @@ class FrameStore:
                 stored = self.open(source.key)  # someone else may have finished meanwhile
                 if stored is not None:
                     return stored
-                self._remove_stale_temps(source.key)
                 self._remove_uncommitted(source.key)
                 stored, written = self._write_local(source)
         except OSError as exc:  # reading the GIF raises GifDecodeError: this is the store
@@ -272,45 +275,59 @@ class FrameStore:
                 raise
             raise CacheWriteError("frame store", self.root, exc.strerror or str(exc)) from exc
         max_bytes = configured_max_bytes()
-        if max_bytes is not None and _due_for_prune(self.root, written, max_bytes):
+        if _due_for_prune(self.root, written, max_bytes):
             self.prune(max_bytes, keep={source.key})
         return stored
 
     def _write_local(self, source: GifSource) -> tuple[StoredGif, int]:
-        """Decode ``source`` into a new entry: the entry and the bytes its files hold."""
+        """Decode ``source`` into a new entry: the entry and the bytes its files hold.
+
+        The temporary folder's name is this writer's own, so writers racing where locks do not
+        work (docs/clusters.md) never share one. A dead writer's folder is left to
+        :meth:`prune`'s sweep of leftovers (a process's first write, then one per
+        ``PRUNE_SLACK`` of bytes): looking for it on every decode lists the whole root, which
+        made a batch of N new GIFs cost O(N^2)."""
         layout = scan_gif(source.path)
-        self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f"{TMP}{source.key}-{uuid.uuid4().hex}"
+        sync = storage.fsync_each_write()
+        committed = False
         try:
             out = DirWriter(tmp)
-            write_entry(out, source, layout)
-            self._write_manifest(tmp, source.key, out.files)
+            attrs = write_entry(out, source, layout)
+            self._write_manifest(tmp, source.key, out.files, sync)
             final = self.entry_path(source.key)
             try:
                 tmp.rename(final)
+                committed = True
             except OSError:
                 if not (final / MANIFEST).is_file():
                     raise
                 # Another writer committed the same content first; theirs is as good as ours.
-            _fsync_dir(self.root)
+            if sync:
+                _fsync_dir(self.root)
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        stored = self.open(source.key, verify="size")
+            if not committed and os.path.lexists(tmp):
+                _delete(tmp)
+        if committed:  # what was just written, as written: reading it back proves nothing new
+            durations = np.asarray(layout.durations_ms, dtype=np.int32)
+            stored: StoredGif | None = StoredGif.from_attrs(source.key, final, attrs, durations)
+        else:
+            stored = self.open(source.key, verify="size")
         if stored is None:
             raise FrameStoreError(f"frame store entry for {source.path} vanished after writing")
         return stored, sum(size for size, _ in out.files.values())
 
-    def _write_manifest(self, tmp: Path, key: str, files: dict[str, tuple[int, str]]) -> None:
-        # No fsync per chunk file: the manifest's checksums catch a torn file after a crash,
-        # and only the manifest (written last, fsynced) makes an entry count as complete.
-        manifest = make_manifest(key, files)
-        staging = tmp / f"{MANIFEST}.part"
-        with staging.open("w", encoding="utf-8") as f:
-            json.dump(manifest, f)
-            f.flush()
-            os.fsync(f.fileno())
-        staging.rename(tmp / MANIFEST)
+    def _write_manifest(
+        self, tmp: Path, key: str, files: dict[str, tuple[int, str]], sync: bool
+    ) -> None:
+        # Written last, inside the folder that is renamed into place: an entry counts as
+        # complete only with it. No fsync per chunk file: after a power loss the manifest's
+        # checksums (on open) and each chunk's CRC32C (on read) refuse a torn file.
+        with (tmp / MANIFEST).open("w", encoding="utf-8") as f:
+            json.dump(make_manifest(key, files), f)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
 
     # -- housekeeping ----------------------------------------------------------------------
     def remove(self, key: str) -> bool:
@@ -325,11 +342,6 @@ class FrameStore:
             return False
         _delete(trash)
         return True
-
-    def _remove_stale_temps(self, key: str) -> None:
-        # Only called with the key's lock held: no live writer owns these.
-        for stale in self.root.glob(f"{TMP}{key}-*"):
-            _delete(stale)
 
     def _remove_uncommitted(self, key: str) -> None:
         """Remove ``<root>/<key>`` when it is no complete entry (a folder without a manifest
@@ -372,7 +384,9 @@ class FrameStore:
                 with contextlib.suppress(FileNotFoundError):
                     access = os.lstat(path / ACCESS)
                     if stat.S_ISREG(access.st_mode):
-                        st, hits = access, max(0, access.st_size - 1)
+                        # a byte per open since the write (which no longer opens its entry
+                        # back: entries written before that count one open too many)
+                        st, hits = access, access.st_size
             except (OSError, ValueError, RecursionError):
                 continue  # removed under us, or broken: open() deals with it
             found.append(EntryInfo(key, path, int(manifest["nbytes"]), st.st_mtime, hits))

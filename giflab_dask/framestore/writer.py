@@ -7,12 +7,13 @@ digest as it is written, so the manifest needs no re-read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,12 +44,14 @@ class EntryWriter:
 
 
 class DirWriter(EntryWriter):
-    """Into a local (temporary) directory."""
+    """Into a new local (temporary) directory, made here: it must not exist yet."""
 
     def __init__(self, root: Path) -> None:
         super().__init__()
         self.root = root
-        self._made: set[Path] = set()
+        root.mkdir()
+        # each folder made once, by a plain mkdir: on some disks a mkdir costs a millisecond
+        self._made: set[Path] = {root}
 
     def _write(self, rel: str, data: bytes) -> None:
         path = self.root / rel
@@ -78,8 +81,9 @@ class FsspecWriter(EntryWriter):
             self.kept[rel] = bytes(data)
 
 
-def write_entry(out: EntryWriter, source: GifSource, layout: GifLayout) -> None:
-    """Decode ``source`` and write every file of its entry through ``out``.
+def write_entry(out: EntryWriter, source: GifSource, layout: GifLayout) -> dict[str, Any]:
+    """Decode ``source`` and write every file of its entry through ``out``; returns the
+    entry's ``giflab`` attributes (what its ``zarr.json`` holds).
 
     The chunks are exactly the bytes Zarr would write (:class:`ChunkEncoder`), edge chunks
     padded to the full chunk shape with the fill value as Zarr pads them; the metadata
@@ -93,7 +97,7 @@ def write_entry(out: EntryWriter, source: GifSource, layout: GifLayout) -> None:
     durations = np.ascontiguousarray(layout.durations_ms, dtype="<i4")
     out.put(encoder.chunk_key("durations_ms", 0, 1), encoder.encode(durations))  # one chunk
     sink = _ChunkSink(out, encoder, chunk, h, w)
-    has_alpha, repeats = sink.stream(iter_frames(source.path, layout))
+    has_alpha, repeats = sink.stream(iter_frames(source.path, layout), threaded=n > chunk)
     attrs = {
         "key": source.key,
         "source_name": source.path.name,
@@ -121,6 +125,7 @@ def write_entry(out: EntryWriter, source: GifSource, layout: GifLayout) -> None:
         documents[f"{name}/zarr.json"] = encoder.array_document(name, shape, chunks)
     for rel, doc in documents.items():
         out.put(rel, json.dumps(doc, indent=2).encode())
+    return attrs
 
 
 class _ChunkSink:
@@ -142,16 +147,24 @@ class _ChunkSink:
         # single writer thread, so this state needs no lock.
         self.alpha = False
 
-    def stream(self, frames: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[bool, int]:
+    def stream(
+        self, frames: Iterable[tuple[np.ndarray, np.ndarray]], threaded: bool = True
+    ) -> tuple[bool, int]:
         """Write every frame; returns whether any shows transparency, and how many repeat
-        the frame before them exactly."""
+        the frame before them exactly. ``threaded`` False (a GIF of one chunk, nothing to
+        overlap) writes on the caller's thread: starting a thread costs more than such a write."""
         pending: list[Future[bool]] = [Future(), Future()]
         for fut in pending:
             fut.set_result(False)
         has_alpha = False
         start = filled = which = repeats = 0
         previous: tuple[np.ndarray, np.ndarray] | None = None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gif-write") as writer:
+        executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="gif-write")
+            if threaded
+            else _InlineExecutor()
+        )
+        with executor as writer:
             for rgb, a in frames:
                 if filled == 0:
                     has_alpha |= pending[which].result()  # buffer free again; errors surface
@@ -190,6 +203,21 @@ class _ChunkSink:
                 self.out.put(encoder.chunk_key("alpha", s, a.ndim), opaque)
         self.out.put(encoder.chunk_key("alpha", t, a.ndim), encoder.encode(a))
         return True
+
+
+class _InlineExecutor(contextlib.AbstractContextManager["_InlineExecutor"]):
+    """``submit`` runs the call at once on the caller's thread (a finished future)."""
+
+    def submit(self, fn: Callable[..., bool], *args: Any) -> Future[bool]:
+        fut: Future[bool] = Future()
+        try:
+            fut.set_result(fn(*args))
+        except Exception as exc:
+            fut.set_exception(exc)
+        return fut
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _same_frame(

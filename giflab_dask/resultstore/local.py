@@ -1,7 +1,8 @@
 """The result store on a local root: one JSON document per node, written atomically.
 
 A node is ``<root>/<key[:2]>/<key>.json``. Writes go to a temporary file in the same folder
-that is fsynced and renamed over the target, so a reader sees a whole document or none. A
+that is renamed over the target (fsynced first with ``giflab.fsync``), so a reader sees a
+whole document or none. A
 document that cannot be read (not a regular file, a symlink, over the size cap, not UTF-8
 JSON, nested too deep) or fails its checks (``documents.py``) is reported once
 (:class:`CacheIntegrityWarning`), removed, and treated as missing. Nothing under the root is
@@ -132,13 +133,12 @@ class ResultStore:
     def _folder(self, name: str, *, create: bool) -> Iterator[int]:
         """The folder ``<root>/<name>`` opened without following links; with ``create``, a
         link or file planted under that name is replaced by a folder (the name is the store's)."""
-        if create:
-            self.root.mkdir(parents=True, exist_ok=True)
         try:
             fd = storage.open_beneath(self.root, name, storage._DIR_FLAGS)
         except (FileNotFoundError, GiflabError):
             if not create:
                 raise
+            self.root.mkdir(parents=True, exist_ok=True)
             folder = self.root / name
             folder.unlink(missing_ok=True)  # a planted link or file, never what it points to
             folder.mkdir(exist_ok=True)
@@ -149,7 +149,8 @@ class ResultStore:
             os.close(fd)
 
     def put(self, key: str, kind: str, data: dict[str, Any]) -> None:
-        """Write a node atomically (temporary sibling, fsync, rename), never through a link."""
+        """Write a node atomically (temporary sibling, renamed over the target), never through
+        a link; fsynced first when ``giflab.fsync`` is on."""
         body = json.dumps(make_document(key, kind, data), allow_nan=True).encode()
         try:
             self._write(key, body)
@@ -158,7 +159,8 @@ class ResultStore:
 
     def _write(self, key: str, body: bytes) -> None:
         with self._shard(key, create=True) as fd:
-            _write_atomic(fd, f"{key}.json", f".tmp-{key}-{uuid.uuid4().hex}.json", body)
+            tmp = f".tmp-{key}-{uuid.uuid4().hex}.json"
+            _write_atomic(fd, f"{key}.json", tmp, body, sync=storage.fsync_each_write())
 
     # -- the result index's segments (index.py): files in <root>/index, written atomically --
 
@@ -202,7 +204,7 @@ class ResultStore:
     def _index_write(self, name: str, body: bytes) -> None:
         try:
             with self._folder(INDEX_FOLDER, create=True) as fd:
-                _write_atomic(fd, name, f".tmp-{name}", body)
+                _write_atomic(fd, name, f".tmp-{name}", body, sync=True)  # once a batch
         except OSError as exc:
             raise CacheWriteError("result index", self.root, exc.strerror or str(exc)) from exc
 
@@ -321,16 +323,20 @@ def _why(exc: OSError) -> str:
     return f"unreadable ({exc.strerror or exc})"
 
 
-def _write_atomic(fd: int, name: str, tmp: str, body: bytes) -> None:
-    """``body`` as ``name`` in the folder ``fd``: a temporary sibling, fsynced, renamed."""
+def _write_atomic(fd: int, name: str, tmp: str, body: bytes, *, sync: bool) -> None:
+    """``body`` as ``name`` in the folder ``fd``: a temporary sibling (fsynced if ``sync``),
+    renamed over it. Without the fsync a power loss may leave the renamed file empty or
+    zero-filled, which its checksum refuses (docs/design.md, 66)."""
     try:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | storage._NOFOLLOW
         out = os.open(tmp, flags, 0o644, dir_fd=fd)
         with os.fdopen(out, "wb") as f:
             f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
-    finally:
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=fd)
+        raise
