@@ -49,6 +49,7 @@ _EXPORTS = {
     "ResultStore": "giflab_dask.resultstore.local",
     "open_result_store": "giflab_dask.resultstore",
     "RunReport": "giflab_dask.diagnostics",
+    "BatchProgress": "giflab_dask.progress",
     "SchedulerSession": "giflab_dask.cluster",
     "scheduler_context": "giflab_dask.cluster",
     "AlignmentError": "giflab_dask.errors",
@@ -76,6 +77,7 @@ __all__ = [
     "AlignmentError",
     "BatchInputError",
     "BatchPlan",
+    "BatchProgress",
     "BatchResult",
     "CacheFileError",
     "CacheIntegrityWarning",
@@ -167,6 +169,7 @@ if TYPE_CHECKING:
     from giflab_dask.options import ValidateOptions
     from giflab_dask.outcomes import BatchPlan, BatchResult, LazyPairResult, PairOutcome
     from giflab_dask.pipeline import plan_batch, validate_batch, validate_pair, validate_pair_lazy
+    from giflab_dask.progress import BatchProgress
     from giflab_dask.results import PairResult, batch_table, load_per_frame, load_results
     from giflab_dask.resultstore import open_result_store
     from giflab_dask.resultstore.local import ResultStore

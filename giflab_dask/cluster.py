@@ -393,14 +393,15 @@ def send_config(client: Any, settings: Mapping[str, Any] | None = None) -> None:
 def execute(
     writes: Sequence[Delayed],
     *,
-    progress: bool = False,
+    progress: bool | BatchProgress = False,
     frames_total: int = 0,
     **compute_kwargs: Any,
 ) -> tuple[list[Any], RunReport]:
     """Compute ``writes`` on the chosen scheduler: one value per write, or the exception that
     prevented it (a failed write never hides the others' results).
 
-    ``progress`` shows progress on stderr; ``frames_total`` (the frame measurements the writes
+    ``progress`` shows progress on stderr (a :class:`BatchProgress` already shown: this graph
+    joins its bar, under the local schedulers); ``frames_total`` (the frame measurements the writes
     make, ``BatchPlan.frame_measurements``) lets the local schedulers show it in frames.
 
     ``scheduler``, ``address`` and ``num_workers`` pick the scheduler as
@@ -434,7 +435,10 @@ def execute(
 
 
 def _execute_local(
-    writes: Sequence[Delayed], progress: bool, kwargs: dict[str, Any], frames_total: int = 0
+    writes: Sequence[Delayed],
+    progress: bool | BatchProgress,
+    kwargs: dict[str, Any],
+    frames_total: int = 0,
 ) -> tuple[list[Any], dict[str, tuple[int, float]], dict[str, float]]:
     from dask.base import get_scheduler, named_schedulers
     from dask.multiprocessing import get as processes_get
@@ -453,9 +457,12 @@ def _execute_local(
     with contextlib.ExitStack() as stack:
         if not processes:  # there tasks travel in batches: in-flight time is not task time
             stack.enter_context(timer.callback)
-        if progress:
-            # under processes the frame counter grows in the pool's processes: count tasks
-            stack.enter_context(BatchProgress(0 if processes else frames_total))
+        # under processes the frame counter grows in the pool's processes: count tasks
+        frames = 0 if processes else frames_total
+        if isinstance(progress, BatchProgress):  # a windowed batch's one bar, already shown
+            progress.add_graph(frames)
+        elif progress:
+            stack.enter_context(BatchProgress(frames))
         schedule = get_scheduler(scheduler=kwargs.pop("scheduler", None), collections=writes)
         graph, keys = one_graph(writes)
         values: list[Any]
@@ -504,7 +511,7 @@ def _stage(layer: str) -> str:
 
 
 def _execute_distributed(
-    client: Any, writes: Sequence[Delayed], progress: bool, kwargs: dict[str, Any]
+    client: Any, writes: Sequence[Delayed], progress: bool | BatchProgress, kwargs: dict[str, Any]
 ) -> tuple[list[Any], dict[str, tuple[int, float]], dict[str, float]]:
     import distributed
 

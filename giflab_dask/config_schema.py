@@ -82,6 +82,9 @@ SCHEMA: dict[str, Setting] = {
         _BOUND, "memory of one process's tasks: bytes, a share '50%' or null"
     ),
     "limits.max-pair-seconds": Setting((*_NUMBER, _NONE), "task seconds of a pair's metric stage"),
+    "batch.window-pairs": Setting(
+        (int, _NONE), "pairs planned and computed at once in a larger batch; null: all at once"
+    ),
     "scheduler": Setting((str,), "threads, processes, sync, local-cluster or a scheduler address"),
     "progress-interval": Setting(
         _NUMBER, "seconds between progress lines when stderr is no terminal"

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from giflab_dask.diagnostics import RunReport
     from giflab_dask.metrics import MetricSpec
     from giflab_dask.options import ValidateOptions
+    from giflab_dask.progress import BatchProgress
     from giflab_dask.sampling import SampleSpec
 
 __all__ = [
@@ -350,6 +351,9 @@ class BatchPlan:
     then: Callable[[], BatchPlan] | None = None
     #: Recorded decode seconds of the GIFs whose frames came from the frame store.
     decode_saved_seconds: float = 0.0
+    #: the same per GIF, by the key its ``gif-decode`` task would have had (a windowed batch
+    #: does not count as saved a GIF one of its earlier windows decoded)
+    found_decodes: dict[str, float] = field(default_factory=dict)
     #: pair index -> the ``alignment-write`` of its alignment node
     alignment_writes: dict[int, Delayed] = field(default_factory=dict)
     #: seconds of an adaptive sample's pilot pass by phase (plan, compute), for the final pass
@@ -357,6 +361,8 @@ class BatchPlan:
     #: task prefix -> (tasks, task-seconds) of the files planning hashed and scanned on a
     #: cluster's workers (``gif-hash``, ``gif-scan``), added to the run report's prefixes
     planning_tasks: dict[str, tuple[int, float]] = field(default_factory=dict)
+    #: writes counted in ``n_metric_tasks`` whose graph :meth:`release` dropped
+    released: int = 0
 
     @property
     def specs(self) -> list[MetricSpec]:
@@ -384,7 +390,13 @@ class BatchPlan:
 
     @property
     def n_metric_tasks(self) -> int:
-        return len(self.writes)
+        return len(self.writes) + self.released
+
+    def release(self) -> None:
+        """Drop the graph once it has run (a window of a huge batch), keeping its counts: the
+        graph is most of a plan's memory."""
+        self.released += len(self.writes)
+        self.writes, self.alignment_writes, self.then = {}, {}, None
 
     @property
     def frame_measurements(self) -> int:
@@ -392,7 +404,9 @@ class BatchPlan:
         count when it has run (progress within long pairs)."""
         return sum(o.frame_measurements for o in self.outcomes)
 
-    def compute(self, *, progress: bool = False, **compute_kwargs: Any) -> BatchResult:
+    def compute(
+        self, *, progress: bool | BatchProgress = False, **compute_kwargs: Any
+    ) -> BatchResult:
         """Run the graph and assemble one outcome per pair.
 
         ``scheduler`` (threads, processes, sync, local-cluster, an address, a Client),

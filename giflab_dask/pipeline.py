@@ -44,11 +44,12 @@ from typing import TYPE_CHECKING, Any
 
 from giflab_dask.align import AlignOptions, frame_alignment, pair_facts
 from giflab_dask.budget import decode_bytes, max_pair_seconds, memory_budget, pair_limits
-from giflab_dask.cluster import planning_client
+from giflab_dask.cluster import planning_client, scheduler_context
 from giflab_dask.errors import GiflabError
 from giflab_dask.graph.build import (
     PairDecodes,
     PairGraph,
+    decode_task_key,
     derived_write,
     metric_groups,
 )
@@ -63,6 +64,7 @@ from giflab_dask.results import PairResult
 from giflab_dask.resultstore import ResultStore, alignment_node_key, metric_node_key
 from giflab_dask.sampled_plan import pairs_needing_pilot, sampled_writes
 from giflab_dask.sampling import SampleSpec
+from giflab_dask.windows import WHERE, run_windows, window_size
 
 if TYPE_CHECKING:
     import numpy as np
@@ -314,9 +316,13 @@ def _build_graph(st: Planning) -> BatchPlan:
             decode_keys.update(pair_decodes.decodes.values())
     plan = BatchPlan(st.outcomes, replace(options, store=st.frame_store), writes, decode_keys)
     plan.alignment_writes = st.alignment_writes
-    plan.decode_saved_seconds = sum(
-        float(gif.attrs.get("decode_seconds", 0.0)) for gif in st.stored_gifs.values() if gif
-    )
+    found = {k: gif for k, gif in st.stored_gifs.items() if gif}
+    root = st.frames().root if found else ""
+    plan.found_decodes = {
+        decode_task_key(k, root): float(gif.attrs.get("decode_seconds", 0.0))
+        for k, gif in found.items()
+    }
+    plan.decode_saved_seconds = sum(plan.found_decodes.values())
     return plan
 
 
@@ -483,13 +489,29 @@ def validate_batch(
     """Validate a batch in one graph and one compute; every row gets a result or an error.
 
     ``sample``: measure a subset of the frames (see :func:`plan_batch`; default: every frame).
+    A batch of more than ``giflab.batch.window-pairs`` pairs is planned and computed in
+    windows of that many (:mod:`giflab_dask.windows`), with the same result.
     """
     options = ValidateOptions.given(
         options, metrics=metrics, profile=profile, align_options=align_options, store=store,
         results=results, use_cache=use_cache, refresh=refresh, sample=sample,
     )  # fmt: skip
     client = planning_client(compute_kwargs.get("scheduler"), compute_kwargs.get("address"))
-    return _plan(pairs, options, None, client).compute(**compute_kwargs)
+    size = window_size()
+    if size is None or len(pairs) <= size:
+        return _plan(pairs, options, None, client).compute(**compute_kwargs)
+    where = {k: compute_kwargs.pop(k, None) for k in WHERE}
+    session = functools.partial(
+        scheduler_context, where["scheduler"], where["num_workers"], where["address"]
+    )
+    return run_windows(
+        pairs,
+        lambda window, c: _plan(window, options, None, c),
+        session,
+        size=size,
+        client=client,
+        **compute_kwargs,
+    )
 
 
 # -- one pair ---------------------------------------------------------------------------------

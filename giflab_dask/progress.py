@@ -104,7 +104,8 @@ class BatchProgress(Callback):
 
     ``frames_total``: frame measurements the graph will make (0: show tasks). Use as a context
     manager around ``dask.compute``; several computes inside one block add up (a failed graph
-    is rerun write by write).
+    is rerun write by write). The graphs of a batch run in windows are one bar: each window's
+    graph is announced with :meth:`add_graph`, and ``label`` says which window runs.
     """
 
     def __init__(
@@ -125,6 +126,8 @@ class BatchProgress(Callback):
         self._thread: threading.Thread | None = None
         self._started = 0.0
         self._frames_before = 0
+        self._counted = False  # the tasks of the graph announced last are in the totals
+        self.label = ""
 
     def __enter__(self) -> BatchProgress:
         self._started = time.perf_counter()
@@ -147,16 +150,25 @@ class BatchProgress(Callback):
         while not self._stop.wait(self.display.interval):
             self.display.show(self.line())
 
+    def add_graph(self, frames_total: int) -> None:
+        """Another graph of the same batch follows (its next window): its tasks and
+        ``frames_total`` frame measurements join the totals when it starts."""
+        with self._lock:
+            self.frames_total += frames_total
+            self._counted = False
+
     def line(self) -> str:
         with self._lock:
             stages = {s: (self._done[s], self._totals[s]) for s in SHOWN_STAGES}
         frames = (frames_measured() - self._frames_before, self.frames_total)
-        return progress_line(stages, frames, time.perf_counter() - self._started)
+        line = progress_line(stages, frames, time.perf_counter() - self._started)
+        return f"{self.label} · {line}" if self.label else line
 
     def _start_state(self, dsk: Any, state: Any) -> None:
         pending = [*state["ready"], *state["waiting"]]
         with self._lock:
-            if not self._totals:
+            if not self._counted:  # not again for the write-by-write rerun of a failed graph
+                self._counted = True
                 self._totals.update(stage_of(key_split(k)) for k in pending)
                 self._totals.update(stage_of(key_split(k)) for k in state["cache"])
                 self._done.update(stage_of(key_split(k)) for k in state["cache"])

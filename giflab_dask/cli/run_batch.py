@@ -84,6 +84,7 @@ def batch(
     from giflab_dask.align import AlignOptions
     from giflab_dask.pipeline import plan_batch
     from giflab_dask.results import batch_table, check_output_path, write_table
+    from giflab_dask.windows import window_size
 
     echo = silent if quiet else echo_err
     with input_errors():
@@ -92,7 +93,6 @@ def batch(
         pairs = _collect(source, variants, echo)
         plan = functools.partial(
             plan_batch,
-            pairs,
             metrics=metrics,
             profile=profile,
             align_options=AlignOptions.from_config(mode=align_mode),
@@ -101,7 +101,13 @@ def batch(
             sample=sample_spec(sample_n, strategy),
         )
         run = _Run(scheduler, workers, address, echo, not (no_progress or quiet))
-        result = run.on_cluster(plan) if address is not None else run.compute(plan())
+        size = window_size()
+        if size is not None and len(pairs) > size:
+            result = run.windows(pairs, plan, size)
+        elif address is not None:
+            result = run.on_cluster(functools.partial(plan, pairs))
+        else:
+            result = run.compute(plan(pairs))
         table = batch_table(result.outcomes)
         table_error = None
         if out is not None:
@@ -166,6 +172,21 @@ class _Run:
         with self._session() as session:
             plan = make_plan(client=session.client)
             return self._run(plan, session) if plan.writes else plan.compute()
+
+    def windows(self, pairs: list[PairInput], make_plan: Callable[..., Any], size: int) -> Any:
+        """Plan and run a huge batch in windows of ``size`` pairs, on one session (opened
+        first with ``--address``, so planning uses the cluster's workers)."""
+        from giflab_dask.windows import run_windows
+
+        return run_windows(
+            pairs,
+            lambda window, client: make_plan(window, client=client),
+            self._session,
+            size=size,
+            eager=self.address is not None,
+            progress=self.progress,
+            guard=interruptible,
+        )
 
     def _session(self) -> Any:
         from giflab_dask.cluster import scheduler_context
