@@ -1,16 +1,12 @@
 """Streaming GIF decode: the file's blocks are parsed here, Pillow decodes each frame's LZW data,
 and frames are composited onto the logical screen the way browsers show them (GIF89a rules).
 
-Why not ``PIL.Image.seek``? Pillow's own compositing differs from what viewers show:
-
-* its disposal method is sticky: a frame whose Graphic Control Extension says "unspecified" (0)
-  inherits the previous disposal, so disposal 0 after a disposal 2/3 frame is disposed again;
-* "restore to background" (2) paints the background colour (or, when the first frame declared
-  transparency, that index's colour) where browsers and ImageMagick clear the area to transparent;
-* once the first frame is opaque it composites in RGB, so later transparency is lost;
-* a partial first frame is laid on palette index 0, where browsers leave the rest of the screen
-  transparent;
-* frames reaching past the logical screen grow the canvas instead of being clipped.
+Why not ``PIL.Image.seek``? Pillow's own compositing differs from what viewers show: its
+disposal is sticky (an "unspecified" (0) frame after a disposal 2/3 frame is disposed again);
+"restore to background" (2) paints a colour where browsers and ImageMagick clear to transparent;
+after an opaque first frame it composites in RGB, losing later transparency; a partial first
+frame lies on palette index 0, where browsers leave the screen transparent; and frames reaching
+past the logical screen grow the canvas instead of being clipped.
 
 So this module reads the block structure itself (``scan_gif``: header, colour tables, extensions,
 image descriptors, sub-block offsets) and asks Pillow only to turn one frame's LZW data into palette
@@ -72,8 +68,7 @@ class GifLayout:
     loop: int | None  # NETSCAPE2.0 loop count (0 = forever); None = no looping extension
     frames: tuple[FrameRecord, ...] = field(repr=False)
     has_trailer: bool = True
-    #: False: scanned without colour tables (what planning keeps of a batch's GIFs): every
-    #: palette is None, and decoding scans the file again
+    #: False: scanned without colour tables (planning): palettes are None, decoding rescans
     colour_tables: bool = True
 
     @property
@@ -127,10 +122,8 @@ def _limit_error(path: Path, what: str, value: float, name: str, limit: float) -
 
 
 class _Reader:
-    """Reads a GIF's bytes from a buffer (the file mapped into memory), naming the file and the
-    offset when data runs out. Indexing a buffer costs a fraction of a file object's
-    ``read(1)``/``seek`` per sub-block (the scan runs on the client, serially, for every GIF of
-    a batch)."""
+    """Reads a GIF's bytes from the file mapped into memory, naming the file and offset when
+    data runs out (indexing a buffer costs a fraction of ``read(1)``/``seek`` per sub-block)."""
 
     def __init__(self, path: Path, buf: bytes | mmap.mmap, colour_tables: bool = True) -> None:
         self.path = path
@@ -221,8 +214,7 @@ def scan_gif(
 ) -> GifLayout:
     """Parse a GIF's block structure without decoding pixels (one pass, constant memory per frame).
 
-    ``colour_tables=False`` skips the colour tables (checked, not kept): what planning needs
-    of a batch's GIFs, a few hundred bytes per frame less (:attr:`GifLayout.colour_tables`).
+    ``colour_tables=False`` checks the colour tables but keeps none (planning's scans).
 
     Raises :class:`GifDecodeError` naming the file for an empty file, a file that is not a GIF,
     a file truncated inside a block, an unknown block, or a GIF with no image; and
