@@ -10,7 +10,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import dask
 import numpy as np
@@ -21,6 +21,14 @@ import giflab_dask  # noqa: F401  (registers the giflab config defaults before a
 
 # CI sets this so a test that needs ImageMagick or gifsicle fails instead of skipping.
 REQUIRE_TOOLS = os.environ.get("GIFLAB_REQUIRE_TOOLS") == "1"
+
+
+def missing(message: str) -> NoReturn:
+    """Skip a test whose tool or extra is not installed, or fail it under CI's
+    GIFLAB_REQUIRE_TOOLS=1."""
+    if REQUIRE_TOOLS:
+        pytest.fail(message + "; GIFLAB_REQUIRE_TOOLS=1 forbids skipping")
+    pytest.skip(message)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -63,10 +71,7 @@ def _find_tool(candidates: list[str], probe: list[str], expect: str) -> str | No
 
 def _need(tool: str | None, what: str) -> str:
     if tool is None:
-        message = f"{what} is not installed (Debian: apt-get install {what.lower()})"
-        if REQUIRE_TOOLS:
-            pytest.fail(message + "; GIFLAB_REQUIRE_TOOLS=1 forbids skipping")
-        pytest.skip(message)
+        missing(f"{what} is not installed (Debian: apt-get install {what.lower()})")
     return tool
 
 
@@ -148,10 +153,7 @@ def chromium() -> Iterator[Any]:
     try:
         import playwright  # noqa: F401
     except ImportError:
-        message = "Playwright is not installed (pip install -e '.[test]' brings it)"
-        if REQUIRE_TOOLS:
-            pytest.fail(message + "; GIFLAB_REQUIRE_TOOLS=1 forbids skipping")
-        pytest.skip(message)
+        missing("Playwright is not installed (pip install -e '.[test]' brings it)")
     with ChromiumGifDecoder(exe) as decoder:
         yield decoder
 
@@ -208,10 +210,7 @@ def s3() -> Iterator[CountingS3]:
         import s3fs  # noqa: F401
         from moto.server import DomainDispatcherApplication  # noqa: F401
     except ImportError as exc:
-        message = f"the s3 extra is not installed ({exc}): pip install 'giflab-dask[s3]'"
-        if REQUIRE_TOOLS:
-            pytest.fail(message + "; GIFLAB_REQUIRE_TOOLS=1 forbids skipping")
-        pytest.skip(message)
+        missing(f"the s3 extra is not installed ({exc}): pip install 'giflab-dask[s3]'")
     server = CountingS3()
     try:
         yield server

@@ -50,7 +50,7 @@ from giflab_dask.pipeline import plan_batch, validate_batch
 from giflab_dask.results import batch_table
 from giflab_dask.resultstore import FsspecResultStore, ResultStore, open_result_store
 
-from .conftest import REQUIRE_TOOLS, write_pillow_gif
+from .conftest import missing, write_pillow_gif
 
 METRICS = "ssim,psnr"
 
@@ -291,10 +291,7 @@ def s3_server() -> Iterator[dict[str, Any]]:
         import s3fs  # noqa: F401
         from moto.server import ThreadedMotoServer
     except ImportError as exc:
-        message = f"the s3 extra is not installed ({exc}): pip install 'giflab-dask[s3]'"
-        if REQUIRE_TOOLS:
-            pytest.fail(message + "; GIFLAB_REQUIRE_TOOLS=1 forbids skipping")
-        pytest.skip(message)
+        missing(f"the s3 extra is not installed ({exc}): pip install 'giflab-dask[s3]'")
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
