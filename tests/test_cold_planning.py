@@ -215,3 +215,28 @@ def test_graph_construction_tokenizes_per_batch_not_per_pair(
     assert len(plan.writes) == 12 and plan.n_decode_tasks == 8
     # the frame store's root, and it with the result store's: once each, for every task key
     assert sum(f.endswith(str(Path("graph", "build.py"))) for f in callers) == 2
+
+
+_IMPORTS = """
+import sys, dask
+dask.config.set({"giflab.cache-dir": sys.argv[2]})
+from giflab_dask.inputs import collect_pairs
+from giflab_dask.pipeline import plan_batch
+plan = plan_batch(collect_pairs(sys.argv[1]), metrics="ssim,psnr,mse")
+assert plan.n_decode_tasks == 8, plan.n_decode_tasks
+print(sorted(m for m in sys.modules if m.split(".")[0] == "scipy"))
+"""
+
+
+def test_planning_ssim_imports_no_scipy(demo: Path, isolated_cache: Path) -> None:
+    """The client imports a kernel to bind its options, not what only its computation needs:
+    scipy.ndimage (~0.4 s) is for SSIM's Gaussian window, which the default SSIM never uses."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORTS, str(demo), str(isolated_cache)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]"]

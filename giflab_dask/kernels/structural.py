@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy.ndimage import correlate1d
 
 from . import _numba, _numba_ms_ssim
 from ._luma import LumaConverter, check_bool, check_pair
@@ -155,6 +154,11 @@ class _GaussianSSIM:
     """
 
     def __init__(self, height: int, width: int) -> None:
+        # imported here: scipy.ndimage costs a planning client ~0.4 s, and the default SSIM
+        # (uniform window) never needs it
+        from scipy.ndimage import correlate1d
+
+        self.correlate1d = correlate1d
         r = _GRADIUS
         self.planes = np.empty((4, height, width), dtype=np.float64)
         self.rows = np.empty((4, height, width), dtype=np.float64)
@@ -171,6 +175,7 @@ class _GaussianSSIM:
         np.multiply(y, y, out=planes[3])
         planes[2] += planes[3]
         np.multiply(x, y, out=planes[3])
+        correlate1d = self.correlate1d
         correlate1d(planes, _GKERNEL, axis=2, output=self.rows, mode="reflect")
         correlate1d(self.rows[:, :, r:-r], _GKERNEL, axis=1, output=self.cols, mode="reflect")
         ux, uy, uss, uxy = self.cols[:, r:-r]
