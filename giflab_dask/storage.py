@@ -30,6 +30,7 @@ __all__ = [
     "RemoteRoot",
     "filesystem",
     "fsync_each_write",
+    "list_objects",
     "open_beneath",
     "read_beneath",
     "real_dir",
@@ -63,6 +64,24 @@ def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
         ) from exc
     except ValueError as exc:
         raise ConfigError(f"cache root {url} is not a usable fsspec URL: {exc}") from exc
+
+
+def list_objects(fs: AbstractFileSystem, base: str, *, below: bool) -> list[dict[str, Any]]:
+    """Listing info of what is under ``base``: every object below it (``below``) or its
+    children (objects and folders); empty when there is nothing. On s3fs one ListObjectsV2 per
+    thousand items: its ``ls`` and ``find`` of an empty prefix make one or two requests more
+    to tell a missing folder from an empty one, which a cold batch's lookup does not need."""
+    try:
+        if hasattr(fs, "_lsdir") and hasattr(fs, "_call_s3"):
+            from fsspec.asyn import sync
+
+            delimiter = "" if below else "/"
+            return list(sync(fs.loop, fs._lsdir, base, refresh=True, delimiter=delimiter))
+        if below:
+            return list(fs.find(base, detail=True).values())
+        return list(fs.ls(base, detail=True))
+    except FileNotFoundError:  # no bucket (or folder) yet: nothing stored
+        return []
 
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)

@@ -185,6 +185,29 @@ def test_an_entry_committed_after_the_listing_is_found_by_its_decode(
     assert planning["LIST"] >= 1 and "GET" not in planning, planning
 
 
+def test_cold_planning_is_three_listings(
+    demo: Path, s3: CountingS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before its first task a cold batch asks S3 for three listings, whatever its size: the
+    result index's folder, the result store (which nodes exist), the frame store's first
+    page; no HEAD or empty-prefix check (s3fs's ``ls``/``find`` add them), no GET."""
+    monkeypatch.setattr(framestore_listing, "GETS_PER_PAGE", 1)  # the demo has 8 GIFs
+    pairs = collect_pairs(demo)
+    url = f"s3://giflab/{uuid.uuid4().hex[:12]}"
+    with dask.config.set({"giflab.cache-dir": url, "giflab.storage-options": s3.options}):
+        open_frame_store().fs  # noqa: B018 - the filesystem's own start-up is not the batch's
+        s3.take()
+        plan = plan_batch(pairs, metrics=METRICS)
+        assert s3.take() == {"LIST": 3}
+        assert plan.n_decode_tasks == 8
+        # the store as planning saw it, now with nodes: the listings find them
+        plan.compute(scheduler="sync")
+        s3.take()
+        again = plan_batch(pairs, metrics=METRICS)
+        assert s3.take() == {"LIST": 1, "GET": 1}  # the index's folder and its segment
+        assert again.n_decode_tasks == 0 and not again.writes
+
+
 # -- a decode: one GET (is it there?) and a PUT per file ----------------------------------------
 
 

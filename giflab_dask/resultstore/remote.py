@@ -120,10 +120,7 @@ class FsspecResultStore(storage.RemoteRoot, ResultStore):
         """Segment name -> listing info (one listing request)."""
         base = self._index_base()
         self.fs.invalidate_cache(base)
-        try:
-            listing = self.fs.ls(base, detail=True)
-        except FileNotFoundError:
-            return {}
+        listing = storage.list_objects(self.fs, base, below=False)
         infos = {info["name"].rsplit("/", 1)[-1]: info for info in listing}
         return {n: i for n, i in infos.items() if segment_entries(n) is not None}
 
@@ -192,15 +189,12 @@ class FsspecResultStore(storage.RemoteRoot, ResultStore):
         """Node documents (not the index's segments): path -> listing info."""
         self.fs  # noqa: B018 - resolves self._base
         self.fs.invalidate_cache(self._base)
-        try:
-            found = self.fs.find(self._base, detail=True)
-        except FileNotFoundError:
-            return {}
+        found = storage.list_objects(self.fs, self._base, below=True)
         segments = self.fs._strip_protocol(self._index_base()) + "/"
         return {
-            name: info
-            for name, info in found.items()
-            if name.endswith(".json")
+            info["name"]: info
+            for info in found
+            if (name := info["name"]).endswith(".json")
             and not name.rsplit("/", 1)[-1].startswith(".")
             and not name.startswith(segments)
         }
