@@ -16,10 +16,12 @@ reports: wall seconds from reading the manifest to the result; the client's time
 first task starts (manifest + planning + graph; dask's ``pretask`` callback on the local
 schedulers, the task stream's first compute start on a LocalCluster, whose start-up is timed
 apart; a run with no task is all client time); its time after the last task ends (results
-assembled and stored on the client); the CPU time of its main thread; the result summary's
-own clock; peak RSS of the client process (VmHWM; a LocalCluster's scheduler runs in it
-too, its workers do not). The threads run on the local disk is followed by a hot
-``giflab-dask batch`` on the same cache (process time beside its summary line's seconds).
+assembled and stored on the client); the CPU time of its main thread, all of it and before
+the first task (local schedulers: a shared machine's load stretches it less than the wall
+time); the result summary's own clock; peak RSS of the client process (VmHWM; a
+LocalCluster's scheduler runs in it too, its workers do not). The threads run on the local
+disk is followed by a hot ``giflab-dask batch`` on the same cache (process time beside its
+summary line's seconds).
 The parent counts objects stored under ``results/`` and ``frames/`` afterwards. S3 is moto's
 server on 127.0.0.1 in the parent process, wrapped in a WSGI middleware that counts every
 HTTP request (method and store) the run's processes make: server-side, so it includes the
@@ -67,9 +69,9 @@ dask.config.set(cfg)
 from giflab_dask import collect_pairs, scheduler_context, validate_batch
 METRICS = args["metrics"].split(",")
 base = _rss_mib()
-starts, stops = [], []
+starts, stops, first_cpu = [], [], []
 def _run(**kwargs):
-    global cpu
+    global cpu, cpu0
     t0, t0_wall, cpu0 = time.perf_counter(), time.time(), time.thread_time()
     pairs = collect_pairs(args["manifest"])
     r = validate_batch(pairs, metrics=METRICS, **kwargs)
@@ -93,9 +95,10 @@ if args["scheduler"] == "local-cluster":
     starts, stops = [s["start"] for s in spans], [s["stop"] for s in spans]
 else:
     from dask.callbacks import Callback
-    def _pretask(key, dsk, state):
+    def _pretask(key, dsk, state):  # on the client's main thread
         if not starts:
             starts.append(time.time())
+            first_cpu.append(time.thread_time())
     def _posttask(key, value, dsk, state, worker_id):
         stops[:] = [time.time()]
     with Callback(pretask=_pretask, posttask=_posttask):
@@ -107,6 +110,7 @@ first = min(starts) - t0_wall if starts else None
 tail = t0_wall + wall - max(stops) if stops else None
 stats = r.stats
 result = {"wall": wall, "first_task": first, "after_last_task": tail, "main_thread_cpu": cpu,
+          "first_task_cpu": first_cpu[0] - cpu0 if first_cpu else None,
           "startup": startup, "base_rss_mib": base,
           "summary_seconds": stats.get("seconds"), "pairs": len(r.outcomes),
           "errors": r.counts()["error"], "first_error": next((o.error for o in r.outcomes
@@ -321,7 +325,7 @@ def _before(row: dict[str, Any]) -> float:
 
 def print_table(results: list[dict[str, Any]]) -> None:
     print(f"\n{'N':>7} {'store':<6}{'scheduler':<14}{'run':<5}{'wall s':>8}{'ms/pair':>9}"
-          f"{'before':>8}{'after':>7}{'client CPU':>11}{'req/pair':>9}{'result obj':>11}"
+          f"{'before':>8}{'CPU':>6}{'after':>7}{'client CPU':>11}{'req/pair':>9}{'result obj':>11}"
           f"{'frame obj':>10}{'RSS MiB':>8}{'clock/wall':>11}")  # fmt: skip
     for r in results:
         n = r["n"]
@@ -329,14 +333,18 @@ def print_table(results: list[dict[str, Any]]) -> None:
         after = 1000 * after / n if after is not None else None
         req = sum(r["requests"].values()) / n if r["requests"] is not None else None
         clock = r["summary_seconds"] / r["wall"] if r["summary_seconds"] is not None else None
+        before_cpu = r.get("first_task_cpu")
+        before_cpu = 1000 * before_cpu / n if before_cpu is not None else None
         print(f"{n:>7} {r['store']:<6}{r['scheduler']:<14}{r['run']:<5}{r['wall']:>8.1f}"
-              f"{1000 * r['wall'] / n:>9.2f}{1000 * _before(r) / n:>8.2f}{_fmt(after, '.2f'):>7}"
+              f"{1000 * r['wall'] / n:>9.2f}{1000 * _before(r) / n:>8.2f}"
+              f"{_fmt(before_cpu, '.2f'):>6}{_fmt(after, '.2f'):>7}"
               f"{1000 * r['main_thread_cpu'] / n:>11.2f}{_fmt(req, '.2f'):>9}"
               f"{r['objects'].get('results', 0):>11}{r['objects'].get('frames', 0):>10}"
               f"{r['peak_rss_mib']:>8.0f}{_fmt(clock, '.2f'):>11}")  # fmt: skip
     print(
         "ms per pair: wall; before: client time before the first task (all of the run when "
-        "nothing is computed); after: client time after the last task ended; client CPU: "
+        "nothing is computed); CPU: the client main thread's CPU of it (local schedulers); "
+        "after: client time after the last task ended; client CPU: "
         "CPU of the client's main thread (planning, dask's local scheduler loop, assembling "
         "results). clock/wall: the result's own seconds over the measured wall time"
     )

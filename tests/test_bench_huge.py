@@ -33,6 +33,7 @@ def test_bench_huge_runs_a_tiny_batch(tmp_path: Path) -> None:
         assert row["wall"] > 0 and row["peak_rss_mib"] > 0
         assert row["objects"]["results"] > 0 and row["objects"]["frames"] > 0
     assert rows[0]["first_task"] is not None  # the cold run computed something
+    assert 0 < rows[0]["first_task_cpu"] <= rows[0]["main_thread_cpu"]
     assert rows[1]["cli"]["exit"] in (0, 1)  # the CLI ran (1: a pair fails its verdict)
     for row in rows[2:]:  # S3: the server counted this run's requests (a hot run: the index)
         assert sum(row["requests"].values()) >= (5 if row["run"] == "cold" else 1), row["requests"]
