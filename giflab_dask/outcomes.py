@@ -247,6 +247,8 @@ class _LazyVectors(dict):  # type: ignore[type-arg]
     """Per-frame vectors read from the result store on first access (plots need them, tables
     don't, so a batch never holds every vector of every pair in memory)."""
 
+    __slots__ = ("_keys", "_loaded", "_results")
+
     def __init__(self, results: ResultStore, metric_keys: Mapping[str, str]) -> None:
         super().__init__()
         self._results = results
