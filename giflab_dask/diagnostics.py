@@ -42,6 +42,7 @@ __all__ = [
     "flush_worker_metrics",
     "format_summary",
     "frames_measured",
+    "key_prefix",
     "run_summary",
     "span_times",
     "stage_of",
@@ -54,6 +55,15 @@ STAGES = ("scan", "decode", "read", "align", "metric", "summary", "write", "othe
 #: lookups, the graph), computing (scheduler start-up and the tasks, until the graph's last
 #: value) and writing (the values folded into each pair's result and verdict).
 PHASES = ("plan", "compute", "write")
+
+
+def key_prefix(key: Any) -> str:
+    """``dask.utils.key_split`` without its cache, whose 100,000 keys would outlive a huge
+    batch's graph (and their strings with them)."""
+    from dask.utils import key_split
+
+    name = key[0] if isinstance(key, tuple) and key else key  # key_split recurses cached
+    return key_split.__wrapped__(name)  # type: ignore[no-any-return]
 
 
 def stage_of(prefix: str) -> str:
@@ -188,11 +198,9 @@ class TaskTimer:
         self._started[key] = time.perf_counter()
 
     def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        from dask.utils import key_split
-
         started = self._started.pop(key, None)
         if started is not None:
-            entry = self.prefixes[key_split(key)]
+            entry = self.prefixes[key_prefix(key)]
             entry[0] += 1
             entry[1] += time.perf_counter() - started
 
@@ -211,9 +219,7 @@ class StageSpans:
         self.stage_ids = {stage: str(uuid.uuid4()) for stage in STAGES}
 
     def __call__(self, key: Any) -> dict[str, tuple[str, ...]]:
-        from dask.utils import key_split
-
-        stage = stage_of(key_split(key))
+        stage = stage_of(key_prefix(key))
         return {"name": (*self.names, stage), "ids": (*self.ids, self.stage_ids[stage])}
 
 

@@ -31,7 +31,7 @@ __all__ = ["BatchInputError", "PairInput", "collect_pairs", "pairs_from_dirs", "
 _GIF_SUFFIXES = {".gif"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PairInput:
     """One row of a batch: two paths, extra columns, and an input error if there is one."""
 

@@ -11,6 +11,7 @@ each into summaries, lazily read per-frame vectors and a verdict (:func:`pair_re
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,9 +50,14 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(slots=True)
 class PairOutcome:
-    """One pair of a batch: its input row and, once computed, its result or error."""
+    """One pair of a batch: its input row and, once computed, its result or error.
+
+    ``alignment``, ``summaries`` and ``extra`` are the planner's working state: once the pair
+    has its ``result`` (which holds all of it) they are dropped, since a huge batch keeps
+    every outcome in memory.
+    """
 
     input: PairInput
     original_key: str | None = None
@@ -154,8 +160,9 @@ def pair_result(
     summaries: dict[str, float] = {}
     for output, stats in outcome.summaries.items():
         summaries.update(summarize(output, np.asarray(stats, dtype=np.float64)))
-    summaries.update(outcome.extra)
-    summaries.update(outcome.alignment["facts"])  # type: ignore[index]
+    # keys read from documents are new strings per pair: one shared copy of each
+    for key, value in (*outcome.extra.items(), *outcome.alignment["facts"].items()):  # type: ignore[index]
+        summaries[sys.intern(key)] = value
     for spec in specs:
         if spec.name in outcome.missing:
             continue
@@ -240,10 +247,12 @@ class _LazyVectors(dict):  # type: ignore[type-arg]
     """Per-frame vectors read from the result store on first access (plots need them, tables
     don't, so a batch never holds every vector of every pair in memory)."""
 
+    __slots__ = ("_keys", "_loaded", "_results")
+
     def __init__(self, results: ResultStore, metric_keys: Mapping[str, str]) -> None:
         super().__init__()
         self._results = results
-        self._keys = dict(metric_keys)
+        self._keys = metric_keys  # the outcome's, not changed once planned
         self._loaded = False
 
     def _load(self) -> None:
@@ -447,6 +456,9 @@ class BatchPlan:
             self._finish(outcome)
         if self.options.use_cache:  # the result index: what this run stored, in one segment
             self.results.record(stored_nodes(self.outcomes, done, self.options.align))
+        for outcome in self.outcomes:
+            if outcome.result is not None:
+                outcome.alignment, outcome.summaries, outcome.extra = None, {}, {}
         finished = time.perf_counter()
         phases = {
             "plan": self.earlier.get("plan", self._planned() - self.started),

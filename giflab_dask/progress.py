@@ -21,10 +21,9 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from dask.callbacks import Callback
-from dask.utils import key_split
 
 from giflab_dask import config
-from giflab_dask.diagnostics import frames_measured, stage_of
+from giflab_dask.diagnostics import frames_measured, key_prefix, stage_of
 
 #: Seconds between redraws on a terminal.
 TTY_INTERVAL = 0.5
@@ -169,13 +168,13 @@ class BatchProgress(Callback):
         with self._lock:
             if not self._counted:  # not again for the write-by-write rerun of a failed graph
                 self._counted = True
-                self._totals.update(stage_of(key_split(k)) for k in pending)
-                self._totals.update(stage_of(key_split(k)) for k in state["cache"])
-                self._done.update(stage_of(key_split(k)) for k in state["cache"])
+                self._totals.update(stage_of(key_prefix(k)) for k in pending)
+                self._totals.update(stage_of(key_prefix(k)) for k in state["cache"])
+                self._done.update(stage_of(key_prefix(k)) for k in state["cache"])
 
     def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
         with self._lock:
-            stage = stage_of(key_split(key))
+            stage = stage_of(key_prefix(key))
             if self._done[stage] < self._totals[stage]:
                 self._done[stage] += 1
 

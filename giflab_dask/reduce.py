@@ -8,7 +8,9 @@ positional sampling) come from the frame index, not from a sample.
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -157,7 +159,13 @@ def mean_intervals(
 
 def summarize(output: str, stats: np.ndarray) -> dict[str, float]:
     """Name a computed summary array: ``{f"{output}_{stat}": value}``."""
-    return {f"{output}_{stat}": float(v) for stat, v in zip(STATS, stats, strict=True)}
+    return dict(zip(_summary_names(output), stats.tolist(), strict=True))
+
+
+@functools.cache
+def _summary_names(output: str) -> tuple[str, ...]:
+    # one set of key strings shared by every pair's summaries: a batch holds them all
+    return tuple(sys.intern(f"{output}_{stat}") for stat in STATS)
 
 
 def psnr_from_mse(mse: float, data_range: float = 255.0, cap: float = 100.0) -> float:

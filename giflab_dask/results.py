@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(slots=True)
 class PairResult:
     """Everything computed for one (original, compressed) pair.
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from giflab_dask import config
@@ -36,7 +36,7 @@ _KINDS = ("fail-below", "warn-below", "fail-above", "warn-above")
 _ORDER = {"pass": 0, "warn": 1, "fail": 2}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Check:
     name: str
     status: str  # pass | warn | fail | skipped
@@ -46,7 +46,7 @@ class Check:
     message: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     status: str  # pass | warn | fail
     checks: tuple[Check, ...] = field(default_factory=tuple)
@@ -62,7 +62,7 @@ class Verdict:
             "status": self.status,
             "profile": self.profile,
             "reasons": self.reasons,
-            "checks": [c.__dict__ for c in self.checks],
+            "checks": [asdict(c) for c in self.checks],
         }
 
 

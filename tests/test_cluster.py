@@ -295,6 +295,18 @@ def _dask_cli(*args: str, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen([str(dask_exe), *args], stdout=out, stderr=subprocess.STDOUT)
 
 
+def _scheduler_address(path: Path, deadline: float) -> str:
+    """The address in a scheduler file, once the scheduler has written all of it (it writes
+    the file in place: a read can see it empty or half written)."""
+    while True:
+        try:
+            return str(json.loads(path.read_text())["address"])
+        except (OSError, ValueError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def test_cli_runs_on_a_cluster_by_address(
     distributed: Any, demo: Path, reference: pd.DataFrame, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -309,10 +321,7 @@ def test_cli_runs_on_a_cluster_by_address(
                   log=tmp_path / "worker.log"),
     ]  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        address = json.loads(sched_file.read_text())["address"]
+        address = _scheduler_address(sched_file, deadline=time.monotonic() + 60)
         with distributed.Client(address, set_as_default=False, timeout=60) as c:
             c.wait_for_workers(1, timeout=60)
         assert address.startswith("tcp://127.0.0.1:")
