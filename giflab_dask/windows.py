@@ -14,10 +14,11 @@ keeps the nodes of every window that ran (nodes are stored as they finish).
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from giflab_dask import config
@@ -128,6 +129,7 @@ def run_windows(
     results: list[BatchResult] = []
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
+        settle = stack.enter_context(_settled())
         where = _Where(stack, session, progress)
         if eager:
             where.open()
@@ -141,7 +143,31 @@ def run_windows(
                 result = planned.compute(progress=where.shown(), **kwargs)
             result.plan.release()  # its graph (and dask's state for it) is not needed again
             results.append(result)
+            settle()
     return merge_results(results, started)
+
+
+@contextlib.contextmanager
+def _settled() -> Iterator[Callable[[], None]]:
+    """A function to call after each window: collects the window's garbage, then freezes what
+    is left (the outcomes kept to the end) out of the collector's sight until the batch ends.
+
+    Each window's plan and graph outlive the young generations, so without it a full
+    collection follows every window or two, and each goes over every outcome kept so far:
+    the batch's client time would grow with N squared (docs/design.md, 68). Left alone when
+    the collector is off or the process froze objects of its own (``gc.freeze``)."""
+    if not gc.isenabled() or gc.get_freeze_count():
+        yield lambda: None
+        return
+
+    def settle() -> None:
+        gc.collect()  # goes over what is not frozen: this window's objects, not earlier ones
+        gc.freeze()
+
+    try:
+        yield settle
+    finally:
+        gc.unfreeze()
 
 
 def merge_results(results: Sequence[BatchResult], started: float) -> BatchResult:

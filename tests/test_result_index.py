@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 import warnings
 from collections import Counter
@@ -328,3 +329,56 @@ def test_an_index_too_large_for_the_lookup_is_not_read(
     found, from_index = store.lookup({key: kind})
     assert found == {key: summary_of(kind, data)} and from_index == set()
     assert len(store._index_names()) == 1  # and nothing recorded for so small a lookup
+
+
+def test_a_lookup_decodes_only_the_segments_holding_its_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The windows of a huge batch: each recorded its own segment, each rerun looks up its own.
+    store = ResultStore(tmp_path / "results")
+    windows = [_nodes(10) for _ in range(20)]  # 20 segments of 20 entries: 400 in the index
+    for nodes in windows:
+        for key, (kind, data) in nodes.items():
+            store.put(key, kind, data)
+        store.record(nodes)
+    decoded: list[int] = []
+    decode = index.decode_segment
+
+    def counting(raw: bytes) -> Any:
+        entries, problem = decode(raw)
+        decoded.append(len(entries))
+        return entries, problem
+
+    monkeypatch.setattr(index, "decode_segment", counting)
+    monkeypatch.setattr(local_store.ResultStore, "get_many", None)  # no document is read
+    for nodes in (windows[3], windows[17], windows[3]):
+        asked = {key: kind for key, (kind, _) in nodes.items()}
+        scanned = index._SEEN.scanned
+        found, from_index = open_result_store(store.root).lookup(asked)
+        assert from_index == set(asked)
+        assert found == {key: summary_of(kind, data) for key, (kind, data) in nodes.items()}
+        # one segment of 20 entries for 20 nodes: not the 400 of the whole index (20x the
+        # nodes asked; before, more than the 8x a lookup would read, so one GET per node)
+        assert decoded == [20]
+        assert index._SEEN.scanned == scanned  # the keys of segments it wrote were known
+        decoded.clear()
+    assert len(store._index_names()) == 20  # nothing recorded again
+
+
+def test_segments_written_elsewhere_are_scanned_once(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "results")
+    nodes = _nodes(10)
+    for key, (kind, data) in nodes.items():
+        store.put(key, kind, data)
+    store.record(nodes)
+    (name,) = store._index_names()
+    (raw,) = store._index_read([name])
+    assert raw is not None
+    store._index_remove([name])  # written again by "another process": its keys are not known
+    renamed = f"{time.time_ns():020d}-{uuid.uuid4().hex}-20.json"
+    store._index_write(renamed, raw)
+    asked = {key: kind for key, (kind, _) in nodes.items()}
+    for scans in (20, 0):  # its 20 keys scanned by the first lookup, not by the next
+        scanned = index._SEEN.scanned
+        assert store.lookup(asked)[1] == set(asked)
+        assert index._SEEN.scanned - scanned == scans

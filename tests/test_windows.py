@@ -3,6 +3,7 @@ bounded by the window, a GIF shared across windows decoded once, statistics that
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -16,13 +17,14 @@ import pytest
 from dask.callbacks import Callback
 from dask.utils import key_split
 
-from giflab_dask import windows
+from giflab_dask import pipeline, windows
 from giflab_dask.demo import write_demo_data
 from giflab_dask.diagnostics import PHASES
 from giflab_dask.errors import ConfigError
 from giflab_dask.inputs import PairInput, collect_pairs
 from giflab_dask.pipeline import validate_batch
 from giflab_dask.results import batch_table
+from giflab_dask.resultstore import index
 from giflab_dask.sampling import SampleSpec
 
 METRICS = "ssim,psnr,mse"
@@ -107,6 +109,35 @@ def test_a_windowed_rerun_reads_every_node(pairs: list[PairInput], tmp_path: Pat
     assert graphs.graphs == [] and again.stats["node_misses"] == 0
     assert again.stats["node_hits"] == 6 * 3 and again.report.scheduler == "nothing to compute"
     pd.testing.assert_frame_equal(_table(again), _table(first))
+
+
+def test_a_windowed_rerun_reads_its_own_part_of_the_index(
+    pairs: list[PairInput], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each window decodes the segments holding its nodes, not the whole index the earlier
+    # windows wrote; the earlier windows' outcomes are out of the collector's sight, so a full
+    # collection does not go over them again (docs/design.md, 68)
+    _run(pairs, 3, tmp_path / "cache")
+    decoded: list[int] = []
+    frozen: list[int] = []
+    decode, plan = index.decode_segment, pipeline._plan
+
+    def counting(raw: bytes) -> Any:
+        entries, problem = decode(raw)
+        decoded.append(len(entries))
+        return entries, problem
+
+    def planning(*args: Any, **kwargs: Any) -> Any:
+        frozen.append(gc.get_freeze_count())
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(index, "decode_segment", counting)
+    monkeypatch.setattr(pipeline, "_plan", planning)
+    again, _ = _run(pairs, 3, tmp_path / "cache")
+    assert again.stats["node_hits"] == 6 * 3 and again.stats["node_misses"] == 0
+    # 6 pairs' alignment and metric nodes, each decoded once (before: 3 windows x all 24)
+    assert sum(decoded) == 6 * 4 and len(decoded) == 3
+    assert frozen[0] == gc.get_freeze_count() == 0 < frozen[1] < frozen[2]
 
 
 def test_without_the_cache_a_shared_gif_is_still_decoded_once(

@@ -14,6 +14,11 @@ objects on an object store), any other node is read from its document
 checksum or an entry's shape check is reported and ignored (then removed, once old enough not
 to be a write in flight). When a lookup reads
 :data:`COMPACT_AT` segments or more it writes their union as one segment and removes them.
+
+A lookup decodes only the segments that hold some of its keys: which keys a segment holds is
+scanned from its bytes once per process (a segment never changes once written), so the
+windows of a huge batch each read their own segments, not the whole index (docs/design.md,
+68).
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import numpy as np
 
 from giflab_dask.errors import CacheWriteError
 from giflab_dask.resultstore.documents import SCHEMA_VERSION, summary_of, summary_problem
@@ -49,14 +58,24 @@ SEGMENT_MAX_BYTES = 256 * 2**20
 _SPLIT_BYTES = 32 * 2**20
 #: A lookup that reads this many segments replaces them with one.
 COMPACT_AT = 16
-#: The index is read when it holds at most this many entries per node looked up (plus a
-#: floor): beyond, reading it costs more than fetching the nodes one by one.
+#: A lookup decodes the segments holding its keys when they have at most this many entries
+#: per node looked up (plus a floor): beyond, decoding costs more than fetching the nodes.
 _ENTRIES_PER_NODE = 8
 _ENTRIES_FLOOR = 64
+#: Segments not seen yet are scanned for their keys (a regular expression over the bytes, ~1/10
+#: of decoding an entry) up to this many entries per node looked up; later lookups scan on.
+_SCAN_PER_NODE = 24
+#: The keys remembered across lookups (8 bytes each); beyond, forgotten and scanned again.
+_SEEN_MAX_ENTRIES = 8_000_000
+#: Segments are scanned this many entries' worth at a time (~8 MiB read at once).
+_GROUP_ENTRIES = 20_000
 
 _FORMAT = "giflab-result-index"
 _SEGMENT_NAME = re.compile(r"(\d{20})-[0-9a-f]{32}-(\d{1,12})\.json")
 _KEY = re.compile(r"[0-9a-f]{8,128}")
+#: An entry's key in a segment's body as ``encode_segments`` writes it (a hint only: what an
+#: entry holds is taken from the decoded, checked segment).
+_BODY_KEY = re.compile(rb'"([0-9a-f]{8,128})":\[')
 
 #: node key -> (kind, summary, fingerprint of the document it was made from)
 Entries = dict[str, tuple[str, dict[str, Any], str]]
@@ -65,6 +84,7 @@ Entries = dict[str, tuple[str, dict[str, Any], str]]
 class IndexedStore(Protocol):
     """What the index needs of a result store (``local.py``, ``remote.py``)."""
 
+    root: Any
     indexed: bool
 
     def get_many(
@@ -167,16 +187,16 @@ def lookup(
     recorded anew."""
     if not nodes:
         return {}, set()
-    indexed = _read_index(store, len(nodes))
+    read = _read_index(store, nodes)
     found: dict[str, dict[str, Any]] = {}
     fingerprints: dict[str, str] | None = None
     candidates = dict(nodes)
-    if indexed is not None:
+    if read is not None:
         # None: entries are trusted. With no entry yet, the listing says which nodes exist:
         # a cold batch is a request per thousand nodes, not a GET per node that misses.
-        fingerprints = store._fingerprints(list(nodes), listing=not indexed)
+        fingerprints = store._fingerprints(list(nodes), listing=read.empty)
         for key, kind in nodes.items():
-            entry = indexed.get(key)
+            entry = read.entries.get(key)
             if entry is None or entry[0] != kind:
                 continue
             if fingerprints is None or entry[2] == fingerprints.get(key):
@@ -194,7 +214,9 @@ def lookup(
             if data is not None:
                 heal[key] = (kind, summary_of(kind, data))
                 found[key] = heal[key][1]
-    if indexed is not None:
+    if read is not None and read.complete:
+        # a node in a segment left undecoded is indexed already: recording it would repeat it
+        heal = {k: v for k, v in heal.items() if k not in read.undecoded}
         record(store, heal, fingerprints, checked=True)
     return found, from_index
 
@@ -213,7 +235,7 @@ def record(
     if not entries or not store.indexed:
         return
     if not checked:
-        if not _pays(store._index_names(), len(entries)):
+        if not _scans(store._index_names(), len(entries)):
             return  # a lookup this small would not read the index: spare the listing
         fingerprints = store._fingerprints(list(entries))
     stamped = {
@@ -227,31 +249,100 @@ def record(
             store._index_write(name, body)
         except (CacheWriteError, OSError):
             return
+        _SEEN.learn(str(store.root), name, body)
 
 
-def _pays(names: Iterable[str], n_nodes: int) -> bool:
-    """Whether reading an index of these segments (and listing the store beside it) costs
-    less than fetching ``n_nodes`` documents one by one."""
+def _scans(names: Iterable[str], n_nodes: int) -> bool:
+    """Whether a lookup of ``n_nodes`` would scan an index of these segments whole."""
     total = sum(segment_entries(n) or 0 for n in names)
-    return total <= _ENTRIES_PER_NODE * n_nodes + _ENTRIES_FLOOR
+    return total <= _SCAN_PER_NODE * n_nodes + _ENTRIES_FLOOR
 
 
 def _has_vectors(data: Mapping[str, Any]) -> bool:
     return any("per_frame" in output for output in data.get("outputs", {}).values())
 
 
-def _read_index(store: IndexedStore, n_nodes: int) -> Entries | None:
-    """Every verified segment's entries, newest last (none yet: empty, and the store's
-    listing still tells which nodes exist); compacted when there are many. None when the
-    store keeps no index or its index is too large to pay for ``n_nodes`` lookups."""
+class _SeenKeys:
+    """Which keys each segment holds, per (root, segment name), as sorted hashes of the keys
+    (this process's ``hash``: a hint, never stored). A segment never changes once written,
+    so this is learned once; a name no longer listed is forgotten."""
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str], np.ndarray] = {}
+        self._lock = threading.Lock()
+        self.scanned = 0  # entries scanned, for tests
+
+    def learn(self, root: str, name: str, raw: bytes) -> np.ndarray:
+        """Scan a segment's bytes for its keys; their sorted hashes."""
+        keys = _BODY_KEY.findall(raw.partition(b"\n")[2])
+        hashes = np.fromiter(map(hash, keys), dtype=np.int64, count=len(keys))
+        hashes.sort()
+        with self._lock:
+            self.scanned += len(keys)
+            if sum(len(h) for h in self._keys.values()) + len(hashes) > _SEEN_MAX_ENTRIES:
+                self._keys.clear()
+            self._keys[root, name] = hashes
+        return hashes
+
+    def known(self, root: str, names: list[str]) -> dict[str, np.ndarray]:
+        """The key hashes of the ``names`` learned before (the root's other names dropped)."""
+        listed = set(names)
+        with self._lock:
+            for gone in [k for k in self._keys if k[0] == root and k[1] not in listed]:
+                del self._keys[gone]
+            return {n: self._keys[root, n] for n in names if (root, n) in self._keys}
+
+
+_SEEN = _SeenKeys()
+
+
+@dataclass
+class _Read:
+    """What a lookup took from the index: ``entries`` (of the segments it decoded, its own
+    keys), whether the index is ``empty``, whether every segment's keys are known
+    (``complete``: a key in none of them is not indexed), and the keys it wants that are in
+    segments left ``undecoded`` (too large for the lookup)."""
+
+    entries: Entries
+    empty: bool
+    complete: bool
+    undecoded: set[str] = field(default_factory=set)
+
+
+def _read_index(store: IndexedStore, nodes: Mapping[str, str]) -> _Read | None:
+    """The entries of ``nodes`` in the segments holding them (as many as pay for this
+    lookup), decoded and verified, newest last. Segments not seen yet are scanned for their
+    keys first, oldest first, as many as pay. Many small segments are all read and compacted,
+    as before there was a choice. None when the store keeps no index."""
     if not store.indexed:
         return None
+    root = str(store.root)
     names = sorted(n for n in store._index_names() if segment_entries(n) is not None)
-    if not _pays(names, n_nodes):
-        return None
+    sizes = {n: segment_entries(n) or 0 for n in names}
+    limit = _ENTRIES_PER_NODE * len(nodes) + _ENTRIES_FLOOR
+    wanted = list(nodes)
+    hashes = np.fromiter((hash(k.encode()) for k in wanted), dtype=np.int64, count=len(wanted))
+    raws: dict[str, bytes | None] = {}
+    undecoded: set[str] = set()
+    if len(names) >= COMPACT_AT and sum(sizes.values()) <= limit:
+        chosen = names
+    else:
+        raws = _scan(store, root, names, sizes, hashes, _SCAN_PER_NODE * len(nodes))
+        holding = {n: _held(keys, hashes) for n, keys in _SEEN.known(root, names).items()}
+        holding = {n: held for n, held in holding.items() if held.any()}
+        chosen = []
+        for name in sorted(holding, key=lambda n: -int(holding[n].sum()) / max(sizes[n], 1)):
+            if sum(sizes[n] for n in chosen) + sizes[name] <= limit:
+                chosen.append(name)  # the segments holding most of the keys first
+            else:
+                undecoded.update(k for k, held in zip(wanted, holding[name], strict=True) if held)
+        chosen.sort()  # newest last: a node recorded again supersedes its older entry
+    missing = [n for n in chosen if n not in raws]
+    raws.update(zip(missing, store._index_read(missing), strict=True))
     merged: Entries = {}
     read: list[str] = []
-    for name, raw in zip(names, store._index_read(names), strict=True):
+    for name in chosen:
+        raw = raws[name]
         if raw is None:
             continue  # removed since the listing (compacted by another run)
         entries, problem = decode_segment(raw)
@@ -262,7 +353,58 @@ def _read_index(store: IndexedStore, n_nodes: int) -> Entries | None:
         read.append(name)
     if len(read) >= COMPACT_AT:
         _compact(store, merged, read)
-    return merged
+    known = _SEEN.known(root, names)
+    complete = all(n in known or n in raws for n in names)
+    ours = {k: merged[k] for k in wanted if k in merged}
+    return _Read(ours, empty=not any(sizes.values()), complete=complete, undecoded=undecoded)
+
+
+def _scan(
+    store: IndexedStore,
+    root: str,
+    names: list[str],
+    sizes: Mapping[str, int],
+    hashes: np.ndarray,
+    budget: int,
+) -> dict[str, bytes | None]:
+    """Learn the keys of the segments not seen yet, oldest first, up to ``budget`` entries
+    (plus the floor); the bytes of those holding some of ``hashes`` (to decode them next)."""
+    known = _SEEN.known(root, names)
+    unseen: list[str] = []
+    total = 0
+    for name in (n for n in names if n not in known):
+        total += sizes[name]
+        if total > budget + _ENTRIES_FLOOR:
+            break
+        unseen.append(name)
+    kept: dict[str, bytes | None] = {}
+    for group in _groups(unseen, sizes):  # read a few at a time: bounded bytes held
+        for name, raw in zip(group, store._index_read(group), strict=True):
+            if raw is None:
+                continue  # removed since the listing (compacted by another run)
+            keys = _SEEN.learn(root, name, raw)
+            if _held(keys, hashes).any():
+                kept[name] = raw
+    return kept
+
+
+def _groups(names: list[str], sizes: Mapping[str, int]) -> Iterable[list[str]]:
+    group: list[str] = []
+    for name in names:
+        if group and sum(sizes[n] for n in group) + sizes[name] > _GROUP_ENTRIES:
+            yield group
+            group = []
+        group.append(name)
+    if group:
+        yield group
+
+
+def _held(keys: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Which of ``hashes`` are among the sorted ``keys``."""
+    if not len(keys):
+        return np.zeros(len(hashes), dtype=bool)
+    at = np.minimum(np.searchsorted(keys, hashes), len(keys) - 1)
+    return np.asarray(keys[at] == hashes)
 
 
 def _compact(store: IndexedStore, merged: Entries, read: Iterable[str]) -> None:
@@ -271,6 +413,7 @@ def _compact(store: IndexedStore, merged: Entries, read: Iterable[str]) -> None:
     try:
         for name, body in encode_segments(merged):
             store._index_write(name, body)
+            _SEEN.learn(str(store.root), name, body)
         store._index_remove(list(read))
     except (CacheWriteError, OSError):
         pass  # the old segments stay: correct, only slower
