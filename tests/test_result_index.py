@@ -210,15 +210,21 @@ def test_interrupted_batch_and_two_writers(store_root: str) -> None:
         assert from_index == set(asked) - {key}
 
 
-def test_corrupted_segment_is_ignored_and_rebuilt(store_root: str) -> None:
-    store = open_result_store(store_root)
-    nodes = _nodes(4)
+def _one_segment(store: Any, nodes: dict[str, tuple[str, dict[str, Any]]]) -> tuple[str, bytes]:
+    """Store ``nodes`` and record them: the index's one segment, its name and bytes."""
     for key, (kind, data) in nodes.items():
         store.put(key, kind, data)
     store.record(nodes)
     (name,) = store._index_names()
     (raw,) = store._index_read([name])
     assert raw is not None
+    return name, raw
+
+
+def test_corrupted_segment_is_ignored_and_rebuilt(store_root: str) -> None:
+    store = open_result_store(store_root)
+    nodes = _nodes(4)
+    name, raw = _one_segment(store, nodes)
     # A value changed (the checksum catches it) ...
     tampered = raw.replace(b'"x": 1.0', b'"x": 9.0')
     assert tampered != raw
@@ -368,12 +374,7 @@ def test_a_lookup_decodes_only_the_segments_holding_its_keys(
 def test_segments_written_elsewhere_are_scanned_once(tmp_path: Path) -> None:
     store = ResultStore(tmp_path / "results")
     nodes = _nodes(10)
-    for key, (kind, data) in nodes.items():
-        store.put(key, kind, data)
-    store.record(nodes)
-    (name,) = store._index_names()
-    (raw,) = store._index_read([name])
-    assert raw is not None
+    name, raw = _one_segment(store, nodes)
     store._index_remove([name])  # written again by "another process": its keys are not known
     renamed = f"{time.time_ns():020d}-{uuid.uuid4().hex}-20.json"
     store._index_write(renamed, raw)
