@@ -303,9 +303,11 @@ def test_four_processes_on_one_cache_root(small_batch: Path, tmp_path: Path) -> 
     assert len(frames) == 2 + 6  # one entry per distinct GIF
     nodes = list((cache / "results").glob("[0-9a-f][0-9a-f]/*.json"))
     assert len(nodes) == 6 * (1 + 4)  # per pair: alignment + 4 metrics, exactly once each
-    # each process recorded what it stored in a result-index segment of its own (decision 60)
+    # each process recorded what it stored in a result-index segment of its own, and at most
+    # one more at planning: the nodes it found stored by the others but not yet indexed, when
+    # it started late (decision 60's healing)
     segments = list((cache / "results" / "index").glob("*.json"))
-    assert 1 <= len(segments) <= 4
+    assert 1 <= len(segments) <= 2 * 4
 
 
 def test_a_cache_root_others_can_write_is_warned_about(tmp_path: Path) -> None:
