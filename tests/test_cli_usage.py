@@ -203,6 +203,37 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(demo: Path, isolated_cache: Pat
     assert f"{kept} stored results reused, {total - kept} computed" in rerun.stdout
 
 
+def test_ctrl_c_in_a_later_window_counts_the_earlier_windows(
+    demo: Path, isolated_cache: Path
+) -> None:
+    """Windows of 2 pairs (3 windows): interrupted after the first window, the message counts
+    its results too, and the rerun computes exactly the rest."""
+    args = ["--cache-dir", str(isolated_cache), "batch", str(demo), "--metrics", "slow,psnr",
+            "--scheduler", "sync", "--no-progress"]  # fmt: skip
+    env = {**_env(), "DASK_GIFLAB__BATCH__WINDOW_PAIRS": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CLI, *args], env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    results = ResultStore(isolated_cache / "results")
+    deadline = time.monotonic() + 180
+    # the first window's 4 metric nodes and 2 alignment nodes, and one node of the second
+    while len(results.entries()) < 7 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    match = re.search(r"interrupted: (\d+) of (\d+) results computed and stored", err)
+    assert match, err
+    kept, total = map(int, match.groups())
+    assert 4 <= kept < total and total in (8, 12), err  # the windows so far: 2 pairs x 2 each
+    rerun = subprocess.run([sys.executable, "-c", SLOW_CLI, *args], env=env, text=True,
+                           capture_output=True, timeout=300)  # fmt: skip
+    assert rerun.returncode == 1, rerun.stderr
+    assert f"{kept} stored results reused, {12 - kept} computed" in rerun.stdout
+
+
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     out = [path]
     for name, command in group.commands.items():

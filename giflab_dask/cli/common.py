@@ -46,19 +46,34 @@ def _stored_of(plan: BatchPlan) -> int:
 
 
 @contextmanager
-def interruptible(plan: BatchPlan) -> Iterator[None]:
+def interruptible(plan: BatchPlan, earlier: tuple[int, int] = (0, 0)) -> Iterator[None]:
     """Ctrl-C during a compute: say what was kept (finished nodes are stored as they finish)
-    and exit 130."""
+    and exit 130. ``earlier``: (stored, results) of the windows that ran before this one."""
     try:
         yield
     except KeyboardInterrupt:
-        stored = _stored_of(plan)
+        stored, total = earlier[0] + _stored_of(plan), earlier[1] + len(plan.writes)
         click.echo(
-            f"\ninterrupted: {stored} of {len(plan.writes)} results computed and stored; "
-            "rerun to resume",
+            f"\ninterrupted: {stored} of {total} results computed and stored; rerun to resume",
             err=True,
         )
         sys.exit(EXIT_INTERRUPTED)
+
+
+class WindowsGuard:
+    """:func:`interruptible` for a batch run in windows: its message counts the results of
+    every window so far, not only the running one's."""
+
+    def __init__(self) -> None:
+        self.stored = self.total = 0
+
+    @contextmanager
+    def __call__(self, plan: BatchPlan) -> Iterator[None]:
+        with interruptible(plan, (self.stored, self.total)):
+            yield
+        # a window that finished stored every result it computed (its outcomes count them)
+        self.stored += sum(o.computed for o in plan.outcomes)
+        self.total += len(plan.writes)
 
 
 def format_table(

@@ -14,6 +14,7 @@ import click
 from giflab_dask.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    WindowsGuard,
     echo_err,
     format_value,
     input_errors,
@@ -185,7 +186,7 @@ class _Run:
             size=size,
             eager=self.address is not None,
             progress=self.progress,
-            guard=interruptible,
+            guard=WindowsGuard(),
         )
 
     def _session(self) -> Any:
