@@ -38,14 +38,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -54,6 +52,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from _common import run_child
+
+from giflab_dask.testing.s3 import CountingS3, request_method
 
 GENERATOR = "v1"  # bump when the generated GIFs change, so old pools are not reused
 METRICS = "ssim,psnr,mse"
@@ -177,67 +177,22 @@ def make_manifest(data: Path, n: int) -> Path:
 # -- S3 on 127.0.0.1, counting requests -------------------------------------------------------
 
 
-class CountingS3:
-    """moto's S3 server on 127.0.0.1 behind a WSGI middleware counting requests by
-    (method, store): the store is the path component after the run's prefix."""
+def _method_and_store(environ: dict[str, Any]) -> tuple[str, str]:
+    """A request's (method, store): the store is the path component after the run's prefix."""
+    path = environ.get("PATH_INFO", "").strip("/")
+    where = path + "/" + unquote(environ.get("QUERY_STRING", ""))  # listings: ?prefix=
+    store = next((s for s in ("results", "frames") if f"/{s}/" in where), "other")
+    return request_method(environ), store
 
-    def __init__(self) -> None:
-        from moto.server import DomainDispatcherApplication, create_backend_app
-        from werkzeug.serving import make_server
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.counts: Counter[tuple[str, str]] = Counter()
-        self._lock = threading.Lock()
-        app = DomainDispatcherApplication(create_backend_app)
-
-        def counting(environ: dict[str, Any], start_response: Any) -> Any:
-            path = environ.get("PATH_INFO", "").strip("/")
-            where = path + "/" + unquote(environ.get("QUERY_STRING", ""))  # listings: ?prefix=
-            store = next((s for s in ("results", "frames") if f"/{s}/" in where), "other")
-            method = environ.get("REQUEST_METHOD", "?")
-            if method == "GET" and "/" not in path:  # a bucket-level GET lists objects
-                method = "LIST"
-            with self._lock:
-                self.counts[method, store] += 1
-            return app(environ, start_response)
-
-        self._server = make_server("127.0.0.1", 0, counting, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        self.options = {
-            "key": "testing",
-            "secret": "testing",
-            "client_kwargs": {"endpoint_url": f"http://{host}:{port}", "region_name": "us-east-1"},
-        }
-        self._boto().create_bucket(Bucket="bench")
-
-    def _boto(self) -> Any:
-        import boto3
-
-        kw = self.options["client_kwargs"]
-        return boto3.client(
-            "s3", endpoint_url=kw["endpoint_url"], region_name=kw["region_name"],
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
-
-    def take(self) -> Counter[tuple[str, str]]:
-        """The counts since the last call."""
-        with self._lock:
-            counts, self.counts = self.counts, Counter()
-        return counts
-
-    def objects(self, prefix: str) -> Counter[str]:
-        """Objects under ``s3://bench/<prefix>/`` by store."""
-        found: Counter[str] = Counter()
-        pages = self._boto().get_paginator("list_objects_v2")
-        for page in pages.paginate(Bucket="bench", Prefix=prefix + "/"):
-            for obj in page.get("Contents", ()):
-                found[obj["Key"][len(prefix) + 1 :].split("/", 1)[0]] += 1
-        return found
-
-    def stop(self) -> None:
-        self._server.shutdown()
+def _s3_objects(s3: CountingS3, prefix: str) -> Counter[str]:
+    """Objects under ``s3://bench/<prefix>/`` by store."""
+    found: Counter[str] = Counter()
+    pages = s3.client().get_paginator("list_objects_v2")
+    for page in pages.paginate(Bucket="bench", Prefix=prefix + "/"):
+        for obj in page.get("Contents", ()):
+            found[obj["Key"][len(prefix) + 1 :].split("/", 1)[0]] += 1
+    return found
 
 
 def _local_objects(cache: Path) -> Counter[str]:
@@ -277,7 +232,7 @@ def measure(
             s3.take()
         row = run_child(RUN, json.dumps(args))
         if store == "s3" and s3 is not None:
-            row["requests"], row["objects"] = _by_key(s3.take()), dict(s3.objects(tag))
+            row["requests"], row["objects"] = _by_key(s3.take()), dict(_s3_objects(s3, tag))
         else:
             row["requests"], row["objects"] = None, dict(_local_objects(Path(cache)))
         if row["errors"]:
@@ -454,7 +409,7 @@ def main() -> None:
         args.data = Path(platformdirs.user_cache_dir("giflab-dask-bench", appauthor=False))
     print(f"metrics {METRICS}; pairs of 10-frame 64x48 GIFs under {args.data}; "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
-    s3 = CountingS3() if "s3" in stores else None
+    s3 = CountingS3("bench", _method_and_store) if "s3" in stores else None
     results: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="giflab-huge-") as tmp:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import subprocess
-import threading
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -18,6 +15,7 @@ import pytest
 from PIL import Image, ImageSequence
 
 import giflab_dask  # noqa: F401  (registers the giflab config defaults before any fixture sets config)
+from giflab_dask.testing.s3 import CountingS3
 
 # CI sets this so a test that needs ImageMagick or gifsicle fails instead of skipping.
 REQUIRE_TOOLS = os.environ.get("GIFLAB_REQUIRE_TOOLS") == "1"
@@ -161,49 +159,6 @@ def chromium() -> Iterator[Any]:
 # -- S3 on 127.0.0.1 (moto's server), every request counted ------------------------------------
 
 
-class CountingS3:
-    """moto's S3 server on 127.0.0.1 behind a WSGI middleware counting requests by method
-    (``LIST`` for a listing)."""
-
-    def __init__(self) -> None:
-        from moto.server import DomainDispatcherApplication, create_backend_app
-        from werkzeug.serving import make_server
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        app = DomainDispatcherApplication(create_backend_app)
-
-        def counting(environ: dict[str, Any], start_response: Any) -> Any:
-            method = environ.get("REQUEST_METHOD", "?")
-            if method == "GET" and "/" not in environ.get("PATH_INFO", "").strip("/"):
-                method = "LIST"  # a GET of the bucket lists objects
-            with self._lock:
-                self.counts[method] += 1
-            return app(environ, start_response)
-
-        self._server = make_server("127.0.0.1", 0, counting, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        self.options = {
-            "key": "testing",
-            "secret": "testing",
-            "client_kwargs": {"endpoint_url": f"http://{host}:{port}", "region_name": "us-east-1"},
-        }
-        import boto3
-
-        boto3.client(
-            "s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        ).create_bucket(Bucket="giflab")  # fmt: skip
-
-    def take(self) -> Counter[str]:
-        with self._lock:
-            counts, self.counts = self.counts, Counter()
-        return counts
-
-
 @pytest.fixture(scope="module")
 def s3() -> Iterator[CountingS3]:
     try:
@@ -211,8 +166,8 @@ def s3() -> Iterator[CountingS3]:
         from moto.server import DomainDispatcherApplication  # noqa: F401
     except ImportError as exc:
         missing(f"the s3 extra is not installed ({exc}): pip install 'giflab-dask[s3]'")
-    server = CountingS3()
+    server = CountingS3("giflab")
     try:
         yield server
     finally:
-        server._server.shutdown()
+        server.stop()
