@@ -162,12 +162,20 @@ def test_python_dash_m(demo: Path, isolated_cache: Path) -> None:
     assert json.loads(out.stdout)["verdict"]["status"] == "fail"
 
 
-#: A CLI whose "slow" metric sleeps per chunk, so a batch can be interrupted mid-run.
+#: A CLI whose "slow" metric sleeps per chunk. Once the result store holds
+#: ``GIFLAB_TEST_HANG_AT`` entries, a call touches ``GIFLAB_TEST_HANG_MARK`` and hangs, so a test
+#: can interrupt a batch at a known point however fast or loaded the machine is.
 SLOW_CLI = """
-import sys, time
+import os, sys, time
+from pathlib import Path
 import giflab_dask as gd
 from giflab_dask.cli import main
+from giflab_dask.resultstore import ResultStore
 def slow(a, b):
+    hang_at = os.environ.get("GIFLAB_TEST_HANG_AT")
+    if hang_at and len(ResultStore(os.environ["GIFLAB_TEST_RESULTS"]).entries()) >= int(hang_at):
+        Path(os.environ["GIFLAB_TEST_HANG_MARK"]).touch()
+        time.sleep(300)
     time.sleep(0.4)
     return abs(a.astype(int) - b).mean(axis=(1, 2, 3))
 gd.register_metric("slow", slow, higher_is_better=False)
@@ -175,22 +183,36 @@ main(sys.argv[1:], prog_name="giflab-dask")
 """
 
 
-def test_ctrl_c_says_what_was_kept_and_exits_130(demo: Path, isolated_cache: Path) -> None:
-    args = ["--cache-dir", str(isolated_cache), "batch", str(demo), "--metrics", "slow,psnr",
-            "--scheduler", "sync", "--no-progress"]  # fmt: skip
+def _interrupt_when_hung(args: list[str], env: dict[str, str], mark: Path) -> str:
+    """Run SLOW_CLI with ``args`` until its metric hangs, send SIGINT; return its stderr."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_CLI, *args], env=_env(), text=True,
+        [sys.executable, "-c", SLOW_CLI, *args], env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         # a test runner may start us with SIGINT ignored: give the child the default handler
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    results = ResultStore(isolated_cache / "results")
-    deadline = time.monotonic() + 120
-    while not results.entries() and time.monotonic() < deadline and proc.poll() is None:
+    deadline = time.monotonic() + 240
+    while not mark.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    assert mark.exists(), "the slow metric never hung"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
+    return err
+
+
+def _hang_env(cache: Path, at: int, **extra: str) -> tuple[dict[str, str], Path]:
+    mark = cache.parent / "hung"
+    env = {**_env(), "GIFLAB_TEST_HANG_AT": str(at), "GIFLAB_TEST_HANG_MARK": str(mark),
+           "GIFLAB_TEST_RESULTS": str(cache / "results"), **extra}  # fmt: skip
+    return env, mark
+
+
+def test_ctrl_c_says_what_was_kept_and_exits_130(demo: Path, isolated_cache: Path) -> None:
+    args = ["--cache-dir", str(isolated_cache), "batch", str(demo), "--metrics", "slow,psnr",
+            "--scheduler", "sync", "--no-progress"]  # fmt: skip
+    env, mark = _hang_env(isolated_cache, at=1)
+    err = _interrupt_when_hung(args, env, mark)
     match = re.search(r"interrupted: (\d+) of (\d+) results computed and stored; rerun to "
                       r"resume", err)  # fmt: skip
     assert match, err
@@ -206,32 +228,39 @@ def test_ctrl_c_says_what_was_kept_and_exits_130(demo: Path, isolated_cache: Pat
 def test_ctrl_c_in_a_later_window_counts_the_earlier_windows(
     demo: Path, isolated_cache: Path
 ) -> None:
-    """Windows of 2 pairs (3 windows): interrupted after the first window, the message counts
-    its results too, and the rerun computes exactly the rest."""
+    """Windows of 2 pairs (3 windows): interrupted in the second window, the message counts
+    the first window's results too, and the rerun computes exactly the rest."""
     args = ["--cache-dir", str(isolated_cache), "batch", str(demo), "--metrics", "slow,psnr",
             "--scheduler", "sync", "--no-progress"]  # fmt: skip
-    env = {**_env(), "DASK_GIFLAB__BATCH__WINDOW_PAIRS": "2"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_CLI, *args], env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-    results = ResultStore(isolated_cache / "results")
-    deadline = time.monotonic() + 180
-    # the first window's 4 metric nodes and 2 alignment nodes, and one node of the second
-    while len(results.entries()) < 7 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    windows = {"DASK_GIFLAB__BATCH__WINDOW_PAIRS": "2"}
+    # the first window stores 4 metric nodes and 2 alignment nodes; the second one's slow
+    # metric hangs
+    env, mark = _hang_env(isolated_cache, at=6, **windows)
+    err = _interrupt_when_hung(args, env, mark)
     match = re.search(r"interrupted: (\d+) of (\d+) results computed and stored", err)
     assert match, err
     kept, total = map(int, match.groups())
-    assert 4 <= kept < total and total in (8, 12), err  # the windows so far: 2 pairs x 2 each
-    rerun = subprocess.run([sys.executable, "-c", SLOW_CLI, *args], env=env, text=True,
-                           capture_output=True, timeout=300)  # fmt: skip
+    assert 4 <= kept < total == 8, err  # the windows so far: 2 x 2 pairs x 2 metrics
+    rerun = subprocess.run([sys.executable, "-c", SLOW_CLI, *args], env={**_env(), **windows},
+                           text=True, capture_output=True, timeout=300)  # fmt: skip
     assert rerun.returncode == 1, rerun.stderr
     assert f"{kept} stored results reused, {12 - kept} computed" in rerun.stdout
+
+
+def test_ctrl_c_while_planning_exits_130(
+    demo: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before any compute there is nothing to count: one line and 130, not click's "Aborted!"
+    with exit 1 (which would read as a failed pair)."""
+    import giflab_dask.pipeline
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(giflab_dask.pipeline, "plan_batch", interrupted)
+    out = CliRunner().invoke(cli, ["--cache-dir", str(isolated_cache), "batch", str(demo)])
+    assert out.exit_code == 130, out.output
+    assert out.stderr.strip() == "interrupted" and "Aborted" not in out.output
 
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
