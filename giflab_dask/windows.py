@@ -61,7 +61,7 @@ def split(pairs: Sequence[PairInput], size: int) -> list[Sequence[PairInput]]:
     return [pairs[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def _unguarded(plan: BatchPlan) -> AbstractContextManager[Any]:
+def _unguarded(plan: BatchPlan | None) -> AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
@@ -113,7 +113,7 @@ def run_windows(
     client: Any = None,
     eager: bool = False,
     progress: bool = False,
-    guard: Callable[[BatchPlan], AbstractContextManager[Any]] = _unguarded,
+    guard: Callable[[BatchPlan | None], AbstractContextManager[Any]] = _unguarded,
     **compute_kwargs: Any,
 ) -> BatchResult:
     """Plan and compute ``pairs`` in windows of at most ``size`` pairs, in order; one result.
@@ -122,8 +122,8 @@ def run_windows(
     once open, else the given ``client``); ``session()`` opens where the windows compute
     (:func:`giflab_dask.cluster.scheduler_context`), on the first window with work, or before
     planning when ``eager`` (a cluster's workers hash and scan the files). ``guard(plan)`` is
-    entered around each window's compute (the CLI's Ctrl-C message). Other keyword arguments go
-    to each window's :meth:`BatchPlan.compute`.
+    entered around each window's compute, and ``guard(None)`` around its planning (the CLI's
+    Ctrl-C message). Other keyword arguments go to each window's :meth:`BatchPlan.compute`.
     """
     windows = split(pairs, size)
     results: list[BatchResult] = []
@@ -135,7 +135,8 @@ def run_windows(
             where.open()
         for number, window in enumerate(windows, 1):
             where.label(f"window {number}/{len(windows)}")
-            planned = plan(window, where.client or client)
+            with guard(None):
+                planned = plan(window, where.client or client)
             kwargs: dict[str, Any] = {}
             if planned.dask_objects() or planned.then is not None:
                 kwargs = {**compute_kwargs, **where.open().compute_kwargs}

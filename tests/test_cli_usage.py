@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -261,6 +262,31 @@ def test_ctrl_c_while_planning_exits_130(
     out = CliRunner().invoke(cli, ["--cache-dir", str(isolated_cache), "batch", str(demo)])
     assert out.exit_code == 130, out.output
     assert out.stderr.strip() == "interrupted" and "Aborted" not in out.output
+
+
+def test_ctrl_c_while_planning_a_later_window_counts_the_earlier_windows(
+    demo: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dask.config
+
+    import giflab_dask.pipeline
+
+    real, calls = giflab_dask.pipeline.plan_batch, []
+
+    def second_interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(giflab_dask.pipeline, "plan_batch", second_interrupted)
+    args = ["--cache-dir", str(isolated_cache), "batch", str(demo), "--metrics", "psnr,mse",
+            "--scheduler", "sync", "--no-progress"]  # fmt: skip
+    with dask.config.set({"giflab.batch.window-pairs": 2}):
+        out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 130, out.output
+    # the first window: 2 pairs x 2 metrics, all stored
+    assert "interrupted: 4 of 4 results computed and stored; rerun to resume" in out.stderr
 
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -46,13 +46,18 @@ def _stored_of(plan: BatchPlan) -> int:
 
 
 @contextmanager
-def interruptible(plan: BatchPlan, earlier: tuple[int, int] = (0, 0)) -> Iterator[None]:
+def interruptible(plan: BatchPlan | None, earlier: tuple[int, int] = (0, 0)) -> Iterator[None]:
     """Ctrl-C during a compute: say what was kept (finished nodes are stored as they finish)
-    and exit 130. ``earlier``: (stored, results) of the windows that ran before this one."""
+    and exit 130. ``earlier``: (stored, results) of the windows that ran before this one;
+    ``plan`` is None while a window is planned (nothing of it computed yet)."""
     try:
         yield
     except KeyboardInterrupt:
-        stored, total = earlier[0] + _stored_of(plan), earlier[1] + len(plan.writes)
+        stored, total = earlier
+        if plan is not None:
+            stored, total = stored + _stored_of(plan), total + len(plan.writes)
+        elif not total:
+            raise  # nothing computed yet: the CLI's plain "interrupted"
         click.echo(
             f"\ninterrupted: {stored} of {total} results computed and stored; rerun to resume",
             err=True,
@@ -61,16 +66,19 @@ def interruptible(plan: BatchPlan, earlier: tuple[int, int] = (0, 0)) -> Iterato
 
 
 class WindowsGuard:
-    """:func:`interruptible` for a batch run in windows: its message counts the results of
-    every window so far, not only the running one's."""
+    """:func:`interruptible` for a batch run in windows, around each window's planning and
+    compute: its message counts the results of every window so far, not only the running
+    one's."""
 
     def __init__(self) -> None:
         self.stored = self.total = 0
 
     @contextmanager
-    def __call__(self, plan: BatchPlan) -> Iterator[None]:
+    def __call__(self, plan: BatchPlan | None) -> Iterator[None]:
         with interruptible(plan, (self.stored, self.total)):
             yield
+        if plan is None:
+            return
         # a window that finished stored every result it computed (its outcomes count them)
         self.stored += sum(o.computed for o in plan.outcomes)
         self.total += len(plan.writes)
