@@ -72,6 +72,71 @@ def test_decode_once_then_lookup(anim_gif: Path, tmp_path: Path) -> None:
     assert store.entries()[0].hits >= 1
 
 
+def test_concurrent_decoders_of_one_gif_decode_it_once_and_leave_no_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lock files go when their decode ends (before, ``.locks/`` kept one file per GIF ever
+    decoded); threads waiting on the removed file still decode each GIF once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from giflab_dask.framestore import FrameStore
+
+    decoded: list[str] = []
+    real_write = FrameStore._write_local
+
+    def slow_write(self: FrameStore, source: object) -> object:
+        decoded.append(source.key)  # type: ignore[attr-defined]
+        time.sleep(0.05)  # the other threads are waiting on the lock meanwhile
+        return real_write(self, source)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(FrameStore, "_write_local", slow_write)
+    gifs = [
+        write_pillow_gif(tmp_path / f"g{i}.gif", n_frames=3, size=(24, 16), seed=i, noise=True)
+        for i in range(5)
+    ]
+    store = open_frame_store()
+    with ThreadPoolExecutor(6) as pool:
+        for gif in gifs:
+            stored = list(pool.map(store.ensure, [gif] * 6))
+            assert {s.key for s in stored} == {gif_key(gif)}
+    assert sorted(decoded) == sorted(gif_key(g) for g in gifs)
+    assert list((store.root / ".locks").iterdir()) == []
+
+
+#: Holds a key's lock file until its standard input closes.
+_HOLD_LOCK = """
+import sys
+from filelock import FileLock
+lock = FileLock(sys.argv[1])
+lock.acquire()
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_prune_removes_the_lock_files_no_one_holds(tmp_path: Path) -> None:
+    store = open_frame_store()
+    locks = store.root / ".locks"
+    locks.mkdir(parents=True)
+    stale = [locks / f"{i:032x}.lock" for i in range(3)]  # a version that kept them, or a crash
+    for path in stale:
+        path.touch()
+    (locks / "notes.txt").touch()  # not a name the store gives
+    held = locks / f"{'f' * 32}.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(held)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        store.prune(None)
+        assert sorted(p.name for p in locks.iterdir()) == sorted(["notes.txt", held.name])
+    finally:
+        holder.communicate(timeout=60)
+    store.prune(None)
+    assert [p.name for p in locks.iterdir()] == ["notes.txt"]
+
+
 def test_store_root_comes_from_config(anim_gif: Path, tmp_path: Path) -> None:
     root = tmp_path / "custom-frames"
     with dask.config.set({"giflab.framestore.root": str(root)}):
@@ -328,13 +393,13 @@ def test_store_size_is_checked_once_per_slack_not_after_every_decode(
     ]
     store = open_frame_store()
     checks: list[int] = []
-    real_prune = FrameStore.prune
+    real_evict = FrameStore._evict
 
-    def counting_prune(self: FrameStore, *args: object, **kwargs: object) -> list[str]:
+    def counting_evict(self: FrameStore, *args: object, **kwargs: object) -> list[str]:
         checks.append(len(self.entries()))
-        return real_prune(self, *args, **kwargs)  # type: ignore[arg-type]
+        return real_evict(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(FrameStore, "prune", counting_prune)
+    monkeypatch.setattr(FrameStore, "_evict", counting_evict)
     with dask.config.set({"giflab.framestore.max-bytes": 10**10}):  # slack: 156 MB
         for gif in gifs[:5]:
             store.ensure(gif)

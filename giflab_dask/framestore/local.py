@@ -19,9 +19,9 @@ import stat
 import threading
 import uuid
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
@@ -55,6 +55,9 @@ from giflab_dask.framestore.layout import (
 )
 from giflab_dask.framestore.writer import DirWriter, write_entry
 from giflab_dask.keys import GifSource
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 __all__ = ["PRUNE_SLACK", "FrameStore", "configured_max_bytes"]
 
@@ -131,7 +134,9 @@ class FrameStore:
     def entry_path(self, key: str) -> Path:
         return self.root / key
 
-    def _lock(self, key: str, timeout: float | None = None) -> Any:
+    def _lock(
+        self, key: str, timeout: float | None = None
+    ) -> contextlib.AbstractContextManager[None]:
         from filelock import FileLock
 
         locks = self.root / LOCKS
@@ -148,7 +153,7 @@ class FrameStore:
         if lock.is_symlink():
             lock.unlink(missing_ok=True)
         wait = float(config.get("framestore.lock-timeout")) if timeout is None else timeout
-        return FileLock(str(lock), timeout=wait)
+        return _removed_on_release(FileLock(str(lock), timeout=wait))
 
     # -- reading ---------------------------------------------------------------------------
     def open(self, key: str, *, verify: str | None = None) -> StoredGif | None:
@@ -276,7 +281,9 @@ class FrameStore:
             raise CacheWriteError("frame store", self.root, exc.strerror or str(exc)) from exc
         max_bytes = configured_max_bytes()
         if _due_for_prune(self.root, written, max_bytes):
-            self.prune(max_bytes, keep={source.key})
+            # not prune(): its sweep of an old cache's lock files could take a minute here
+            self._remove_leftovers()
+            self._evict(max_bytes, keep={source.key})
         return stored
 
     def _write_local(self, source: GifSource) -> tuple[StoredGif, int]:
@@ -399,12 +406,15 @@ class FrameStore:
     def prune(self, max_bytes: int | None = None, *, keep: Iterable[str] = ()) -> list[str]:
         """Evict least recently used entries until the store holds at most ``max_bytes``.
 
-        Also deletes leftovers of interrupted writes and removals. Entries in ``keep`` stay.
-        Returns the evicted keys.
+        Also deletes leftovers of interrupted writes and removals, and the lock files no one
+        holds. Entries in ``keep`` stay. Returns the evicted keys.
         """
         self._remove_leftovers()
-        if max_bytes is None:
-            max_bytes = configured_max_bytes()
+        self._remove_stale_locks()
+        return self._evict(configured_max_bytes() if max_bytes is None else max_bytes, keep)
+
+    def _evict(self, max_bytes: int | None, keep: Iterable[str]) -> list[str]:
+        """Remove least recently used entries not in ``keep`` until at most ``max_bytes``."""
         if max_bytes is None:
             return []
         keep = set(keep)
@@ -449,6 +459,22 @@ class FrameStore:
             except Timeout:
                 pass  # a live writer holds it
 
+    def _remove_stale_locks(self) -> None:
+        """Delete the lock files no one holds: left by a process that died while decoding, or
+        by a version that kept one per key (a few hundred microseconds each, through
+        filelock)."""
+        from filelock import Timeout
+
+        locks = self.root / LOCKS
+        if not storage.real_dir(locks):
+            return
+        with os.scandir(locks) as it:
+            keys = [e.name[: -len(".lock")] for e in it if e.name.endswith(".lock")]
+        for key in keys:
+            if KEY_NAME.fullmatch(key):
+                with contextlib.suppress(Timeout), self._lock(key, timeout=0):
+                    pass  # taken, so no one holds it: its file goes on release
+
     def clear(self) -> int:
         """Remove every entry; returns how many complete entries were removed. Only folders
         named like content keys are entries: nothing else in the root is touched."""
@@ -458,7 +484,21 @@ class FrameStore:
             if self.remove(key) and complete:
                 removed += 1
         self._remove_leftovers()
+        self._remove_stale_locks()
         return removed
+
+
+@contextlib.contextmanager
+def _removed_on_release(lock: BaseFileLock) -> Iterator[None]:
+    """Hold ``lock``; delete its file before letting go, so ``.locks/`` holds only the keys
+    being decoded (one file per GIF ever decoded, otherwise). A waiter that opened the old
+    file sees it unlinked once it gets the lock and takes the new one (filelock >= 3.21)."""
+    with lock:
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                Path(lock.lock_file).unlink()
 
 
 def _delete(path: Path) -> None:

@@ -354,6 +354,9 @@ class FsspecFrameStore(storage.RemoteRoot, FrameStore):
                 with contextlib.suppress(FileNotFoundError):
                     self.fs.rm(self._p(key, name), recursive=True)
 
+    def _remove_stale_locks(self) -> None:
+        return None  # no lock files
+
     def _remove_stale_temps(self, key: str) -> None:
         return None  # no temporaries: unreferenced data directories go in _remove_leftovers
 
