@@ -1,6 +1,6 @@
 """The lint gates as tests, so CI (which runs only pytest) enforces them: ruff's checks and
-formatting on the package, tests and benchmarks (complexity limits included: C901, PLR0915),
-mypy on the package (configured in pyproject.toml), and the ``py.typed`` marker."""
+formatting on the package, tests, benchmarks and notebooks (complexity limits included: C901,
+PLR0915), mypy on the package (configured in pyproject.toml), and the ``py.typed`` marker."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PATHS = ["giflab_dask", "tests", "benchmarks"]
+PATHS = ["giflab_dask", "tests", "benchmarks", "notebooks"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
